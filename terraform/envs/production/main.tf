@@ -1,0 +1,46 @@
+# Production: a NAT gateway per AZ, Multi-AZ Postgres, a cache replica, at least one worker
+# always warm on on-demand Fargate.
+
+module "stack" {
+  source = "../../modules/stack"
+
+  env                = "production"
+  vpc_cidr           = "10.50.0.0/16"
+  az_suffixes        = ["a", "b"]
+  single_nat_gateway = false
+
+  certificate_arn         = var.certificate_arn
+  alb_deletion_protection = true
+  cors_allowed_origins    = var.cors_allowed_origins
+  image_tag               = var.image_tag
+
+  api_task = {
+    cpu           = 512
+    memory        = 1024
+    desired_count = 2
+  }
+  worker_task = {
+    cpu           = 2048
+    memory        = 4096
+    desired_count = 1
+    concurrency   = 8
+    use_spot      = false
+  }
+  api_min_tasks    = 2
+  api_max_tasks    = 6
+  worker_min_tasks = 1
+  worker_max_tasks = 20
+
+  db_instance_class        = "db.t4g.medium"
+  db_multi_az              = true
+  db_backup_retention_days = 14
+  deletion_protection      = true
+  cache_node_type          = "cache.t4g.small"
+  cache_nodes              = 2
+
+  event_email_addresses = var.event_email_addresses
+  ops_email_addresses   = var.ops_email_addresses
+  slack_team_id         = var.slack_team_id
+  slack_channel_id      = var.slack_channel_id
+  log_retention_days    = 365
+}

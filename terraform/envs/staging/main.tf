@@ -1,0 +1,45 @@
+# Staging: smallest sizes, one NAT gateway, single-AZ database, workers on Fargate Spot and able
+# to scale to zero.
+
+module "stack" {
+  source = "../../modules/stack"
+
+  env                = "staging"
+  vpc_cidr           = "10.40.0.0/16"
+  single_nat_gateway = true
+
+  certificate_arn         = var.certificate_arn
+  alb_deletion_protection = true
+  cors_allowed_origins    = var.cors_allowed_origins
+  image_tag               = var.image_tag
+
+  api_task = {
+    cpu           = 256
+    memory        = 512
+    desired_count = 1
+  }
+  worker_task = {
+    cpu           = 1024
+    memory        = 2048
+    desired_count = 0
+    concurrency   = 4
+    use_spot      = true
+  }
+  api_min_tasks    = 1
+  api_max_tasks    = 2
+  worker_min_tasks = 0
+  worker_max_tasks = 3
+
+  db_instance_class        = "db.t4g.micro"
+  db_multi_az              = false
+  db_backup_retention_days = 3
+  deletion_protection      = true
+  cache_node_type          = "cache.t4g.micro"
+  cache_nodes              = 1
+
+  event_email_addresses = var.event_email_addresses
+  ops_email_addresses   = var.ops_email_addresses
+  slack_team_id         = var.slack_team_id
+  slack_channel_id      = var.slack_channel_id
+  log_retention_days    = 30
+}

@@ -1,0 +1,309 @@
+# The ECS cluster and the three shapes of the one binary: `api` behind the ALB, `worker` consuming
+# the job queue, and one-off `migrate` / `replay` tasks run by operators (docs/deploy.md).
+
+data "aws_region" "current" {}
+
+locals {
+  region    = data.aws_region.current.region
+  api_port  = 8080
+  metrics   = 9090
+  tmp_mount = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+
+  # ECS sends SIGTERM, waits stopTimeout, then SIGKILLs. The worker needs its whole shutdown
+  # deadline to finish in-flight jobs, plus a margin to flush and exit; ECS caps it at 120 s.
+  # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html
+  worker_stop_timeout = var.shutdown_deadline_secs + var.stop_timeout_margin_secs
+
+  # Configuration every role reads; names are the contract's environment variables.
+  common_environment = {
+    AWS_REGION    = local.region
+    APP_ENV       = var.app_env
+    LOG_FORMAT    = "json"
+    DATABASE_URL  = var.config.database_url
+    S3_BUCKET     = var.config.s3_bucket
+    S3_KMS_KEY_ID = var.config.s3_kms_key_id
+    SQS_QUEUE_URL = var.config.sqs_queue_url
+    SQS_DLQ_URL   = var.config.sqs_dlq_url
+    SNS_TOPIC_ARN = var.config.sns_topic_arn
+    REDIS_URL     = var.config.redis_url
+  }
+
+  # Secrets reach the container through the execution role, never as plain environment values.
+  # DATABASE_URL carries no password: libpq-style clients (sqlx, hence sea-orm) read PGPASSWORD.
+  # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html
+  database_secret = [{ name = "PGPASSWORD", valueFrom = "${var.db_secret_arn}:password::" }]
+  admin_secret    = [{ name = "ADMIN_API_KEY", valueFrom = var.admin_api_key_secret_arn }]
+
+  api_environment = merge(local.common_environment, {
+    LISTEN_ADDR = "0.0.0.0:${local.api_port}"
+  })
+
+  worker_environment = merge(local.common_environment, {
+    METRICS_ADDR           = "0.0.0.0:${local.metrics}"
+    WORKER_CONCURRENCY     = tostring(var.worker.concurrency)
+    SHUTDOWN_DEADLINE_SECS = tostring(var.shutdown_deadline_secs)
+  })
+
+  api_container = {
+    name                   = "api"
+    image                  = var.image
+    essential              = true
+    command                = ["api"]
+    readonlyRootFilesystem = true
+    portMappings           = [{ containerPort = local.api_port, protocol = "tcp" }]
+    environment            = [for k in sort(keys(local.api_environment)) : { name = k, value = local.api_environment[k] }]
+    secrets                = concat(local.database_secret, local.admin_secret)
+    mountPoints            = local.tmp_mount
+    stopTimeout            = 30
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = var.log_group_names.api
+        awslogs-region        = local.region
+        awslogs-stream-prefix = "api"
+      }
+    }
+  }
+
+  worker_container = {
+    name                   = "worker"
+    image                  = var.image
+    essential              = true
+    command                = ["worker"]
+    readonlyRootFilesystem = true
+    environment            = [for k in sort(keys(local.worker_environment)) : { name = k, value = local.worker_environment[k] }]
+    secrets                = local.database_secret
+    mountPoints            = local.tmp_mount
+    stopTimeout            = local.worker_stop_timeout
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = var.log_group_names.worker
+        awslogs-region        = local.region
+        awslogs-stream-prefix = "worker"
+      }
+    }
+  }
+
+  # One-off operator tasks share one shape; `replay` takes its subcommand as a command override
+  # (replay dlq | replay jobs | reprocess --preset NAME).
+  ops_containers = {
+    migrate = {
+      command = ["migrate"]
+      role    = null
+    }
+    replay = {
+      command = ["replay", "dlq"]
+      role    = var.task_role_arns.replay
+    }
+  }
+}
+
+resource "aws_ecs_cluster" "this" {
+  name = var.name
+
+  setting {
+    name  = "containerInsights"
+    value = var.container_insights
+  }
+
+  # Any `ecs execute-command` session is logged, encrypted, to the ops log group.
+  configuration {
+    execute_command_configuration {
+      kms_key_id = var.kms_key_arn
+      logging    = "OVERRIDE"
+
+      log_configuration {
+        cloud_watch_encryption_enabled = true
+        cloud_watch_log_group_name     = var.log_group_names.ops
+      }
+    }
+  }
+
+  tags = var.tags
+}
+
+resource "aws_ecs_cluster_capacity_providers" "this" {
+  cluster_name       = aws_ecs_cluster.this.name
+  capacity_providers = ["FARGATE", "FARGATE_SPOT"]
+
+  default_capacity_provider_strategy {
+    capacity_provider = "FARGATE"
+    weight            = 1
+  }
+}
+
+# --- Task definitions ------------------------------------------------------------------------
+
+resource "aws_ecs_task_definition" "api" {
+  family                   = "${var.name}-api"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.api.cpu
+  memory                   = var.api.memory
+  execution_role_arn       = var.execution_role_arn
+  task_role_arn            = var.task_role_arns.api
+  container_definitions    = jsonencode([local.api_container])
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = var.cpu_architecture
+  }
+
+  # Scratch space on the task's ephemeral storage; the root filesystem stays read-only.
+  volume {
+    name = "tmp"
+  }
+
+  tags = var.tags
+}
+
+resource "aws_ecs_task_definition" "worker" {
+  family                   = "${var.name}-worker"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.worker.cpu
+  memory                   = var.worker.memory
+  execution_role_arn       = var.execution_role_arn
+  task_role_arn            = var.task_role_arns.worker
+  container_definitions    = jsonencode([local.worker_container])
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = var.cpu_architecture
+  }
+
+  volume {
+    name = "tmp"
+  }
+
+  tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = local.worker_stop_timeout >= 2 && local.worker_stop_timeout <= 120
+      error_message = "SHUTDOWN_DEADLINE_SECS + margin must fit ECS's stopTimeout range (2..120 s)."
+    }
+  }
+}
+
+resource "aws_ecs_task_definition" "ops" {
+  for_each = local.ops_containers
+
+  family                   = "${var.name}-${each.key}"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.ops_task.cpu
+  memory                   = var.ops_task.memory
+  execution_role_arn       = var.execution_role_arn
+  # migrate only talks to Postgres, so it runs without any AWS permissions.
+  task_role_arn = each.value.role
+
+  container_definitions = jsonencode([{
+    name                   = each.key
+    image                  = var.image
+    essential              = true
+    command                = each.value.command
+    readonlyRootFilesystem = true
+    environment            = [for k in sort(keys(local.common_environment)) : { name = k, value = local.common_environment[k] }]
+    secrets                = local.database_secret
+    mountPoints            = local.tmp_mount
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = var.log_group_names.ops
+        awslogs-region        = local.region
+        awslogs-stream-prefix = each.key
+      }
+    }
+  }])
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = var.cpu_architecture
+  }
+
+  volume {
+    name = "tmp"
+  }
+
+  tags = var.tags
+}
+
+# --- Services --------------------------------------------------------------------------------
+
+resource "aws_ecs_service" "api" {
+  name                              = "api"
+  cluster                           = aws_ecs_cluster.this.id
+  task_definition                   = aws_ecs_task_definition.api.arn
+  desired_count                     = var.api.desired_count
+  health_check_grace_period_seconds = 30
+  propagate_tags                    = "SERVICE"
+  enable_ecs_managed_tags           = true
+
+  capacity_provider_strategy {
+    capacity_provider = "FARGATE"
+    weight            = 1
+  }
+
+  network_configuration {
+    subnets          = var.private_subnet_ids
+    security_groups  = [var.security_group_ids.api]
+    assign_public_ip = false
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.api.arn
+    container_name   = "api"
+    container_port   = local.api_port
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  tags = var.tags
+
+  # The autoscaling module owns the task count after the first apply.
+  lifecycle {
+    ignore_changes = [desired_count]
+  }
+
+  depends_on = [aws_lb_listener.https, aws_ecs_cluster_capacity_providers.this]
+}
+
+resource "aws_ecs_service" "worker" {
+  name                    = "worker"
+  cluster                 = aws_ecs_cluster.this.id
+  task_definition         = aws_ecs_task_definition.worker.arn
+  desired_count           = var.worker.desired_count
+  propagate_tags          = "SERVICE"
+  enable_ecs_managed_tags = true
+
+  # Spot suits the worker: an interrupted task gets SIGTERM, finishes within its deadline, and
+  # anything unfinished reappears on the queue after the visibility timeout.
+  capacity_provider_strategy {
+    capacity_provider = var.worker.use_spot ? "FARGATE_SPOT" : "FARGATE"
+    weight            = 1
+  }
+
+  network_configuration {
+    subnets          = var.private_subnet_ids
+    security_groups  = [var.security_group_ids.worker]
+    assign_public_ip = false
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  tags = var.tags
+
+  lifecycle {
+    ignore_changes = [desired_count]
+  }
+
+  depends_on = [aws_ecs_cluster_capacity_providers.this]
+}

@@ -1,0 +1,167 @@
+variable "name" {
+  description = "Name prefix for every resource, e.g. image-service-staging."
+  type        = string
+}
+
+variable "app_env" {
+  description = "APP_ENV put on every event (staging, production)."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC of the services."
+  type        = string
+}
+
+variable "public_subnet_ids" {
+  description = "Subnets for the ALB."
+  type        = list(string)
+}
+
+variable "private_subnet_ids" {
+  description = "Subnets for every task (no public IPs)."
+  type        = list(string)
+}
+
+variable "security_group_ids" {
+  description = "Security groups from the network module: alb, api, worker, ops."
+  type        = map(string)
+}
+
+variable "kms_key_arn" {
+  description = "Service KMS key (ECS Exec session logs)."
+  type        = string
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate for the HTTPS listener."
+  type        = string
+}
+
+variable "alb_deletion_protection" {
+  description = "Protect the load balancer from deletion."
+  type        = bool
+  default     = true
+}
+
+variable "access_logs_bucket" {
+  description = "Bucket for ALB access logs (prefix alb/)."
+  type        = string
+}
+
+variable "image" {
+  description = "Container image with an immutable tag, e.g. <account>.dkr.ecr.<region>.amazonaws.com/image-service-staging:1.4.2."
+  type        = string
+}
+
+variable "cpu_architecture" {
+  description = "ARM64 (Graviton, ~20% cheaper) or X86_64; must match the pushed image."
+  type        = string
+  default     = "ARM64"
+}
+
+variable "task_role_arns" {
+  description = "Task roles from the iam module: api, worker, replay."
+  type        = map(string)
+}
+
+variable "execution_role_arn" {
+  description = "Task execution role (image pull, logs, secrets)."
+  type        = string
+}
+
+variable "log_group_names" {
+  description = "Log groups from the observability module: api, worker, ops."
+  type        = map(string)
+}
+
+variable "config" {
+  description = "Service configuration passed as environment (names from the contract)."
+  type = object({
+    s3_bucket     = string
+    s3_kms_key_id = string
+    sqs_queue_url = string
+    sqs_dlq_url   = string
+    sns_topic_arn = string
+    database_url  = string
+    redis_url     = string
+  })
+}
+
+variable "db_secret_arn" {
+  description = "RDS-managed master user secret; its `password` key becomes PGPASSWORD."
+  type        = string
+}
+
+variable "admin_api_key_secret_arn" {
+  description = "Secret injected as ADMIN_API_KEY."
+  type        = string
+}
+
+variable "api" {
+  description = "API task size and initial count (autoscaling owns the count afterwards)."
+  type = object({
+    cpu           = number
+    memory        = number
+    desired_count = number
+  })
+  default = {
+    cpu           = 512
+    memory        = 1024
+    desired_count = 1
+  }
+}
+
+variable "worker" {
+  description = "Worker task size, initial count, concurrency and capacity provider."
+  type = object({
+    cpu           = number
+    memory        = number
+    desired_count = number
+    concurrency   = number
+    use_spot      = bool
+  })
+  default = {
+    cpu           = 1024
+    memory        = 2048
+    desired_count = 1
+    concurrency   = 4
+    use_spot      = false
+  }
+}
+
+variable "ops_task" {
+  description = "Size of the one-off migrate/replay tasks."
+  type = object({
+    cpu    = number
+    memory = number
+  })
+  default = {
+    cpu    = 256
+    memory = 512
+  }
+}
+
+variable "shutdown_deadline_secs" {
+  description = "SHUTDOWN_DEADLINE_SECS: how long a worker finishes in-flight jobs after SIGTERM."
+  type        = number
+  default     = 30
+}
+
+variable "stop_timeout_margin_secs" {
+  description = "Extra seconds ECS waits beyond the shutdown deadline before SIGKILL."
+  type        = number
+  default     = 5
+}
+
+variable "container_insights" {
+  description = "Container Insights level: enabled (required for RunningTaskCount) or enhanced."
+  type        = string
+  default     = "enabled"
+}
+
+variable "tags" {
+  description = "Tags added to every resource on top of the provider default tags."
+  type        = map(string)
+  default     = {}
+}

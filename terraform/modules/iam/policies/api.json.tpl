@@ -1,0 +1,29 @@
+{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Sid": "StoreOriginalsAndPresignUploads",
+      "Effect": "Allow",
+      "Action": ["s3:PutObject"],
+      "Resource": ["${bucket_arn}/originals/*", "${bucket_arn}/uploads/*"]
+    },
+    {
+      "Sid": "ServeVariantsAndOriginals",
+      "Effect": "Allow",
+      "Action": ["s3:GetObject"],
+      "Resource": ["${bucket_arn}/variants/*", "${bucket_arn}/originals/*"]
+    },
+    {
+      "Sid": "EnqueueJobs",
+      "Effect": "Allow",
+      "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes"],
+      "Resource": ["${queue_arn}"]
+    },
+    {
+      "Sid": "UseServiceKey",
+      "Effect": "Allow",
+      "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+      "Resource": ["${kms_key_arn}"]
+    }
+  ]
+}

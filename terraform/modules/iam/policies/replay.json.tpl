@@ -1,0 +1,36 @@
+{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Sid": "DrainAndRedriveDeadLetters",
+      "Effect": "Allow",
+      "Action": [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:StartMessageMoveTask",
+        "sqs:ListMessageMoveTasks",
+        "sqs:CancelMessageMoveTask"
+      ],
+      "Resource": ["${dlq_arn}"]
+    },
+    {
+      "Sid": "ReEnqueueJobs",
+      "Effect": "Allow",
+      "Action": ["sqs:SendMessage"],
+      "Resource": ["${queue_arn}"]
+    },
+    {
+      "Sid": "PublishReplaySummary",
+      "Effect": "Allow",
+      "Action": ["sns:Publish"],
+      "Resource": ["${topic_arn}"]
+    },
+    {
+      "Sid": "UseServiceKey",
+      "Effect": "Allow",
+      "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+      "Resource": ["${kms_key_arn}"]
+    }
+  ]
+}

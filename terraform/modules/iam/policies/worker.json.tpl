@@ -1,0 +1,46 @@
+{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Sid": "ReadOriginalsAndUploads",
+      "Effect": "Allow",
+      "Action": ["s3:GetObject"],
+      "Resource": ["${bucket_arn}/originals/*", "${bucket_arn}/uploads/*"]
+    },
+    {
+      "Sid": "WriteVariantsAndOriginals",
+      "Effect": "Allow",
+      "Action": ["s3:PutObject"],
+      "Resource": ["${bucket_arn}/variants/*", "${bucket_arn}/originals/*"]
+    },
+    {
+      "Sid": "DeleteProcessedUploads",
+      "Effect": "Allow",
+      "Action": ["s3:DeleteObject"],
+      "Resource": ["${bucket_arn}/uploads/*"]
+    },
+    {
+      "Sid": "ConsumeJobs",
+      "Effect": "Allow",
+      "Action": [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes"
+      ],
+      "Resource": ["${queue_arn}"]
+    },
+    {
+      "Sid": "PublishEvents",
+      "Effect": "Allow",
+      "Action": ["sns:Publish"],
+      "Resource": ["${topic_arn}"]
+    },
+    {
+      "Sid": "UseServiceKey",
+      "Effect": "Allow",
+      "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+      "Resource": ["${kms_key_arn}"]
+    }
+  ]
+}

@@ -1,0 +1,97 @@
+# One page for the pipeline: queue, workers, API, database.
+
+data "aws_region" "current" {}
+
+locals {
+  region = data.aws_region.current.region
+
+  widgets = [
+    {
+      title = "Jobs: visible, in flight, dead-lettered"
+      metrics = [
+        ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.queue_name],
+        ["AWS/SQS", "ApproximateNumberOfMessagesNotVisible", "QueueName", var.queue_name],
+        ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.dlq_name, { label = "DLQ visible" }],
+      ]
+      stat = "Maximum"
+    },
+    {
+      title   = "Oldest job age (s)"
+      metrics = [["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", var.queue_name]]
+      stat    = "Maximum"
+    },
+    {
+      title = "Running tasks"
+      metrics = [
+        ["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", var.cluster_name, "ServiceName", var.worker_service_name],
+        ["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", var.cluster_name, "ServiceName", var.api_service_name],
+      ]
+      stat = "Average"
+    },
+    {
+      title = "Backlog per worker task"
+      metrics = [
+        [{ expression = "visible / tasks", label = "backlog per task", id = "backlog" }],
+        ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.queue_name, { id = "visible", visible = false }],
+        ["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", var.cluster_name, "ServiceName", var.worker_service_name, { id = "tasks", visible = false }],
+      ]
+      stat = "Average"
+    },
+    {
+      title   = "Worker errors"
+      metrics = [[local.metric_namespace, "WorkerErrors"]]
+      stat    = "Sum"
+    },
+    {
+      title = "API requests and 5xx"
+      metrics = [
+        ["AWS/ApplicationELB", "RequestCount", "LoadBalancer", var.alb_arn_suffix],
+        ["AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "LoadBalancer", var.alb_arn_suffix, "TargetGroup", var.target_group_arn_suffix],
+        ["AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer", var.alb_arn_suffix],
+      ]
+      stat = "Sum"
+    },
+    {
+      title   = "API latency p95 (s)"
+      metrics = [["AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer", var.alb_arn_suffix]]
+      stat    = "p95"
+    },
+    {
+      title = "Postgres CPU, connections"
+      metrics = [
+        ["AWS/RDS", "CPUUtilization", "DBInstanceIdentifier", var.db_instance_id],
+        ["AWS/RDS", "DatabaseConnections", "DBInstanceIdentifier", var.db_instance_id, { yAxis = "right" }],
+      ]
+      stat = "Average"
+    },
+    {
+      title   = "Postgres free storage (bytes)"
+      metrics = [["AWS/RDS", "FreeStorageSpace", "DBInstanceIdentifier", var.db_instance_id]]
+      stat    = "Minimum"
+    },
+  ]
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  dashboard_name = var.name
+
+  dashboard_body = jsonencode({
+    widgets = [
+      for i, w in local.widgets : {
+        type   = "metric"
+        x      = (i % 3) * 8
+        y      = floor(i / 3) * 6
+        width  = 8
+        height = 6
+        properties = {
+          title   = w.title
+          region  = local.region
+          metrics = w.metrics
+          stat    = w.stat
+          period  = 60
+          view    = "timeSeries"
+        }
+      }
+    ]
+  })
+}

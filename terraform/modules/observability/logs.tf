@@ -1,0 +1,36 @@
+# Log groups of the three task shapes, encrypted and with bounded retention. The worker's JSON
+# logs feed a metric filter counting ERROR lines.
+
+locals {
+  log_groups = {
+    api    = "/ecs/${var.name}/api"
+    worker = "/ecs/${var.name}/worker"
+    ops    = "/ecs/${var.name}/ops"
+  }
+  metric_namespace = "ImageService/${var.name}"
+}
+
+resource "aws_cloudwatch_log_group" "this" {
+  for_each = local.log_groups
+
+  name              = each.value
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+
+  tags = var.tags
+}
+
+# tracing-subscriber's JSON format puts the level at the top: {"level":"ERROR",...}.
+resource "aws_cloudwatch_log_metric_filter" "worker_errors" {
+  name           = "${var.name}-worker-errors"
+  log_group_name = aws_cloudwatch_log_group.this["worker"].name
+  pattern        = "{ $.level = \"ERROR\" }"
+
+  metric_transformation {
+    name          = "WorkerErrors"
+    namespace     = local.metric_namespace
+    value         = "1"
+    default_value = "0"
+    unit          = "Count"
+  }
+}

@@ -1,0 +1,144 @@
+# The job queue and its dead-letter queue. Messages are small JSON (ids and keys only); a job that
+# fails max_receive_count times lands in the DLQ, where `image-service replay dlq` picks it up.
+
+data "aws_caller_identity" "current" {}
+
+locals {
+  # SQS caps the visibility timeout at 12 hours.
+  visibility_timeout_seconds = min(43200, var.worst_case_job_seconds * var.visibility_timeout_multiplier)
+}
+
+resource "aws_sqs_queue" "dlq" {
+  name                              = "${var.name}-jobs-dlq"
+  message_retention_seconds         = var.dlq_message_retention_seconds
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = 300
+
+  tags = var.tags
+
+  lifecycle {
+    # SQS keeps a message's original enqueue timestamp when it moves to the DLQ, so a DLQ with a
+    # shorter retention silently drops poison jobs before anyone can replay them.
+    # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html
+    precondition {
+      condition     = var.dlq_message_retention_seconds > var.message_retention_seconds
+      error_message = "The DLQ must retain messages longer than the main queue."
+    }
+  }
+}
+
+resource "aws_sqs_queue" "jobs" {
+  name                              = "${var.name}-jobs"
+  visibility_timeout_seconds        = local.visibility_timeout_seconds
+  message_retention_seconds         = var.message_retention_seconds
+  receive_wait_time_seconds         = 20 # long polling: fewer empty receives, lower cost
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = 300
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dlq.arn
+    maxReceiveCount     = var.max_receive_count
+  })
+
+  tags = var.tags
+}
+
+# Only the job queue may use this DLQ.
+resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
+  queue_url = aws_sqs_queue.dlq.id
+
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.jobs.arn]
+  })
+}
+
+data "aws_iam_policy_document" "jobs" {
+  # S3 may send ObjectCreated events, but only for our bucket in our account (confused deputy).
+  # https://docs.aws.amazon.com/AmazonS3/latest/userguide/ways-to-add-notification-config-to-bucket.html
+  statement {
+    sid       = "AllowMediaBucketEvents"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.jobs.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["s3.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [var.bucket_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.jobs.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "jobs" {
+  queue_url = aws_sqs_queue.jobs.id
+  policy    = data.aws_iam_policy_document.jobs.json
+}
+
+data "aws_iam_policy_document" "dlq" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.dlq.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "dlq" {
+  queue_url = aws_sqs_queue.dlq.id
+  policy    = data.aws_iam_policy_document.dlq.json
+}
+
+# Presigned PUTs land in uploads/; S3 tells the job queue. The notification lives here, next to
+# the queue policy that authorises it: S3 checks that it may send when the notification is saved.
+resource "aws_s3_bucket_notification" "uploads" {
+  bucket = var.bucket_id
+
+  queue {
+    id            = "uploads-to-job-queue"
+    queue_arn     = aws_sqs_queue.jobs.arn
+    events        = ["s3:ObjectCreated:*"]
+    filter_prefix = "uploads/"
+  }
+
+  depends_on = [aws_sqs_queue_policy.jobs]
+}

@@ -1,0 +1,222 @@
+variable "project" {
+  description = "Project name; resources are named <project>-<env>."
+  type        = string
+  default     = "image-service"
+}
+
+variable "env" {
+  description = "Environment name (APP_ENV): staging or production."
+  type        = string
+
+  validation {
+    condition     = contains(["staging", "production"], var.env)
+    error_message = "env must be staging or production."
+  }
+}
+
+# --- Network ----------------------------------------------------------------------------------
+
+variable "vpc_cidr" {
+  description = "VPC CIDR."
+  type        = string
+}
+
+variable "az_suffixes" {
+  description = "Availability zones as region-name suffixes (a, b, ...)."
+  type        = list(string)
+  default     = ["a", "b"]
+}
+
+variable "single_nat_gateway" {
+  description = "One shared NAT gateway (cheap) instead of one per AZ (resilient)."
+  type        = bool
+  default     = true
+}
+
+# --- Edge ------------------------------------------------------------------------------------
+
+variable "certificate_arn" {
+  description = "ACM certificate ARN for the API's HTTPS listener (same region)."
+  type        = string
+}
+
+variable "alb_deletion_protection" {
+  description = "Protect the ALB from deletion."
+  type        = bool
+  default     = true
+}
+
+variable "cors_allowed_origins" {
+  description = "Browser origins allowed to PUT presigned uploads."
+  type        = list(string)
+  default     = []
+}
+
+# --- Containers ------------------------------------------------------------------------------
+
+variable "image_tag" {
+  description = "Immutable image tag in the service's ECR repository to deploy."
+  type        = string
+}
+
+variable "cpu_architecture" {
+  description = "ARM64 or X86_64; must match the image."
+  type        = string
+  default     = "ARM64"
+}
+
+variable "api_task" {
+  description = "API task size and initial count."
+  type = object({
+    cpu           = number
+    memory        = number
+    desired_count = number
+  })
+}
+
+variable "worker_task" {
+  description = "Worker task size, initial count, WORKER_CONCURRENCY and Fargate Spot use."
+  type = object({
+    cpu           = number
+    memory        = number
+    desired_count = number
+    concurrency   = number
+    use_spot      = bool
+  })
+}
+
+variable "shutdown_deadline_secs" {
+  description = "SHUTDOWN_DEADLINE_SECS of the worker."
+  type        = number
+  default     = 30
+}
+
+# --- Queue and scaling -------------------------------------------------------------------------
+
+variable "worst_case_job_seconds" {
+  description = "Longest a single job may take; the visibility timeout is a multiple of it."
+  type        = number
+  default     = 120
+}
+
+variable "max_receive_count" {
+  description = "Deliveries before a job goes to the DLQ."
+  type        = number
+  default     = 5
+}
+
+variable "worker_min_tasks" {
+  description = "Fewest worker tasks (0 = scale to zero)."
+  type        = number
+}
+
+variable "worker_max_tasks" {
+  description = "Most worker tasks."
+  type        = number
+}
+
+variable "api_min_tasks" {
+  description = "Fewest API tasks."
+  type        = number
+}
+
+variable "api_max_tasks" {
+  description = "Most API tasks."
+  type        = number
+}
+
+variable "acceptable_latency_seconds" {
+  description = "Acceptable queue wait before a job starts (backlog-per-task target)."
+  type        = number
+  default     = 60
+}
+
+variable "seconds_per_job" {
+  description = "Measured average seconds per job per worker slot."
+  type        = number
+  default     = 2
+}
+
+# --- Data ------------------------------------------------------------------------------------
+
+variable "db_instance_class" {
+  description = "RDS instance class."
+  type        = string
+}
+
+variable "db_multi_az" {
+  description = "RDS standby in a second AZ."
+  type        = bool
+}
+
+variable "db_backup_retention_days" {
+  description = "RDS automated backup retention."
+  type        = number
+  default     = 7
+}
+
+variable "deletion_protection" {
+  description = "Protect RDS from deletion."
+  type        = bool
+  default     = true
+}
+
+variable "cache_node_type" {
+  description = "ElastiCache node type."
+  type        = string
+  default     = "cache.t4g.micro"
+}
+
+variable "cache_nodes" {
+  description = "ElastiCache nodes (2+ = failover)."
+  type        = number
+  default     = 1
+}
+
+# --- Notifications and observability -----------------------------------------------------------
+
+variable "event_email_addresses" {
+  description = "Email subscribers of the event topic."
+  type        = list(string)
+  default     = []
+}
+
+variable "event_email_filter_policy" {
+  description = "Filter policy (event/status/preset/env) for the email subscribers."
+  type        = map(list(string))
+  default = {
+    event = ["image.failed", "replay.summary"]
+  }
+}
+
+variable "ops_email_addresses" {
+  description = "Email subscribers of the alarm topic."
+  type        = list(string)
+  default     = []
+}
+
+variable "slack_team_id" {
+  description = "Slack workspace id for AWS Chatbot; empty disables Slack."
+  type        = string
+  default     = ""
+}
+
+variable "slack_channel_id" {
+  description = "Slack channel id for AWS Chatbot; empty disables Slack."
+  type        = string
+  default     = ""
+}
+
+variable "slack_filter_policy" {
+  description = "Filter policy for the Slack subscription of the event topic."
+  type        = map(list(string))
+  default = {
+    event = ["image.failed", "replay.summary"]
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of service and VPC flow log groups."
+  type        = number
+  default     = 90
+}

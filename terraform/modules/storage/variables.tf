@@ -1,0 +1,58 @@
+variable "name" {
+  description = "Name prefix for every resource, e.g. image-service-staging."
+  type        = string
+}
+
+variable "uploads_expiration_days" {
+  description = "Days before objects under uploads/ (transient presigned-PUT landing zone) expire."
+  type        = number
+  default     = 3
+}
+
+variable "originals_transition_days" {
+  description = "Days before originals/ move to a cheaper storage class."
+  type        = number
+  default     = 30
+}
+
+variable "originals_storage_class" {
+  description = "Storage class for originals after originals_transition_days (STANDARD_IA, GLACIER_IR, ...)."
+  type        = string
+  default     = "STANDARD_IA"
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days a replaced or deleted object version is kept (versioning is on for accidental deletes)."
+  type        = number
+  default     = 30
+}
+
+variable "abort_multipart_days" {
+  description = "Days before incomplete multipart uploads are aborted (their parts are billed until then)."
+  type        = number
+  default     = 1
+}
+
+variable "access_log_retention_days" {
+  description = "Days ALB and S3 access logs are kept in the logs bucket."
+  type        = number
+  default     = 90
+}
+
+variable "cors_allowed_origins" {
+  description = "Browser origins allowed to PUT to presigned upload URLs. Empty: no CORS rule."
+  type        = list(string)
+  default     = []
+}
+
+variable "kms_deletion_window_days" {
+  description = "Waiting period before a scheduled KMS key deletion happens."
+  type        = number
+  default     = 30
+}
+
+variable "tags" {
+  description = "Tags added to every resource on top of the provider default tags."
+  type        = map(string)
+  default     = {}
+}
