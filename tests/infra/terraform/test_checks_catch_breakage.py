@@ -1,0 +1,190 @@
+"""The checks in scripts/check-terraform must fail on known-bad samples.
+
+Each test copies terraform/ to a temporary directory, breaks one thing, and asserts that the check
+responsible for it reports exactly that. A check that passes everything would fail here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tfvalidate
+from tfhcl import (
+    REPO,
+    TERRAFORM,
+    Tree,
+    backlog_policy_violations,
+    hcl_policy_violations,
+    s3_encryption_violations,
+    sqs_encryption_violations,
+    template_policy_violations,
+)
+
+UNENCRYPTED_QUEUE = """
+resource "aws_sqs_queue" "plain" {
+  name = "${var.name}-plain"
+}
+"""
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    target = tmp_path / "terraform"
+    shutil.copytree(TERRAFORM, target, ignore=shutil.ignore_patterns(".terraform"))
+    return target
+
+
+def append(path: Path, text: str) -> None:
+    path.write_text(path.read_text() + text)
+
+
+def replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}: the sample no longer matches the code"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_the_unbroken_copy_passes_every_check(copy):
+    # Arrange: nothing broken. Act/Assert: the baseline the other tests depart from is clean.
+    tree = Tree(copy)
+    assert tfvalidate.fmt_findings(copy) == []
+    assert tfvalidate.reference_findings(copy) == []
+    assert sqs_encryption_violations(tree) == []
+    assert hcl_policy_violations(tree) == []
+    assert template_policy_violations(copy / "modules/iam/policies") == []
+    assert backlog_policy_violations(tree) == []
+
+
+def test_fmt_check_flags_a_badly_formatted_file(copy):
+    append(copy / "modules/queues/main.tf", '\nlocals {\n      misaligned = 1\n  other = "x"\n}\n')
+
+    findings = tfvalidate.fmt_findings(copy)
+
+    assert [Path(f.where).name for f in findings] == ["main.tf"]
+    assert "modules/queues" in findings[0].where
+
+
+def test_offline_init_flags_a_configuration_error(copy):
+    append(copy / "modules/queues/main.tf", UNENCRYPTED_QUEUE.replace('"plain"', '"jobs"'))
+
+    findings = tfvalidate.init_findings(copy)
+
+    assert findings, "a duplicate resource must fail the offline init"
+    assert all("Duplicate resource" in f.message for f in findings)
+    assert any(f.where.endswith("modules/queues") for f in findings)
+
+
+def test_offline_init_flags_a_syntax_error(copy):
+    append(copy / "modules/storage/s3.tf", '\nresource "aws_s3_bucket" "broken" {\n  bucket = \n}\n')
+
+    findings = tfvalidate.init_findings(copy)
+
+    assert any(f.where.endswith("modules/storage") for f in findings)
+
+
+def test_reference_check_flags_undeclared_names_and_unknown_module_arguments(copy):
+    append(copy / "modules/queues/outputs.tf", '\noutput "typo" {\n  value = var.queue_nmae\n}\n')
+    replace(copy / "modules/stack/main.tf", "  max_receive_count      = var.max_receive_count\n",
+            "  max_receive_count      = var.max_receive_count\n  max_recieve_count      = 3\n")
+
+    messages = [f.message for f in tfvalidate.reference_findings(copy)]
+
+    assert "undeclared variable var.queue_nmae" in messages
+    assert "module queues: ../queues has no variable 'max_recieve_count'" in messages
+
+
+def test_check_cli_exits_non_zero_on_findings(copy, capsys):
+    append(copy / "modules/queues/main.tf", "\noutput \"x\" {\n  value = local.nothing_here\n}\n")
+
+    status = tfvalidate.main(["tfvalidate.py", str(copy)])
+
+    assert status == 1
+    assert "undeclared local local.nothing_here" in capsys.readouterr().out
+
+
+def test_unencrypted_queue_fails_the_structural_check(copy):
+    append(copy / "modules/queues/main.tf", UNENCRYPTED_QUEUE)
+
+    violations = sqs_encryption_violations(Tree(copy))
+
+    assert violations == [f"aws_sqs_queue.plain ({copy}/modules/queues/main.tf): no kms_master_key_id (SSE-KMS)"]
+
+
+def test_unencrypted_queue_fails_checkov(copy):
+    append(copy / "modules/queues/main.tf", UNENCRYPTED_QUEUE)
+    checkov = Path(sys.executable).parent / "checkov"
+
+    result = subprocess.run(
+        [str(checkov), "--config-file", str(REPO / ".checkov.yaml"), "-d", str(copy / "modules/queues"),
+         "--framework", "terraform", "--skip-download", "--quiet", "-o", "json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+
+    assert result.returncode == 1, result.stderr[-2000:]
+    failed = json.loads(result.stdout)["results"]["failed_checks"]
+    assert {(c["check_id"], c["resource"]) for c in failed} >= {("CKV_AWS_27", "aws_sqs_queue.plain")}
+    assert all(c["resource"] == "aws_sqs_queue.plain" for c in failed), failed
+
+
+def test_bucket_without_the_service_key_is_caught(copy):
+    replace(copy / "modules/storage/s3.tf", 'sse_algorithm     = "aws:kms"', 'sse_algorithm     = "AES256"')
+
+    violations = s3_encryption_violations(Tree(copy))
+
+    assert len(violations) == 1 and "aws_s3_bucket.media" in violations[0]
+
+
+def test_wildcard_resource_in_a_policy_template_is_caught(copy):
+    templates = copy / "modules/iam/policies"
+    replace(templates / "worker.json.tpl", '"Resource": ["${topic_arn}"]', '"Resource": ["*"]')
+
+    violations = template_policy_violations(templates)
+
+    assert violations == ["worker.json.tpl statement PublishEvents: wildcard resource \"*\" for ['sns:Publish']"]
+
+
+def test_wildcard_resource_in_a_policy_document_is_caught(copy):
+    append(copy / "modules/queues/main.tf", """
+data "aws_iam_policy_document" "too_broad" {
+  statement {
+    sid       = "Everything"
+    actions   = ["sqs:SendMessage"]
+    resources = ["*"]
+  }
+}
+""")
+
+    violations = hcl_policy_violations(Tree(copy))
+
+    assert len(violations) == 1 and "too_broad" in violations[0] and "Everything" in violations[0]
+
+
+def test_inline_json_policy_is_caught(copy):
+    append(copy / "modules/iam/main.tf", """
+resource "aws_iam_role_policy" "inline" {
+  name = "inline"
+  role = aws_iam_role.execution.id
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Action = "s3:GetObject", Resource = "*" }]
+  })
+}
+""")
+
+    violations = hcl_policy_violations(Tree(copy))
+
+    assert len(violations) == 1 and "aws_iam_role_policy.inline" in violations[0]
+
+
+def test_autoscaling_on_queue_depth_alone_is_caught(copy):
+    replace(copy / "modules/autoscaling/main.tf", 'expression  = "visible / tasks"', 'expression  = "visible"')
+
+    violations = backlog_policy_violations(Tree(copy))
+
+    assert violations and "is not a / b" in violations[0]

@@ -1,0 +1,329 @@
+"""Reading terraform/ for the structural tests, and the policy checks they share.
+
+Parsed with python-hcl2 as packaged by checkov (bc-python-hcl2), whose shape is:
+- attributes are wrapped in a one-element list: body["name"] == ["value"];
+- nested blocks are lists of dicts: body["statement"] == [{...}, {...}];
+- expressions stay strings: "${aws_sqs_queue.jobs.arn}".
+
+The check functions return human-readable violations (empty = fine), so the same code runs against
+the real tree and against deliberately broken copies (test_checks_catch_breakage.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import hcl2
+
+REPO = Path(__file__).resolve().parents[3]
+TERRAFORM = REPO / "terraform"
+POLICY_TEMPLATES = TERRAFORM / "modules" / "iam" / "policies"
+
+# Actions AWS defines without any resource type: a statement can only grant them on "*".
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerregistry.html
+ACTIONS_WITHOUT_RESOURCE_TYPES = {"ecr:GetAuthorizationToken"}
+
+# Buckets allowed SSE-S3 instead of the service KMS key, with the reason (checkov CKV_AWS_145).
+SSE_S3_BUCKETS = {("modules/storage", "logs"): "ALB and S3 access-log delivery support SSE-S3 only"}
+
+# Sample values for rendering policy templates outside Terraform.
+SAMPLE_ARNS = {
+    "bucket_arn": "arn:aws:s3:::image-service-test-media",
+    "queue_arn": "arn:aws:sqs:eu-west-1:123456789012:image-service-test-jobs",
+    "dlq_arn": "arn:aws:sqs:eu-west-1:123456789012:image-service-test-jobs-dlq",
+    "topic_arn": "arn:aws:sns:eu-west-1:123456789012:image-service-test-events",
+    "kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000",
+    "ecr_repository_arn": "arn:aws:ecr:eu-west-1:123456789012:repository/image-service-test",
+    "api_log_group_arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/image-service-test/api",
+    "worker_log_group_arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/image-service-test/worker",
+    "ops_log_group_arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/image-service-test/ops",
+    "db_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0000-AbCdEf",
+    "admin_api_key_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:image-service-test/admin-api-key-AbCdEf",
+    "region": "eu-west-1",
+}
+
+TEMPLATE_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One resource or data block."""
+
+    type: str
+    name: str
+    body: dict
+    file: Path
+
+    def __str__(self) -> str:
+        return f"{self.type}.{self.name} ({self.file})"
+
+
+def attr(body: dict, key: str, default: Any = None) -> Any:
+    """The value of attribute `key` (unwrapped from python-hcl2's one-element list)."""
+    value = body.get(key)
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return default if value is None else value
+
+
+def blocks(body: dict, key: str) -> list[dict]:
+    """The nested blocks named `key`."""
+    value = body.get(key, [])
+    return [b for b in value if isinstance(b, dict)]
+
+
+class Tree:
+    """Every .tf file under a terraform/ root, parsed."""
+
+    def __init__(self, root: Path = TERRAFORM) -> None:
+        self.root = root.resolve()
+        self.files: dict[Path, dict] = {}
+        for tf in sorted(self.root.rglob("*.tf")):
+            if ".terraform" in tf.parts:
+                continue
+            with tf.open() as fh:
+                self.files[tf] = hcl2.load(fh)
+
+    def rel(self, path: Path) -> str:
+        return path.parent.relative_to(self.root).as_posix()
+
+    def _blocks(self, kind: str, rtype: str | None, module: str | None) -> Iterator[Block]:
+        for tf, parsed in self.files.items():
+            if module is not None and self.rel(tf) != module:
+                continue
+            for entry in parsed.get(kind, []):
+                for t, named in entry.items():
+                    if rtype is None or t == rtype:
+                        for name, body in named.items():
+                            yield Block(t, name, body, tf)
+
+    def resources(self, rtype: str | None = None, module: str | None = None) -> list[Block]:
+        return list(self._blocks("resource", rtype, module))
+
+    def data(self, rtype: str | None = None, module: str | None = None) -> list[Block]:
+        return list(self._blocks("data", rtype, module))
+
+    def resource(self, rtype: str, name: str, module: str | None = None) -> Block:
+        found = [b for b in self.resources(rtype, module) if b.name == name]
+        assert len(found) == 1, f"expected one {rtype}.{name} in {module or 'terraform/'}, found {len(found)}"
+        return found[0]
+
+    def module_dir(self, block: Block) -> str:
+        return self.rel(block.file)
+
+    def locals(self, module: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for tf, parsed in self.files.items():
+            if self.rel(tf) == module:
+                for entry in parsed.get("locals", []):
+                    out.update({k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in entry.items()})
+        return out
+
+    def variables(self, module: str) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for tf, parsed in self.files.items():
+            if self.rel(tf) == module:
+                for entry in parsed.get("variable", []):
+                    out.update(entry)
+        return out
+
+    def module_calls(self, module: str) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for tf, parsed in self.files.items():
+            if self.rel(tf) == module:
+                for entry in parsed.get("module", []):
+                    out.update(entry)
+        return out
+
+    def outputs(self, module: str) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for tf, parsed in self.files.items():
+            if self.rel(tf) == module:
+                for entry in parsed.get("output", []):
+                    out.update(entry)
+        return out
+
+    def terraform_blocks(self, module: str) -> list[dict]:
+        return [b for tf, parsed in self.files.items() if self.rel(tf) == module for b in parsed.get("terraform", [])]
+
+    def text(self, module: str) -> str:
+        return "\n".join(tf.read_text() for tf in self.files if self.rel(tf) == module)
+
+
+def refers_to(expr: Any, target: str) -> bool:
+    """Whether an expression string references `target` (e.g. aws_s3_bucket.media)."""
+    return isinstance(expr, str) and re.search(rf"(?<![\w.]){re.escape(target)}\b", expr) is not None
+
+
+# --- Encryption -----------------------------------------------------------------------------------
+
+
+def sqs_encryption_violations(tree: Tree) -> list[str]:
+    """Every SQS queue uses SSE-KMS with a key of ours."""
+    return [
+        f"{q}: no kms_master_key_id (SSE-KMS)"
+        for q in tree.resources("aws_sqs_queue")
+        if not attr(q.body, "kms_master_key_id")
+    ]
+
+
+def sns_encryption_violations(tree: Tree) -> list[str]:
+    """Every SNS topic is encrypted with KMS."""
+    return [
+        f"{t}: no kms_master_key_id" for t in tree.resources("aws_sns_topic") if not attr(t.body, "kms_master_key_id")
+    ]
+
+
+def s3_encryption_violations(tree: Tree) -> list[str]:
+    """Every bucket has a default-encryption resource: SSE-KMS with bucket keys, or SSE-S3 where
+    the bucket is in SSE_S3_BUCKETS."""
+    violations = []
+    for bucket in tree.resources("aws_s3_bucket"):
+        module = tree.rel(bucket.file)
+        ref = f"aws_s3_bucket.{bucket.name}"
+        configs = [
+            c
+            for c in tree.resources("aws_s3_bucket_server_side_encryption_configuration", module)
+            if refers_to(attr(c.body, "bucket"), ref)
+        ]
+        if len(configs) != 1:
+            violations.append(f"{bucket}: {len(configs)} default-encryption configurations (want 1)")
+            continue
+        for rule in blocks(configs[0].body, "rule"):
+            defaults = blocks(rule, "apply_server_side_encryption_by_default")
+            algorithm = attr(defaults[0], "sse_algorithm") if defaults else None
+            if (module, bucket.name) in SSE_S3_BUCKETS:
+                if algorithm != "AES256":
+                    violations.append(f"{bucket}: expected SSE-S3 (AES256), found {algorithm}")
+                continue
+            if algorithm != "aws:kms" or not attr(defaults[0], "kms_master_key_id"):
+                violations.append(f"{bucket}: default encryption is {algorithm}, want aws:kms with our key")
+            if attr(rule, "bucket_key_enabled") is not True:
+                violations.append(f"{bucket}: bucket keys not enabled")
+    return violations
+
+
+# --- IAM --------------------------------------------------------------------------------------------
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _statement_violations(where: str, actions: list, resources: list) -> list[str]:
+    if "*" not in resources:
+        return []
+    if actions and set(actions) <= ACTIONS_WITHOUT_RESOURCE_TYPES:
+        return []
+    return [f"{where}: wildcard resource \"*\" for {sorted(actions)}"]
+
+
+def hcl_policy_violations(tree: Tree) -> list[str]:
+    """No aws_iam_policy_document statement grants on "*", and no policy is inline JSON (which
+    would escape this check): policies are documents or rendered templates."""
+    violations = []
+    for doc in tree.data("aws_iam_policy_document"):
+        statements = blocks(doc.body, "statement")
+        for dyn in blocks(doc.body, "dynamic"):
+            generated = dyn.get("statement")
+            for gen in generated if isinstance(generated, list) else [generated]:
+                if isinstance(gen, dict):
+                    statements.extend(blocks(gen, "content"))
+        for i, st in enumerate(statements):
+            sid = attr(st, "sid", f"#{i}")
+            actions = _as_list(attr(st, "actions")) + _as_list(attr(st, "not_actions"))
+            for key in ("resources", "not_resources"):
+                violations += _statement_violations(f"{doc} statement {sid}", actions, _as_list(attr(st, key)))
+    for res in tree.resources():
+        for key in ("policy", "assume_role_policy"):
+            value = attr(res.body, key)
+            if isinstance(value, str) and ("Statement" in value or '"Resource"' in value):
+                violations.append(f"{res}: inline JSON {key}; use aws_iam_policy_document or a policies/*.json.tpl")
+    return violations
+
+
+def template_variables(path: Path) -> set[str]:
+    """The ${name} placeholders of a policy template."""
+    return set(TEMPLATE_VAR.findall(path.read_text()))
+
+
+def render_template(path: Path, values: dict[str, str] = SAMPLE_ARNS) -> dict:
+    """Fill a policy template the way templatefile() does for plain ${name} placeholders."""
+    text = path.read_text()
+    missing = template_variables(path) - set(values)
+    if missing:
+        raise KeyError(f"{path.name}: no value for {sorted(missing)}")
+    return json.loads(TEMPLATE_VAR.sub(lambda m: values[m.group(1)], text))
+
+
+def template_policy_violations(templates: Path = POLICY_TEMPLATES) -> list[str]:
+    """No statement of any policy template grants on "*" (outside ACTIONS_WITHOUT_RESOURCE_TYPES)."""
+    violations = []
+    for path in sorted(templates.glob("*.json.tpl")):
+        try:
+            doc = render_template(path)
+        except (KeyError, json.JSONDecodeError) as err:
+            violations.append(f"{path.name}: does not render to JSON: {err}")
+            continue
+        for i, st in enumerate(_as_list(doc.get("Statement"))):
+            actions = _as_list(st.get("Action")) + _as_list(st.get("NotAction"))
+            for key in ("Resource", "NotResource"):
+                violations += _statement_violations(
+                    f"{path.name} statement {st.get('Sid', i)}", actions, _as_list(st.get(key))
+                )
+            if "Resource" not in st and "NotResource" not in st:
+                violations.append(f"{path.name} statement {st.get('Sid', i)}: no Resource")
+    return violations
+
+
+def granted(doc: dict) -> set[tuple[str, str]]:
+    """(action, resource) pairs an Allow-only policy grants."""
+    pairs = set()
+    for st in _as_list(doc.get("Statement")):
+        assert st.get("Effect") == "Allow", st
+        for action in _as_list(st.get("Action")):
+            for resource in _as_list(st.get("Resource")):
+                pairs.add((action, resource))
+    return pairs
+
+
+# --- Autoscaling --------------------------------------------------------------------------------
+
+
+def backlog_policy_violations(tree: Tree) -> list[str]:
+    """A target-tracking policy scales on ApproximateNumberOfMessagesVisible / RunningTaskCount."""
+    candidates = [
+        p for p in tree.resources("aws_appautoscaling_policy") if attr(p.body, "policy_type") == "TargetTrackingScaling"
+    ]
+    problems: list[str] = []
+    for policy in candidates:
+        for cfg in blocks(policy.body, "target_tracking_scaling_policy_configuration"):
+            for spec in blocks(cfg, "customized_metric_specification"):
+                by_id = {attr(m, "id"): m for m in blocks(spec, "metrics")}
+                metric_of = {}
+                for mid, m in by_id.items():
+                    for stat in blocks(m, "metric_stat"):
+                        for metric in blocks(stat, "metric"):
+                            metric_of[mid] = (attr(metric, "namespace"), attr(metric, "metric_name"))
+                returned = [m for m in by_id.values() if attr(m, "return_data") is True]
+                if len(returned) != 1 or not attr(returned[0], "expression"):
+                    problems.append(f"{policy}: exactly one returned metric must be an expression")
+                    continue
+                match = re.fullmatch(r"\s*(\w+)\s*/\s*(\w+)\s*", attr(returned[0], "expression"))
+                if not match:
+                    problems.append(f"{policy}: expression {attr(returned[0], 'expression')!r} is not a / b")
+                    continue
+                numerator, denominator = (metric_of.get(match.group(1)), metric_of.get(match.group(2)))
+                if numerator == ("AWS/SQS", "ApproximateNumberOfMessagesVisible") and denominator == (
+                    "ECS/ContainerInsights",
+                    "RunningTaskCount",
+                ):
+                    return []
+                problems.append(f"{policy}: expression divides {numerator} by {denominator}")
+    return problems or ["no target-tracking policy on backlog per task"]
