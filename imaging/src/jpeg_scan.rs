@@ -1,0 +1,114 @@
+//! Does a JPEG stream reach its end-of-image marker?
+//!
+//! The pure-Rust decoder fills missing scans with grey instead of failing, so
+//! a half-uploaded JPEG would otherwise become a half-grey variant. Walking the
+//! marker structure is cheap (one pass, no decoding) and tells a complete
+//! stream from a cut one. Policy: a JPEG whose marker walk ends before EOI is
+//! `truncated-image`.
+
+const SOI: u8 = 0xD8;
+const EOI: u8 = 0xD9;
+const SOS: u8 = 0xDA;
+const TEM: u8 = 0x01;
+
+/// True when the stream starts with SOI and reaches EOI.
+pub(crate) fn reaches_end_of_image(data: &[u8]) -> bool {
+    if data.len() < 4 || data[0] != 0xFF || data[1] != SOI {
+        return false;
+    }
+    let mut pos = 2;
+    loop {
+        // Tolerate junk between segments the way libjpeg does: skip to the next 0xFF.
+        let Some(offset) = data[pos..].iter().position(|&b| b == 0xFF) else {
+            return false;
+        };
+        pos += offset;
+        // Any number of 0xFF fill bytes may precede a marker.
+        while pos < data.len() && data[pos] == 0xFF {
+            pos += 1;
+        }
+        let Some(&marker) = data.get(pos) else {
+            return false;
+        };
+        pos += 1;
+        match marker {
+            EOI => return true,
+            0x00 => continue,
+            TEM | 0xD0..=0xD7 => continue,
+            _ => {}
+        }
+        let Some(len) = data.get(pos..pos + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else {
+            return false;
+        };
+        if len < 2 {
+            return false;
+        }
+        pos += len;
+        if pos > data.len() {
+            return false;
+        }
+        if marker == SOS {
+            match skip_entropy_coded_data(data, pos) {
+                Some(next_marker) => pos = next_marker,
+                None => return false,
+            }
+        }
+    }
+}
+
+/// Skips entropy-coded bytes after a scan header and returns the position of
+/// the next real marker. Inside the data, 0xFF is followed by 0x00 (a stuffed
+/// byte) or a restart marker, neither of which ends the scan.
+fn skip_entropy_coded_data(data: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        pos += data[pos..].iter().position(|&b| b == 0xFF)?;
+        match *data.get(pos + 1)? {
+            0x00 | 0xD0..=0xD7 | 0xFF => pos += 1,
+            _ => return Some(pos),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(marker: u8, payload: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(payload.len() + 2).unwrap_or(u16::MAX);
+        let mut out = vec![0xFF, marker];
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn minimal_jpeg() -> Vec<u8> {
+        let mut jpeg = vec![0xFF, SOI];
+        jpeg.extend(segment(0xE1, b"Exif\0\0\xFF\xD9 thumbnail end inside APP1"));
+        jpeg.extend(segment(SOS, &[1, 1, 0, 0, 63, 0]));
+        jpeg.extend_from_slice(&[0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD3, 0x56]);
+        jpeg.extend(segment(SOS, &[1, 1, 0, 0, 63, 0]));
+        jpeg.extend_from_slice(&[0x78, 0x9A]);
+        jpeg.extend_from_slice(&[0xFF, EOI]);
+        jpeg
+    }
+
+    #[test]
+    fn complete_stream_reaches_eoi_even_with_eoi_bytes_inside_a_segment() {
+        assert!(reaches_end_of_image(&minimal_jpeg()));
+    }
+
+    #[test]
+    fn every_cut_before_the_final_marker_is_detected() {
+        let jpeg = minimal_jpeg();
+        for cut in 0..jpeg.len() - 1 {
+            assert!(!reaches_end_of_image(&jpeg[..cut]), "cut at {cut} was taken as complete");
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_after_eoi_are_accepted() {
+        let mut jpeg = minimal_jpeg();
+        jpeg.extend_from_slice(b"trailer written by some cameras");
+        assert!(reaches_end_of_image(&jpeg));
+    }
+}
