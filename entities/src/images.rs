@@ -1,0 +1,52 @@
+//! `images`: one row per uploaded original.
+
+use sea_orm::entity::prelude::*;
+use serde::Serialize;
+
+/// An uploaded original. Format and size are known once a worker has decoded it.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[sea_orm(table_name = "images")]
+pub struct Model {
+    /// Chosen by the API.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// Where the original is stored.
+    pub source_key: String,
+    /// Hex SHA-256 of the original bytes, computed while they streamed in.
+    pub sha256: String,
+    /// Size of the original in bytes.
+    pub bytes: i64,
+    /// Detected format (`jpeg`, `png`, …), once decoded.
+    pub format: Option<String>,
+    /// Upright width, once decoded.
+    pub width: Option<i32>,
+    /// Upright height, once decoded.
+    pub height: Option<i32>,
+    /// When the upload was accepted.
+    pub created_at: DateTimeUtc,
+}
+
+/// Relations of [`Model`].
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    /// The image's encoded outputs.
+    #[sea_orm(has_many = "super::variants::Entity")]
+    Variants,
+    /// The jobs that processed the image.
+    #[sea_orm(has_many = "super::jobs::Entity")]
+    Jobs,
+}
+
+impl Related<super::variants::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Variants.def()
+    }
+}
+
+impl Related<super::jobs::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Jobs.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

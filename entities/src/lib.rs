@@ -1,0 +1,18 @@
+//! # entities
+//!
+//! sea-orm entities, one module per table. The schema itself lives in the
+//! `migrations` crate; these types are how the rest of the code reads and
+//! writes it, on Postgres and SQLite alike.
+//!
+//! # Layout
+//! - [`images`]: one row per uploaded original.
+//! - [`variants`]: one row per encoded output of an image and a preset version.
+//! - [`jobs`]: one row per processing attempt chain, with its [`jobs::JobStatus`].
+//! - [`queue_messages`]: the embedded backend's durable queue.
+//! - [`prelude`]: the entities under short names.
+
+pub mod images;
+pub mod jobs;
+pub mod prelude;
+pub mod queue_messages;
+pub mod variants;

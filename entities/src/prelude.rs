@@ -1,0 +1,6 @@
+//! The entities under short names.
+
+pub use super::images::Entity as Images;
+pub use super::jobs::Entity as Jobs;
+pub use super::queue_messages::Entity as QueueMessages;
+pub use super::variants::Entity as Variants;

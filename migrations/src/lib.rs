@@ -1,0 +1,34 @@
+//! # migrations
+//!
+//! The schema, as sea-orm migrations that run on Postgres and SQLite. Each
+//! migration has an `up` and a `down`. They run as their own step
+//! (`image-service migrate`), and the all-in-one command applies them to its
+//! SQLite file at start.
+//!
+//! # Layout
+//! - [`Migrator`]: the ordered list of migrations.
+//! - `mYYYYMMDD_NNNNNN_*`: one file per migration.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_images;
+mod m20261126_000002_create_jobs;
+mod m20261126_000003_create_variants;
+mod m20261126_000004_create_queue_messages;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_create_images::Migration),
+            Box::new(m20261126_000002_create_jobs::Migration),
+            Box::new(m20261126_000003_create_variants::Migration),
+            Box::new(m20261126_000004_create_queue_messages::Migration),
+        ]
+    }
+}
+
+pub use sea_orm_migration::MigratorTrait;
