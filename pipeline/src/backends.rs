@@ -1,0 +1,95 @@
+//! Builds the adapters the settings ask for.
+
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use sea_orm::{DatabaseConnection, DbErr};
+
+use crate::notify::{LocalNotifier, Notifier, SnsNotifier};
+use crate::queue::{JobQueue, LocalJobQueue, SqsJobQueue};
+use crate::settings::Settings;
+use crate::store::{BlobStore, FsBlobStore, S3BlobStore};
+use crate::db;
+
+/// Name of the embedded job queue inside the queue table.
+pub const LOCAL_QUEUE_NAME: &str = "jobs";
+
+/// The database and the three roles, whichever backend each one is on.
+#[derive(Clone)]
+pub struct Backends {
+    /// Metadata, through sea-orm.
+    pub db: DatabaseConnection,
+    /// The job queue.
+    pub queue: Arc<dyn JobQueue>,
+    /// Originals and variants.
+    pub store: Arc<dyn BlobStore>,
+    /// Outcome events.
+    pub notifier: Arc<dyn Notifier>,
+    /// Which backend each role uses, for the start-up log line.
+    pub summary: String,
+}
+
+/// The backends could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The database could not be reached.
+    #[error("failed to connect to the database")]
+    Database(#[from] DbErr),
+    /// The data directory could not be created.
+    #[error("failed to create the data directory {0}")]
+    DataDir(String, #[source] std::io::Error),
+}
+
+impl Backends {
+    /// Connects to whatever the settings name; embedded for everything unset.
+    ///
+    /// # Errors
+    /// When the database is unreachable or the data directory can't be made.
+    pub async fn connect(settings: &Settings) -> Result<Self, BackendError> {
+        let url = settings.database_url();
+        if url.starts_with("sqlite:") || settings.s3_bucket.is_none() {
+            std::fs::create_dir_all(&settings.data_dir)
+                .map_err(|e| BackendError::DataDir(settings.data_dir.display().to_string(), e))?;
+        }
+        let db = db::connect(&url).await?;
+
+        let uses_aws = settings.s3_bucket.is_some() || settings.sqs_queue_url.is_some() || settings.sns_topic_arn.is_some();
+        let aws = if uses_aws { Some(aws_sdk_config(settings).await) } else { None };
+
+        let (queue, queue_kind): (Arc<dyn JobQueue>, _) = match (&settings.sqs_queue_url, &aws) {
+            (Some(url), Some(conf)) => (Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(conf), url.clone())), "sqs"),
+            _ => (
+                Arc::new(LocalJobQueue::new(db.clone(), LOCAL_QUEUE_NAME, settings.max_receive_count)),
+                "database",
+            ),
+        };
+        let (store, store_kind): (Arc<dyn BlobStore>, _) = match (&settings.s3_bucket, &aws) {
+            (Some(bucket), Some(conf)) => {
+                let s3 = aws_sdk_s3::config::Builder::from(conf)
+                    // Emulators answer on one host, not on bucket subdomains.
+                    .force_path_style(settings.aws_endpoint_url.is_some())
+                    .build();
+                let client = aws_sdk_s3::Client::from_conf(s3);
+                (Arc::new(S3BlobStore::new(client, bucket.clone(), settings.s3_kms_key_id.clone())), "s3")
+            }
+            _ => (Arc::new(FsBlobStore::new(settings.storage_dir())), "filesystem"),
+        };
+        let (notifier, notifier_kind): (Arc<dyn Notifier>, _) = match (&settings.sns_topic_arn, &aws) {
+            (Some(topic), Some(conf)) => (Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(conf), topic.clone())), "sns"),
+            _ => (Arc::new(LocalNotifier::new(settings.webhook_url.clone())), "console"),
+        };
+        let db_kind = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
+        let summary = format!("db={db_kind} queue={queue_kind} store={store_kind} notifier={notifier_kind}");
+        Ok(Self { db, queue, store, notifier, summary })
+    }
+}
+
+/// The shared AWS SDK configuration: the default credential and region
+/// chain, pointed at `AWS_ENDPOINT_URL` when one is set.
+pub async fn aws_sdk_config(settings: &Settings) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(endpoint) = &settings.aws_endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}

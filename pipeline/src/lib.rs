@@ -1,0 +1,36 @@
+//! # pipeline
+//!
+//! What the API and the worker share. Everything that talks to a backing
+//! service sits behind a small trait with one adapter per backend set, so the
+//! same code path runs on AWS and on the embedded defaults:
+//!
+//! | role | trait | AWS | embedded |
+//! |---|---|---|---|
+//! | job queue | [`queue::JobQueue`] | [`queue::SqsJobQueue`] | [`queue::LocalJobQueue`] (a table) |
+//! | objects | [`store::BlobStore`] | [`store::S3BlobStore`] (SSE-KMS) | [`store::FsBlobStore`] |
+//! | events | [`notify::Notifier`] | [`notify::SnsNotifier`] | [`notify::LocalNotifier`] (console + webhook) |
+//!
+//! Metadata always goes through sea-orm, to Postgres or SQLite.
+//!
+//! # Layout
+//! - [`settings`]: every setting, read from flags or the environment.
+//! - [`backends`]: builds the adapters the settings ask for.
+//! - [`message`]: the job message: ids and keys, never bytes.
+//! - [`event`]: the outcome event published when a job ends.
+//! - [`keys`]: where objects live in the bucket.
+//! - [`repo`]: the database reads and conditional writes both binaries use.
+//! - [`db`]: connecting and migrating.
+
+pub mod backends;
+pub mod db;
+pub mod event;
+pub mod keys;
+pub mod message;
+pub mod notify;
+pub mod queue;
+pub mod repo;
+pub mod settings;
+pub mod store;
+
+pub use backends::Backends;
+pub use settings::Settings;

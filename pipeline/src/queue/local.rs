@@ -1,0 +1,182 @@
+//! [`JobQueue`] on a database table, for the embedded defaults.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use entities::queue_messages::{self, Column};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::{Delivery, JobQueue, QueueError};
+
+/// How often a waiting receive looks at the table when no send in this
+/// process woke it (a send from another process, or a visibility timeout
+/// running out).
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A durable queue in the `queue_messages` table, with SQS's visibility
+/// timeout, receive count and dead-letter semantics.
+#[derive(Clone, Debug)]
+pub struct LocalJobQueue {
+    db: DatabaseConnection,
+    name: String,
+    dead_letter_name: String,
+    max_receive_count: u32,
+    /// Wakes receivers in this process as soon as a message is sent, so an
+    /// idle worker starts at once instead of at its next poll.
+    wake: Arc<Notify>,
+}
+
+impl LocalJobQueue {
+    /// The queue `name`; messages received `max_receive_count` times move to `name-dlq`.
+    pub fn new(db: DatabaseConnection, name: &str, max_receive_count: u32) -> Self {
+        Self {
+            db,
+            name: name.to_owned(),
+            dead_letter_name: format!("{name}-dlq"),
+            max_receive_count: Ord::max(max_receive_count, 1),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The dead-letter queue of this queue, as a queue of its own.
+    pub fn dead_letter_queue(&self) -> Self {
+        Self::new(self.db.clone(), &self.dead_letter_name, u32::MAX)
+    }
+
+    fn now_ms() -> i64 {
+        Utc::now().timestamp_millis()
+    }
+
+    fn millis(duration: Duration) -> i64 {
+        i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    async fn try_receive(&self, max: u32, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+        let now = Self::now_ms();
+        // Like SQS, a message that has used up its receives moves to the
+        // dead-letter queue at the next receive instead of being delivered.
+        queue_messages::Entity::update_many()
+            .col_expr(Column::Queue, Expr::value(self.dead_letter_name.clone()))
+            .col_expr(Column::ReceiveCount, Expr::value(0))
+            .col_expr(Column::Receipt, Expr::value(Option::<String>::None))
+            .filter(Column::Queue.eq(&self.name))
+            .filter(Column::VisibleAtMs.lte(now))
+            .filter(Column::ReceiveCount.gte(i64::from(self.max_receive_count)))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+
+        let candidates = queue_messages::Entity::find()
+            .filter(Column::Queue.eq(&self.name))
+            .filter(Column::VisibleAtMs.lte(now))
+            .order_by_asc(Column::Id)
+            .limit(u64::from(max.clamp(1, 10)))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+
+        let mut deliveries = Vec::with_capacity(candidates.len());
+        for message in candidates {
+            let receipt = Uuid::new_v4().to_string();
+            // Conditional claim: if another receiver took the message since the
+            // select, its visible_at moved and this update matches nothing.
+            let claimed = queue_messages::Entity::update_many()
+                .col_expr(Column::Receipt, Expr::value(receipt.clone()))
+                .col_expr(Column::VisibleAtMs, Expr::value(now + Self::millis(visibility)))
+                .col_expr(Column::ReceiveCount, Expr::col(Column::ReceiveCount).add(1))
+                .filter(Column::Id.eq(message.id))
+                .filter(Column::VisibleAtMs.eq(message.visible_at_ms))
+                .filter(Column::ReceiveCount.eq(message.receive_count))
+                .exec(&self.db)
+                .await
+                .map_err(db_error)?;
+            if claimed.rows_affected == 1 {
+                deliveries.push(Delivery {
+                    message_id: message.id.to_string(),
+                    receipt,
+                    body: message.body,
+                    receive_count: u32::try_from(message.receive_count + 1).unwrap_or(u32::MAX),
+                    sent_at: DateTime::from_timestamp_millis(message.sent_at_ms),
+                });
+            }
+        }
+        Ok(deliveries)
+    }
+}
+
+fn db_error(err: sea_orm::DbErr) -> QueueError {
+    QueueError::Unavailable(err.to_string())
+}
+
+#[async_trait]
+impl JobQueue for LocalJobQueue {
+    async fn send(&self, body: &str) -> Result<String, QueueError> {
+        let now = Self::now_ms();
+        let inserted = queue_messages::Entity::insert(queue_messages::ActiveModel {
+            queue: Set(self.name.clone()),
+            body: Set(body.to_owned()),
+            receipt: Set(None),
+            receive_count: Set(0),
+            sent_at_ms: Set(now),
+            visible_at_ms: Set(now),
+            ..Default::default()
+        })
+        .exec(&self.db)
+        .await
+        .map_err(db_error)?;
+        self.wake.notify_waiters();
+        Ok(inserted.last_insert_id.to_string())
+    }
+
+    async fn receive(&self, max: u32, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Register for a wake-up before looking, so a send that lands
+            // between the look and the wait is not missed.
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            let deliveries = self.try_receive(max, visibility).await?;
+            let now = tokio::time::Instant::now();
+            if !deliveries.is_empty() || now >= deadline {
+                return Ok(deliveries);
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep(POLL_INTERVAL.min(deadline - now)) => {}
+            }
+        }
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
+        queue_messages::Entity::delete_many()
+            .filter(Column::Receipt.eq(receipt))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {
+        queue_messages::Entity::update_many()
+            .col_expr(Column::VisibleAtMs, Expr::value(Self::now_ms() + Self::millis(timeout)))
+            .filter(Column::Receipt.eq(receipt))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        if timeout.is_zero() {
+            self.wake.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn redrive_limit(&self) -> Result<Option<u32>, QueueError> {
+        Ok(Some(self.max_receive_count))
+    }
+}

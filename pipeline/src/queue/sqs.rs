@@ -1,0 +1,129 @@
+//! [`JobQueue`] on Amazon SQS.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use chrono::DateTime;
+
+use super::{Delivery, JobQueue, QueueError};
+
+/// The job queue on SQS. It only translates calls; decisions are the worker's.
+#[derive(Clone, Debug)]
+pub struct SqsJobQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsJobQueue {
+    /// A queue handle for `queue_url`.
+    pub fn new(client: Client, queue_url: String) -> Self {
+        Self { client, queue_url }
+    }
+}
+
+fn unavailable<E: std::error::Error>(err: E) -> QueueError {
+    QueueError::Unavailable(DisplayErrorContext(err).to_string())
+}
+
+/// SQS caps a long poll at 20 seconds and a visibility timeout at 12 hours.
+fn seconds(duration: Duration, max: u64) -> i32 {
+    i32::try_from(duration.as_secs().min(max)).unwrap_or(i32::MAX)
+}
+
+#[async_trait]
+impl JobQueue for SqsJobQueue {
+    #[tracing::instrument(skip_all)]
+    async fn send(&self, body: &str) -> Result<String, QueueError> {
+        let out = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.message_id.unwrap_or_default())
+    }
+
+    async fn receive(&self, max: u32, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(i32::try_from(max.clamp(1, 10)).unwrap_or(10))
+            .wait_time_seconds(seconds(wait, 20))
+            .visibility_timeout(seconds(visibility, 43_200))
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                let attribute = |name: MessageSystemAttributeName| {
+                    m.attributes.as_ref().and_then(|a| a.get(&name)).and_then(|v| v.parse::<i64>().ok())
+                };
+                Delivery {
+                    receive_count: attribute(MessageSystemAttributeName::ApproximateReceiveCount)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(1),
+                    sent_at: attribute(MessageSystemAttributeName::SentTimestamp).and_then(DateTime::from_timestamp_millis),
+                    message_id: m.message_id.unwrap_or_default(),
+                    receipt: m.receipt_handle.unwrap_or_default(),
+                    body: m.body.unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(seconds(timeout, 43_200))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn redrive_limit(&self) -> Result<Option<u32>, QueueError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(policy) = out.attributes.as_ref().and_then(|a| a.get(&QueueAttributeName::RedrivePolicy)) else {
+            return Ok(None);
+        };
+        // {"deadLetterTargetArn": "...", "maxReceiveCount": 5}; some tools write the count as a string.
+        let policy: serde_json::Value = serde_json::from_str(policy).map_err(|e| QueueError::Unavailable(format!("redrive policy: {e}")))?;
+        let count = match &policy["maxReceiveCount"] {
+            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        Ok(count.and_then(|n| u32::try_from(n).ok()))
+    }
+}

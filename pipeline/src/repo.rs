@@ -1,0 +1,285 @@
+//! Database reads and writes shared by the API and the worker.
+//!
+//! Every state change of a job is a conditional update (`… WHERE status IN
+//! …`), so two workers holding the same redelivered message cannot both move
+//! a job, and the caller learns from the row count whether it was the one.
+
+use chrono::Utc;
+use entities::jobs::{self, JobStatus};
+use entities::{images, variants};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+/// What the API records for an accepted upload.
+#[derive(Clone, Debug)]
+pub struct NewUpload {
+    /// The new image's id.
+    pub image_id: Uuid,
+    /// The new job's id.
+    pub job_id: Uuid,
+    /// Where the original was stored.
+    pub source_key: String,
+    /// Hex SHA-256 of the original.
+    pub sha256: String,
+    /// Size of the original.
+    pub bytes: i64,
+    /// The client's `Idempotency-Key`, if any.
+    pub idempotency_key: Option<String>,
+}
+
+/// Records an image and its queued job in one transaction.
+///
+/// # Errors
+/// Database errors, including a duplicate idempotency key.
+pub async fn record_upload(db: &DatabaseConnection, upload: NewUpload) -> Result<jobs::Model, DbErr> {
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    images::Entity::insert(images::ActiveModel {
+        id: Set(upload.image_id),
+        source_key: Set(upload.source_key),
+        sha256: Set(upload.sha256),
+        bytes: Set(upload.bytes),
+        format: Set(None),
+        width: Set(None),
+        height: Set(None),
+        created_at: Set(now),
+    })
+    .exec_without_returning(&txn)
+    .await?;
+    let job = jobs::ActiveModel {
+        id: Set(upload.job_id),
+        image_id: Set(upload.image_id),
+        status: Set(JobStatus::Queued),
+        attempts: Set(0),
+        error_code: Set(None),
+        error_message: Set(None),
+        idempotency_key: Set(upload.idempotency_key),
+        created_at: Set(now),
+        updated_at: Set(now),
+        started_at: Set(None),
+        finished_at: Set(None),
+        event_published_at: Set(None),
+    };
+    jobs::Entity::insert(job).exec_without_returning(&txn).await?;
+    txn.commit().await?;
+    find_job(db, upload.job_id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("job {} after insert", upload.job_id)))
+}
+
+/// One job by id.
+///
+/// # Errors
+/// Database errors.
+pub async fn find_job(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<jobs::Model>, DbErr> {
+    jobs::Entity::find_by_id(id).one(db).await
+}
+
+/// One image and its variants, largest first.
+///
+/// # Errors
+/// Database errors.
+pub async fn find_image(db: &DatabaseConnection, id: Uuid) -> Result<Option<(images::Model, Vec<variants::Model>)>, DbErr> {
+    let Some(image) = images::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    let variants = variants::Entity::find()
+        .filter(variants::Column::ImageId.eq(id))
+        .order_by_desc(variants::Column::Width)
+        .order_by_asc(variants::Column::Preset)
+        .all(db)
+        .await?;
+    Ok(Some((image, variants)))
+}
+
+/// The outcome of trying to start a job.
+#[derive(Clone, Debug)]
+pub enum Claim {
+    /// The job moved to `processing`; this worker should do the work.
+    Started(jobs::Model),
+    /// The job had already reached a final state; do not work on it again.
+    Finished(jobs::Model),
+    /// No such job.
+    Missing,
+}
+
+/// Moves a `queued` (or abandoned `processing`) job to `processing` and
+/// counts the attempt.
+///
+/// # Errors
+/// Database errors.
+pub async fn claim_job(db: &DatabaseConnection, id: Uuid) -> Result<Claim, DbErr> {
+    let now = Utc::now();
+    let updated = jobs::Entity::update_many()
+        .col_expr(jobs::Column::Status, Expr::value(JobStatus::Processing.as_str()))
+        .col_expr(jobs::Column::Attempts, Expr::col(jobs::Column::Attempts).add(1))
+        .col_expr(jobs::Column::StartedAt, Expr::value(now))
+        .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
+        .filter(jobs::Column::Id.eq(id))
+        .filter(jobs::Column::Status.is_in([JobStatus::Queued.as_str(), JobStatus::Processing.as_str()]))
+        .exec(db)
+        .await?;
+    Ok(match (updated.rows_affected, find_job(db, id).await?) {
+        (_, None) => Claim::Missing,
+        (1, Some(job)) => Claim::Started(job),
+        (_, Some(job)) => Claim::Finished(job),
+    })
+}
+
+/// What decoding taught us about an original.
+#[derive(Clone, Debug)]
+pub struct ImageFacts {
+    /// Detected format.
+    pub format: String,
+    /// Upright width.
+    pub width: i32,
+    /// Upright height.
+    pub height: i32,
+}
+
+/// A variant to record.
+#[derive(Clone, Debug)]
+pub struct NewVariant {
+    /// Preset name.
+    pub preset: String,
+    /// Preset version.
+    pub preset_version: String,
+    /// Output format.
+    pub format: String,
+    /// Width.
+    pub width: i32,
+    /// Height.
+    pub height: i32,
+    /// Size in bytes.
+    pub bytes: i64,
+    /// Object key.
+    pub object_key: String,
+}
+
+/// Records the image's facts and variants and marks the job `succeeded`, all
+/// in one transaction. Returns whether this call moved the job (false: it
+/// was no longer `processing`, and nothing was written).
+///
+/// # Errors
+/// Database errors; the transaction is rolled back.
+pub async fn complete_job(
+    db: &DatabaseConnection,
+    job_id: Uuid,
+    image_id: Uuid,
+    facts: ImageFacts,
+    new_variants: Vec<NewVariant>,
+) -> Result<bool, DbErr> {
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let moved = jobs::Entity::update_many()
+        .col_expr(jobs::Column::Status, Expr::value(JobStatus::Succeeded.as_str()))
+        .col_expr(jobs::Column::ErrorCode, Expr::value(Option::<String>::None))
+        .col_expr(jobs::Column::ErrorMessage, Expr::value(Option::<String>::None))
+        .col_expr(jobs::Column::FinishedAt, Expr::value(now))
+        .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
+        .filter(jobs::Column::Id.eq(job_id))
+        .filter(jobs::Column::Status.eq(JobStatus::Processing.as_str()))
+        .exec(&txn)
+        .await?;
+    if moved.rows_affected != 1 {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    images::Entity::update_many()
+        .col_expr(images::Column::Format, Expr::value(facts.format))
+        .col_expr(images::Column::Width, Expr::value(facts.width))
+        .col_expr(images::Column::Height, Expr::value(facts.height))
+        .filter(images::Column::Id.eq(image_id))
+        .exec(&txn)
+        .await?;
+    let rows = new_variants.into_iter().map(|v| variants::ActiveModel {
+        image_id: Set(image_id),
+        preset: Set(v.preset),
+        preset_version: Set(v.preset_version),
+        format: Set(v.format),
+        width: Set(v.width),
+        height: Set(v.height),
+        bytes: Set(v.bytes),
+        object_key: Set(v.object_key),
+        created_at: Set(now),
+        ..Default::default()
+    });
+    // A replay of the same preset version overwrites the row it made before.
+    variants::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([variants::Column::ImageId, variants::Column::Preset, variants::Column::PresetVersion])
+                .update_columns([
+                    variants::Column::Format,
+                    variants::Column::Width,
+                    variants::Column::Height,
+                    variants::Column::Bytes,
+                    variants::Column::ObjectKey,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Ends a job that has not finished yet as `failed` or `dead`, with the
+/// error. Returns whether this call moved it.
+///
+/// # Errors
+/// Database errors.
+pub async fn finish_with_error(
+    db: &DatabaseConnection,
+    job_id: Uuid,
+    status: JobStatus,
+    code: &str,
+    message: &str,
+) -> Result<bool, DbErr> {
+    let now = Utc::now();
+    let moved = jobs::Entity::update_many()
+        .col_expr(jobs::Column::Status, Expr::value(status.as_str()))
+        .col_expr(jobs::Column::ErrorCode, Expr::value(code))
+        .col_expr(jobs::Column::ErrorMessage, Expr::value(message))
+        .col_expr(jobs::Column::FinishedAt, Expr::value(now))
+        .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
+        .filter(jobs::Column::Id.eq(job_id))
+        .filter(jobs::Column::Status.is_in([JobStatus::Queued.as_str(), JobStatus::Processing.as_str()]))
+        .exec(db)
+        .await?;
+    Ok(moved.rows_affected == 1)
+}
+
+/// Keeps the last transient error on a job that will be retried.
+///
+/// # Errors
+/// Database errors.
+pub async fn record_retry(db: &DatabaseConnection, job_id: Uuid, code: &str, message: &str) -> Result<(), DbErr> {
+    jobs::Entity::update_many()
+        .col_expr(jobs::Column::ErrorCode, Expr::value(code))
+        .col_expr(jobs::Column::ErrorMessage, Expr::value(message))
+        .col_expr(jobs::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(jobs::Column::Id.eq(job_id))
+        .filter(jobs::Column::Status.eq(JobStatus::Processing.as_str()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Records that the job's outcome event went out. Returns false when it had
+/// been recorded already.
+///
+/// # Errors
+/// Database errors.
+pub async fn mark_event_published(db: &DatabaseConnection, job_id: Uuid) -> Result<bool, DbErr> {
+    let moved = jobs::Entity::update_many()
+        .col_expr(jobs::Column::EventPublishedAt, Expr::value(Utc::now()))
+        .filter(jobs::Column::Id.eq(job_id))
+        .filter(jobs::Column::EventPublishedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(moved.rows_affected == 1)
+}

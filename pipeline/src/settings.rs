@@ -1,0 +1,143 @@
+//! Every setting, read from a command-line flag or its environment variable.
+//!
+//! With nothing set, everything is embedded: a SQLite file and an objects
+//! directory under `DATA_DIR`, a queue table in that database, and events on
+//! the console. Each AWS setting switches one role to its AWS adapter.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Settings shared by the API and the worker.
+#[derive(Clone, Debug, Args)]
+pub struct Settings {
+    /// Database URL: `postgres://…` or `sqlite://…`. Default: a SQLite file in DATA_DIR.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Where the embedded backends keep their files.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Directory for objects when no S3 bucket is set. Default: DATA_DIR/objects.
+    #[arg(long, env = "STORAGE_DIR")]
+    pub storage_dir: Option<PathBuf>,
+
+    /// S3 bucket for originals and variants; unset keeps objects on local disk.
+    #[arg(long, env = "S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// KMS key (ARN or id) for SSE-KMS on every object written to S3.
+    #[arg(long, env = "S3_KMS_KEY_ID")]
+    pub s3_kms_key_id: Option<String>,
+
+    /// SQS job queue URL; unset uses the queue table in the database.
+    #[arg(long, env = "SQS_QUEUE_URL")]
+    pub sqs_queue_url: Option<String>,
+
+    /// SQS dead-letter queue URL (operators' replay).
+    #[arg(long, env = "SQS_DLQ_URL")]
+    pub sqs_dlq_url: Option<String>,
+
+    /// SNS topic for outcome events; unset prints events to the console.
+    #[arg(long, env = "SNS_TOPIC_ARN")]
+    pub sns_topic_arn: Option<String>,
+
+    /// Endpoint for every AWS service, such as a local emulator. Unset uses AWS.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// URL that receives each event as a JSON POST (embedded notifier).
+    #[arg(long, env = "WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+
+    /// Environment name carried on every event (`local`, `staging`, `production`).
+    #[arg(long, env = "APP_ENV", default_value = "local")]
+    pub app_env: String,
+
+    /// Address the API listens on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen_addr: SocketAddr,
+
+    /// Largest accepted upload in bytes.
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// Long-poll wait of one receive, in seconds (SQS allows at most 20).
+    #[arg(long, env = "QUEUE_WAIT_SECS", default_value_t = 20)]
+    pub queue_wait_secs: u64,
+
+    /// How long a received message stays hidden from other workers, in seconds.
+    #[arg(long, env = "VISIBILITY_TIMEOUT_SECS", default_value_t = 120)]
+    pub visibility_timeout_secs: u64,
+
+    /// Receives after which the embedded queue moves a message to its
+    /// dead-letter queue. On SQS the queue's redrive policy decides.
+    #[arg(long, env = "MAX_RECEIVE_COUNT", default_value_t = 5)]
+    pub max_receive_count: u32,
+
+    /// Jobs one worker runs at once. Default: the number of cores.
+    #[arg(long, env = "WORKER_CONCURRENCY")]
+    pub worker_concurrency: Option<usize>,
+
+    /// How long the worker may finish in-flight jobs after SIGTERM, in seconds.
+    #[arg(long, env = "SHUTDOWN_DEADLINE_SECS", default_value_t = 30)]
+    pub shutdown_deadline_secs: u64,
+}
+
+impl Settings {
+    /// Settings with every default, as if nothing were configured.
+    pub fn embedded(data_dir: PathBuf) -> Self {
+        Self {
+            database_url: None,
+            data_dir,
+            storage_dir: None,
+            s3_bucket: None,
+            s3_kms_key_id: None,
+            sqs_queue_url: None,
+            sqs_dlq_url: None,
+            sns_topic_arn: None,
+            aws_endpoint_url: None,
+            webhook_url: None,
+            app_env: "local".into(),
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_upload_bytes: 64 * 1024 * 1024,
+            queue_wait_secs: 20,
+            visibility_timeout_secs: 120,
+            max_receive_count: 5,
+            worker_concurrency: None,
+            shutdown_deadline_secs: 30,
+        }
+    }
+
+    /// The database URL, defaulting to `DATA_DIR/image-service.db`.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("image-service.db").display())
+        })
+    }
+
+    /// The objects directory, defaulting to `DATA_DIR/objects`.
+    pub fn storage_dir(&self) -> PathBuf {
+        self.storage_dir.clone().unwrap_or_else(|| self.data_dir.join("objects"))
+    }
+
+    /// Jobs in flight per worker.
+    pub fn worker_concurrency(&self) -> usize {
+        self.worker_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1)
+    }
+
+    /// The long-poll wait as a duration.
+    pub fn queue_wait(&self) -> Duration {
+        Duration::from_secs(self.queue_wait_secs.min(20))
+    }
+
+    /// The visibility timeout as a duration.
+    pub fn visibility_timeout(&self) -> Duration {
+        Duration::from_secs(self.visibility_timeout_secs)
+    }
+}

@@ -1,0 +1,113 @@
+//! [`BlobStore`] on a local directory.
+
+use std::path::{Component, Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
+
+use super::{BlobStore, ByteStream, ObjectMeta, StoreError};
+
+/// Objects as files under a root directory; keys map to relative paths.
+/// Writes go to a temporary file that is renamed into place, so a reader
+/// never sees half an object.
+#[derive(Clone, Debug)]
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+impl FsBlobStore {
+    /// A store rooted at `root`, which is created on first write.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The file that holds `key`.
+    ///
+    /// # Errors
+    /// When the key is empty or would escape the root.
+    pub fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let relative = Path::new(key);
+        let safe = !key.is_empty() && relative.components().all(|c| matches!(c, Component::Normal(_)));
+        if !safe {
+            return Err(StoreError::InvalidKey(key.to_owned()));
+        }
+        Ok(self.root.join(relative))
+    }
+
+    async fn temp_file_for(&self, path: &Path) -> Result<(PathBuf, tokio::fs::File), StoreError> {
+        let dir = path.parent().unwrap_or(&self.root);
+        tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
+        let temp = dir.join(format!(".tmp-{}", Uuid::new_v4()));
+        let file = tokio::fs::File::create(&temp).await.map_err(io_error)?;
+        Ok((temp, file))
+    }
+}
+
+fn io_error(err: std::io::Error) -> StoreError {
+    StoreError::Unavailable(err.to_string())
+}
+
+async fn finish(file: tokio::fs::File, temp: &Path, path: &Path) -> Result<(), StoreError> {
+    file.sync_all().await.map_err(io_error)?;
+    drop(file);
+    tokio::fs::rename(temp, path).await.map_err(io_error)
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn put(&self, key: &str, body: Bytes, _meta: &ObjectMeta) -> Result<(), StoreError> {
+        let path = self.path_of(key)?;
+        let (temp, mut file) = self.temp_file_for(&path).await?;
+        let written = async {
+            file.write_all(&body).await.map_err(io_error)?;
+            finish(file, &temp, &path).await
+        }
+        .await;
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        written
+    }
+
+    async fn put_stream(&self, key: &str, mut body: ByteStream<'_>, _meta: &ObjectMeta) -> Result<(), StoreError> {
+        let path = self.path_of(key)?;
+        let (temp, mut file) = self.temp_file_for(&path).await?;
+        let written = async {
+            while let Some(chunk) = body.next().await {
+                file.write_all(&chunk?).await.map_err(io_error)?;
+            }
+            finish(file, &temp, &path).await
+        }
+        .await;
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        written
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let path = self.path_of(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(data) => Ok(Bytes::from(data)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(key.to_owned())),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_escape_the_root() {
+        let store = FsBlobStore::new("/srv/objects");
+        assert!(store.path_of("variants/a/b.webp").is_ok());
+        for bad in ["", "../etc/passwd", "/etc/passwd", "a/../../b", "./a"] {
+            assert!(matches!(store.path_of(bad), Err(StoreError::InvalidKey(_))), "{bad}");
+        }
+    }
+}

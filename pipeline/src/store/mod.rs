@@ -1,0 +1,61 @@
+//! Object storage: S3 on AWS, a directory on the embedded defaults.
+
+mod fs;
+mod s3;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+pub use fs::FsBlobStore;
+pub use s3::S3BlobStore;
+
+/// A stream of body chunks, as an upload arrives.
+pub type ByteStream<'a> = BoxStream<'a, Result<Bytes, StoreError>>;
+
+/// HTTP metadata stored with an object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// `Content-Type` served with the object.
+    pub content_type: String,
+    /// `Cache-Control` served with the object, if any.
+    pub cache_control: Option<String>,
+}
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No object under that key. Permanent for the object.
+    #[error("no object at {0}")]
+    NotFound(String),
+    /// The key is not one this store accepts. Permanent.
+    #[error("invalid object key {0:?}")]
+    InvalidKey(String),
+    /// The body stream stopped with an error from its source (the client).
+    #[error("upload body failed: {0}")]
+    Body(String),
+    /// The store could not be reached or refused the call. Transient.
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// The object operations the API and the worker use.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Stores `body` under `key`, replacing any object there.
+    async fn put(&self, key: &str, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError>;
+
+    /// Stores a body of unknown length as it streams in, holding at most one
+    /// part in memory. Nothing is visible under `key` unless the whole body arrived.
+    async fn put_stream(&self, key: &str, body: ByteStream<'_>, meta: &ObjectMeta) -> Result<(), StoreError>;
+
+    /// Reads a whole object.
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
+}
