@@ -1,0 +1,90 @@
+//! The API's one error type, rendered as RFC 9457 `application/problem+json`
+//! with a stable kebab-case `code`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Everything a handler can answer with instead of success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404: no such resource.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 413: the upload exceeds the configured maximum.
+    #[error("the upload exceeds {0} bytes")]
+    PayloadTooLarge(u64),
+    /// 415: the body is not an image upload.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 503: a backing service is unavailable; the client may retry.
+    #[error("a backing service is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// 500: a bug. The cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code clients can match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad-request",
+            Self::NotFound(_) => "not-found",
+            Self::PayloadTooLarge(_) => "payload-too-large",
+            Self::UnsupportedMediaType(_) => "unsupported-media-type",
+            Self::Unavailable(_) => "service-unavailable",
+            Self::Internal(_) => "internal-error",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    r#type: String,
+    title: String,
+    status: u16,
+    code: &'a str,
+    detail: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = match &self {
+            Self::Unavailable(cause) | Self::Internal(cause) => {
+                // The cause chain is logged once, here, inside the request span;
+                // the body never carries internal text.
+                tracing::error!(error = format!("{cause:#}"), code = self.code(), "request failed");
+                "see the server logs for this request".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let problem = Problem {
+            r#type: format!("https://image-service.dev/problems/{}", self.code()),
+            title: status.canonical_reason().unwrap_or("error").to_owned(),
+            status: status.as_u16(),
+            code: self.code(),
+            detail,
+        };
+        let mut response = (status, axum::Json(problem)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response
+    }
+}
