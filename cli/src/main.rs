@@ -1,0 +1,157 @@
+//! # image-service
+//!
+//! The one binary. Every role is a subcommand, so one container image runs
+//! them all:
+//!
+//! - `run`: the API and the worker in one process, on whatever the settings
+//!   name (embedded defaults when nothing is set); migrates its database first.
+//! - `api`: the HTTP API alone.
+//! - `worker`: the queue consumer alone.
+//! - `migrate`: apply (or roll back, or list) the database migrations.
+//!
+//! Settings come from flags or environment variables: see `--help`.
+
+mod telemetry;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use migrations::{Migrator, MigratorTrait};
+use pipeline::{Backends, Settings};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "image-service", version, about = "Event-driven image pipeline: upload, queue, resize, store, notify.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the worker in one process (embedded defaults unless configured).
+    Run,
+    /// Run the HTTP API.
+    Api,
+    /// Run the queue worker.
+    Worker,
+    /// Apply, roll back or list database migrations.
+    Migrate {
+        /// What to do.
+        #[arg(value_enum, default_value_t = MigrateAction::Up)]
+        action: MigrateAction,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Roll back the latest migration.
+    Down,
+    /// List migrations and whether each is applied.
+    Status,
+    /// Roll back every migration.
+    Reset,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init();
+    let settings = cli.settings;
+    match cli.command {
+        Command::Run => run_all(settings).await,
+        Command::Api => run_api(settings).await,
+        Command::Worker => run_worker(settings).await,
+        Command::Migrate { action } => migrate(settings, action).await,
+    }
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Backends> {
+    let backends = Backends::connect(settings).await.context("failed to connect the backends")?;
+    tracing::info!(backends = %backends.summary, "backends ready");
+    Ok(backends)
+}
+
+/// Cancels the returned token on SIGTERM (ECS, docker stop) or Ctrl-C.
+fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {}
+            () = terminate => {}
+        }
+        tracing::info!("shutdown requested");
+        trigger.cancel();
+    });
+    token
+}
+
+async fn run_all(settings: Settings) -> anyhow::Result<()> {
+    let backends = connect(&settings).await?;
+    pipeline::db::migrate(&backends.db).await.context("failed to migrate the database")?;
+    let app = api::Application::build(&settings, backends.clone())
+        .await
+        .with_context(|| format!("failed to listen on {}", settings.listen_addr))?;
+    let worker = worker::Worker::new(backends, &settings).await.context("failed to start the worker")?;
+    let address = app.local_addr()?;
+    println!("image-service listening on http://{address}  (POST /v1/images, GET /v1/jobs/{{id}}, GET /v1/images/{{id}})");
+
+    let shutdown = shutdown_token();
+    let deadline = Duration::from_secs(settings.shutdown_deadline_secs);
+    let worker_task = tokio::spawn(worker.run_until_stopped(shutdown.clone().cancelled_owned(), deadline));
+    app.run_until_stopped(shutdown.cancelled_owned()).await.context("the API failed")?;
+    worker_task.await.context("the worker task failed")?;
+    Ok(())
+}
+
+async fn run_api(settings: Settings) -> anyhow::Result<()> {
+    let backends = connect(&settings).await?;
+    let app = api::Application::build(&settings, backends)
+        .await
+        .with_context(|| format!("failed to listen on {}", settings.listen_addr))?;
+    tracing::info!(address = %app.local_addr()?, "api listening");
+    app.run_until_stopped(shutdown_token().cancelled_owned()).await.context("the API failed")
+}
+
+async fn run_worker(settings: Settings) -> anyhow::Result<()> {
+    let backends = connect(&settings).await?;
+    let worker = worker::Worker::new(backends, &settings).await.context("failed to start the worker")?;
+    let deadline = Duration::from_secs(settings.shutdown_deadline_secs);
+    worker.run_until_stopped(shutdown_token().cancelled_owned(), deadline).await;
+    Ok(())
+}
+
+async fn migrate(settings: Settings, action: MigrateAction) -> anyhow::Result<()> {
+    let db = pipeline::db::connect(&settings.database_url())
+        .await
+        .context("failed to connect to the database")?;
+    match action {
+        MigrateAction::Up => Migrator::up(&db, None).await,
+        MigrateAction::Down => Migrator::down(&db, Some(1)).await,
+        MigrateAction::Status => Migrator::status(&db).await,
+        MigrateAction::Reset => Migrator::reset(&db).await,
+    }
+    .context("migration failed")?;
+    tracing::info!("migrations done");
+    Ok(())
+}

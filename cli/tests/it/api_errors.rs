@@ -1,0 +1,77 @@
+//! Bad requests get a clear status and a stable problem code, and leave nothing behind.
+
+use entities::prelude::Jobs;
+use sea_orm::{EntityTrait, PaginatorTrait};
+use tempfile::TempDir;
+
+use crate::support::{TestApp, base_settings, db};
+
+async fn app(max_upload_bytes: u64) -> (TestApp, TempDir) {
+    let dir = TempDir::new().expect("temp dir");
+    let mut settings = base_settings(dir.path(), db::sqlite(&dir));
+    settings.max_upload_bytes = max_upload_bytes;
+    (TestApp::spawn(&settings).await, dir)
+}
+
+async fn assert_problem(response: reqwest::Response, status: u16, code: &str) {
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = response.json().await.expect("problem json");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+}
+
+#[tokio::test]
+async fn health_answers_ok() {
+    let (app, _dir) = app(1024).await;
+    let body = app.get_json("/healthz", 200).await;
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_ids_are_404_and_400() {
+    let (app, _dir) = app(1024).await;
+    let missing = app.http.get(format!("{}/v1/jobs/{}", app.address, uuid::Uuid::new_v4())).send().await.expect("get");
+    assert_problem(missing, 404, "not-found").await;
+    let missing = app.http.get(format!("{}/v1/images/{}", app.address, uuid::Uuid::new_v4())).send().await.expect("get");
+    assert_problem(missing, 404, "not-found").await;
+    let malformed = app.http.get(format!("{}/v1/jobs/not-a-uuid", app.address)).send().await.expect("get");
+    assert_problem(malformed, 400, "bad-request").await;
+}
+
+#[tokio::test]
+async fn non_image_content_types_are_415_and_record_nothing() {
+    let (app, _dir) = app(1024 * 1024).await;
+    let response = app.upload_raw("notimage.jpg", "text/plain").await;
+    assert_problem(response, 415, "unsupported-media-type").await;
+    let response = app.http.post(format!("{}/v1/images", app.address)).body("x").send().await.expect("post");
+    assert_problem(response, 415, "unsupported-media-type").await;
+    assert_eq!(Jobs::find().count(&app.backends.db).await.expect("count"), 0);
+}
+
+#[tokio::test]
+async fn uploads_over_the_limit_are_413_and_leave_no_object_or_job() {
+    let (app, dir) = app(10_000).await;
+    let response = app.upload_raw("astronaut.png", "image/png").await;
+    assert_problem(response, 413, "payload-too-large").await;
+    let response = app.upload_multipart("astronaut.png", "image/png").await;
+    assert_problem(response, 413, "payload-too-large").await;
+    assert_eq!(Jobs::find().count(&app.backends.db).await.expect("count"), 0);
+    let originals = dir.path().join("objects").join("originals");
+    let left = std::fs::read_dir(&originals).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "partial uploads are removed");
+}
+
+#[tokio::test]
+async fn multipart_without_a_file_field_is_400() {
+    let (app, _dir) = app(1024).await;
+    let response = app
+        .http
+        .post(format!("{}/v1/images", app.address))
+        .header("content-type", "multipart/form-data; boundary=xyz")
+        .body("--xyz\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nhello\r\n--xyz--\r\n")
+        .send()
+        .await
+        .expect("post");
+    assert_problem(response, 400, "bad-request").await;
+}

@@ -1,0 +1,242 @@
+//! The whole pipeline, end to end: upload through the API, drain the queue
+//! with the worker, then look at what a user would see: objects, rows,
+//! events, and an empty queue. The same scenarios run on the AWS adapters
+//! (emulator + Postgres) and on the embedded defaults (SQLite, disk, table
+//! queue, webhook).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use aws_sdk_s3::types::ServerSideEncryption;
+use entities::prelude::QueueMessages;
+use pipeline::event::{Event, EventKind};
+use pipeline::keys;
+use sea_orm::{EntityTrait, PaginatorTrait};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+use crate::support::aws::AwsFixture;
+use crate::support::{TestApp, WebhookSink, base_settings, db};
+
+/// Where the scenario's outputs can be inspected, per backend set.
+enum Backend {
+    Aws(AwsFixture),
+    Embedded { sink: WebhookSink, objects: PathBuf },
+}
+
+impl Backend {
+    /// Reads a stored object, checking the headers S3 keeps with it.
+    async fn read_object(&self, key: &str) -> Vec<u8> {
+        match self {
+            Self::Aws(aws) => {
+                let head = aws.s3.head_object().bucket(&aws.bucket).key(key).send().await.expect("variant exists");
+                assert_eq!(head.server_side_encryption(), Some(&ServerSideEncryption::AwsKms), "{key} SSE");
+                assert_eq!(head.ssekms_key_id(), Some(aws.kms_key_arn.as_str()), "{key} KMS key");
+                assert_eq!(head.content_type(), Some("image/webp"), "{key} content type");
+                assert_eq!(head.cache_control(), Some(keys::VARIANT_CACHE_CONTROL), "{key} cache control");
+                let object = aws.s3.get_object().bucket(&aws.bucket).key(key).send().await.expect("variant readable");
+                object.body.collect().await.expect("variant body").to_vec()
+            }
+            Self::Embedded { objects, .. } => std::fs::read(objects.join(key)).expect("variant file exists"),
+        }
+    }
+
+    async fn take_events(&mut self, n: usize) -> Vec<Event> {
+        match self {
+            Self::Aws(aws) => aws
+                .take_events(n)
+                .await
+                .into_iter()
+                .map(|(event, attribute)| {
+                    assert_eq!(attribute, event.event.as_str(), "the `event` message attribute matches the body");
+                    event
+                })
+                .collect(),
+            Self::Embedded { sink, .. } => sink.take_exactly(n).await,
+        }
+    }
+
+    /// Messages left anywhere in the job queue or its dead-letter queue.
+    async fn messages_left(&self, app: &TestApp) -> u64 {
+        match self {
+            Self::Aws(aws) => aws.depth(&aws.queue_url).await + aws.depth(&aws.dlq_url).await,
+            Self::Embedded { .. } => QueueMessages::find().count(&app.backends.db).await.expect("count queue rows"),
+        }
+    }
+}
+
+async fn aws_app() -> (TestApp, Backend, TempDir) {
+    let dir = TempDir::new().expect("temp dir");
+    let aws = AwsFixture::create().await;
+    let mut settings = base_settings(dir.path(), db::postgres().await);
+    aws.configure(&mut settings);
+    let app = TestApp::spawn(&settings).await;
+    (app, Backend::Aws(aws), dir)
+}
+
+async fn embedded_app() -> (TestApp, Backend, TempDir) {
+    let dir = TempDir::new().expect("temp dir");
+    let sink = WebhookSink::start().await;
+    let mut settings = base_settings(dir.path(), db::sqlite(&dir));
+    settings.webhook_url = Some(sink.url.clone());
+    let app = TestApp::spawn(&settings).await;
+    (app, Backend::Embedded { sink, objects: settings.storage_dir() }, dir)
+}
+
+/// An upload and what must come of it.
+struct Case {
+    file: &'static str,
+    content_type: &'static str,
+    multipart: bool,
+    format: &'static str,
+    size: (u32, u32),
+    /// Expected (width, height) per preset; originals are never upscaled.
+    variants: [(&'static str, (u32, u32)); 3],
+    has_alpha: bool,
+}
+
+const GOOD: [Case; 3] = [
+    Case {
+        file: "orient3.jpg",
+        content_type: "image/jpeg",
+        multipart: false,
+        format: "jpeg",
+        size: (1800, 1200),
+        variants: [("large", (1800, 1200)), ("medium", (1024, 683)), ("thumb", (256, 171))],
+        has_alpha: false,
+    },
+    Case {
+        file: "astronaut.png",
+        content_type: "image/png",
+        multipart: true,
+        format: "png",
+        size: (512, 512),
+        variants: [("large", (512, 512)), ("medium", (512, 512)), ("thumb", (256, 256))],
+        has_alpha: false,
+    },
+    Case {
+        file: "dice_rgba.png",
+        content_type: "image/png",
+        multipart: false,
+        format: "png",
+        size: (200, 150),
+        variants: [("large", (200, 150)), ("medium", (200, 150)), ("thumb", (200, 150))],
+        has_alpha: true,
+    },
+];
+
+async fn upload(app: &TestApp, file: &str, content_type: &str, multipart: bool) -> Uuid {
+    let response = if multipart {
+        app.upload_multipart(file, content_type).await
+    } else {
+        app.upload_raw(file, content_type).await
+    };
+    app.accepted(response).await
+}
+
+async fn uploads_become_variants_rows_and_one_event_each(app: TestApp, mut backend: Backend) {
+    // Arrange
+    let mut jobs = BTreeMap::new();
+    for case in &GOOD {
+        jobs.insert(upload(&app, case.file, case.content_type, case.multipart).await, case);
+    }
+
+    // Act
+    let handled = app.worker.drain().await.expect("worker drains the queue");
+
+    // Assert
+    assert_eq!(handled, 3);
+    for (job_id, case) in &jobs {
+        let job = app.get_json(&format!("/v1/jobs/{job_id}"), 200).await;
+        assert_eq!(job["status"], "succeeded", "{}: {job}", case.file);
+        assert_eq!(job["attempts"], 1);
+        assert!(job["error"].is_null());
+
+        let image = app.get_json(job["links"]["image"].as_str().expect("image link"), 200).await;
+        assert_eq!(image["format"], case.format, "{}", case.file);
+        assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(case.size.0.into()), Some(case.size.1.into())));
+        let variants = image["variants"].as_array().expect("variants");
+        assert_eq!(variants.len(), 3, "{}: {image}", case.file);
+        for (preset, (width, height)) in case.variants {
+            let row = variants.iter().find(|v| v["preset"] == preset).expect("variant row for preset");
+            assert_eq!((row["width"].as_u64(), row["height"].as_u64()), (Some(width.into()), Some(height.into())), "{} {preset}", case.file);
+            assert_eq!(row["format"], "webp");
+            let key = row["key"].as_str().expect("key");
+            let bytes = backend.read_object(key).await;
+            assert_eq!(row["bytes"].as_u64(), Some(bytes.len() as u64));
+            assert_eq!(image::guess_format(&bytes).expect("known format"), image::ImageFormat::WebP);
+            let decoded = image::load_from_memory(&bytes).expect("variant decodes");
+            assert_eq!((decoded.width(), decoded.height()), (width, height), "{} {preset}", case.file);
+            assert_eq!(decoded.color().has_alpha(), case.has_alpha, "{} {preset} alpha", case.file);
+        }
+    }
+
+    let events = backend.take_events(3).await;
+    let announced: BTreeSet<Uuid> = events.iter().map(|e| e.job_id).collect();
+    assert_eq!(announced, jobs.keys().copied().collect(), "one event per job");
+    for event in &events {
+        assert_eq!(event.event, EventKind::ImageProcessed);
+        assert_eq!(event.status, "succeeded");
+        assert_eq!(event.variants.len(), 3);
+        assert!(event.error.is_none());
+    }
+    assert_eq!(backend.messages_left(&app).await, 0, "every message acknowledged");
+}
+
+async fn corrupt_uploads_fail_once_with_a_reason(app: TestApp, mut backend: Backend) {
+    // Arrange
+    let not_an_image = upload(&app, "notimage.jpg", "image/jpeg", false).await;
+    let truncated = upload(&app, "truncated_prog.jpg", "image/jpeg", true).await;
+
+    // Act
+    let handled = app.worker.drain().await.expect("worker drains the queue");
+
+    // Assert
+    assert_eq!(handled, 2, "each message is handled once, not retried");
+    for (job_id, code) in [(not_an_image, "unsupported-format"), (truncated, "truncated-image")] {
+        let job = app.get_json(&format!("/v1/jobs/{job_id}"), 200).await;
+        assert_eq!(job["status"], "failed", "{job}");
+        assert_eq!(job["attempts"], 1);
+        assert_eq!(job["error"]["code"], code);
+        assert!(!job["error"]["message"].as_str().unwrap_or_default().is_empty());
+        let image = app.get_json(job["links"]["image"].as_str().expect("image link"), 200).await;
+        assert_eq!(image["variants"].as_array().map(Vec::len), Some(0));
+    }
+
+    let events = backend.take_events(2).await;
+    let codes: BTreeMap<Uuid, String> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e.event, EventKind::ImageFailed);
+            assert_eq!(e.status, "failed");
+            (e.job_id, e.error.as_ref().map(|err| err.code.clone()).unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(codes.get(&not_an_image).map(String::as_str), Some("unsupported-format"));
+    assert_eq!(codes.get(&truncated).map(String::as_str), Some("truncated-image"));
+    assert_eq!(backend.messages_left(&app).await, 0, "poison uploads do not cycle or reach the DLQ");
+}
+
+#[tokio::test]
+async fn aws_uploads_become_variants_rows_and_one_event_each() {
+    let (app, backend, _dir) = aws_app().await;
+    uploads_become_variants_rows_and_one_event_each(app, backend).await;
+}
+
+#[tokio::test]
+async fn aws_corrupt_uploads_fail_once_with_a_reason() {
+    let (app, backend, _dir) = aws_app().await;
+    corrupt_uploads_fail_once_with_a_reason(app, backend).await;
+}
+
+#[tokio::test]
+async fn embedded_uploads_become_variants_rows_and_one_event_each() {
+    let (app, backend, _dir) = embedded_app().await;
+    uploads_become_variants_rows_and_one_event_each(app, backend).await;
+}
+
+#[tokio::test]
+async fn embedded_corrupt_uploads_fail_once_with_a_reason() {
+    let (app, backend, _dir) = embedded_app().await;
+    corrupt_uploads_fail_once_with_a_reason(app, backend).await;
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real API, worker, database and AWS emulator.
+//!
+//! One test binary (modules below) keeps link time down. The services are
+//! started by `scripts/test`; a test that cannot reach one fails, it never skips.
+
+mod api_errors;
+mod e2e;
+mod migrations;
+mod support;

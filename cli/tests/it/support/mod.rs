@@ -1,0 +1,141 @@
+//! Test fixtures: fresh databases, emulator resources with unique names,
+//! the app on port 0, and event sinks.
+
+pub mod aws;
+pub mod db;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use api::Application;
+use pipeline::event::Event;
+use pipeline::{Backends, Settings};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// A file under `testdata/`.
+pub fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata").join(name)
+}
+
+/// Settings for a test: port 0, short long-polls, and everything else as given.
+pub fn base_settings(data_dir: &Path, database_url: String) -> Settings {
+    let mut settings = Settings::embedded(data_dir.to_path_buf());
+    settings.database_url = Some(database_url);
+    settings.listen_addr = "127.0.0.1:0".parse().expect("valid address");
+    settings.queue_wait_secs = 1;
+    settings.visibility_timeout_secs = 30;
+    settings.max_receive_count = 3;
+    settings.worker_concurrency = Some(4);
+    settings
+}
+
+/// The app under test: the API on a free port, and a worker to drive by hand.
+pub struct TestApp {
+    pub address: String,
+    pub backends: Backends,
+    pub worker: worker::Worker,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    /// Connects the backends, migrates, and serves the API in the background.
+    pub async fn spawn(settings: &Settings) -> Self {
+        let backends = Backends::connect(settings).await.expect("backends connect");
+        pipeline::db::migrate(&backends.db).await.expect("migrations apply");
+        let app = Application::build(settings, backends.clone()).await.expect("api binds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        let worker = worker::Worker::new(backends.clone(), settings).await.expect("worker starts");
+        Self { address, backends, worker, http: reqwest::Client::new() }
+    }
+
+    /// Uploads a testdata file as a raw body; returns the response.
+    pub async fn upload_raw(&self, file: &str, content_type: &str) -> reqwest::Response {
+        let body = std::fs::read(testdata(file)).expect("testdata file");
+        self.http
+            .post(format!("{}/v1/images", self.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("upload request")
+    }
+
+    /// Uploads a testdata file as a multipart `file` field; returns the response.
+    pub async fn upload_multipart(&self, file: &str, content_type: &str) -> reqwest::Response {
+        let body = std::fs::read(testdata(file)).expect("testdata file");
+        let boundary = format!("b{}", Uuid::new_v4().simple());
+        let mut form = Vec::new();
+        form.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file}\"\r\nContent-Type: {content_type}\r\n\r\n").as_bytes());
+        form.extend_from_slice(&body);
+        form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        self.http
+            .post(format!("{}/v1/images", self.address))
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .body(form)
+            .send()
+            .await
+            .expect("upload request")
+    }
+
+    /// Uploads and checks the `202 Accepted` contract; returns the job id.
+    pub async fn accepted(&self, response: reqwest::Response) -> Uuid {
+        assert_eq!(response.status(), 202, "upload not accepted: {:?}", response.text().await);
+        let location = response.headers()["location"].to_str().expect("ascii location").to_owned();
+        let body: serde_json::Value = response.json().await.expect("json body");
+        let job_id: Uuid = body["id"].as_str().and_then(|s| s.parse().ok()).expect("job id in body");
+        assert_eq!(location, format!("/v1/jobs/{job_id}"));
+        assert_eq!(body["status"], "queued");
+        job_id
+    }
+
+    /// `GET` a path and parse its JSON body, asserting the status.
+    pub async fn get_json(&self, path: &str, status: u16) -> serde_json::Value {
+        let response = self.http.get(format!("{}{path}", self.address)).send().await.expect("get request");
+        assert_eq!(response.status(), status, "GET {path}");
+        response.json().await.expect("json body")
+    }
+}
+
+/// Receives events POSTed to a webhook, the way a subscriber's endpoint would.
+pub struct WebhookSink {
+    pub url: String,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl WebhookSink {
+    /// Starts an HTTP receiver on a free port.
+    pub async fn start() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |axum::Json(event): axum::Json<Event>| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(event);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
+        let url = format!("http://{}/hook", listener.local_addr().expect("sink address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, events: rx }
+    }
+
+    /// Waits for exactly `n` events, then checks no more arrive for a moment.
+    pub async fn take_exactly(&mut self, n: usize) -> Vec<Event> {
+        let mut events = Vec::new();
+        while events.len() < n {
+            let event = tokio::time::timeout(Duration::from_secs(30), self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {n} events arrived", events.len()))
+                .expect("sink open");
+            events.push(event);
+        }
+        let extra = tokio::time::timeout(Duration::from_millis(500), self.events.recv()).await;
+        assert!(extra.is_err(), "an extra event arrived: {extra:?}");
+        events
+    }
+}
