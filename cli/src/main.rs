@@ -118,6 +118,7 @@ async fn run_all(settings: Settings) -> anyhow::Result<()> {
 
     let shutdown = shutdown_token();
     let deadline = Duration::from_secs(settings.shutdown_deadline_secs);
+    spawn_metrics(&worker, &settings, &shutdown);
     let worker_task = tokio::spawn(worker.run_until_stopped(shutdown.clone().cancelled_owned(), deadline));
     app.run_until_stopped(shutdown.cancelled_owned()).await.context("the API failed")?;
     worker_task.await.context("the worker task failed")?;
@@ -137,8 +138,25 @@ async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     let backends = connect(&settings).await?;
     let worker = worker::Worker::new(backends, &settings).await.context("failed to start the worker")?;
     let deadline = Duration::from_secs(settings.shutdown_deadline_secs);
-    worker.run_until_stopped(shutdown_token().cancelled_owned(), deadline).await;
+    let shutdown = shutdown_token();
+    spawn_metrics(&worker, &settings, &shutdown);
+    worker.run_until_stopped(shutdown.cancelled_owned(), deadline).await;
     Ok(())
+}
+
+/// Serves the worker's metrics in the background; a port already taken is
+/// logged, not fatal, since metrics are not the job.
+fn spawn_metrics(worker: &worker::Worker, settings: &Settings, shutdown: &CancellationToken) {
+    let (worker, address, stopped) = (worker.clone(), settings.metrics_addr, shutdown.clone().cancelled_owned());
+    tokio::spawn(async move {
+        let served = match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => worker::serve_metrics(worker, listener, stopped).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = served {
+            tracing::warn!(%address, error = %err, "metrics endpoint unavailable");
+        }
+    });
 }
 
 async fn migrate(settings: Settings, action: MigrateAction) -> anyhow::Result<()> {

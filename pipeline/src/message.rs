@@ -1,5 +1,8 @@
-//! The job message. Only ids and keys ride in the queue, never image bytes:
-//! SQS caps messages at 256 KiB, and the original is already in the store.
+//! What arrives on the job queue: our own job message, or an S3 event
+//! notification for an object a client PUT straight into the bucket.
+//!
+//! Only ids and keys ride in the queue, never image bytes: SQS caps messages
+//! at 256 KiB, and the original is already in the store.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -44,6 +47,119 @@ impl JobMessage {
     }
 }
 
+/// One object an S3 `ObjectCreated` notification announced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedObject {
+    /// The bucket.
+    pub bucket: String,
+    /// The object key, URL-decoded.
+    pub key: String,
+    /// The object's ETag, which with bucket and key identifies this upload.
+    pub etag: String,
+    /// Size in bytes, as S3 reported it.
+    pub size: u64,
+}
+
+impl CreatedObject {
+    /// The key that dedupes repeated notifications of the same upload.
+    pub fn dedupe_key(&self) -> String {
+        format!("s3:{}/{}#{}", self.bucket, self.key, self.etag)
+    }
+}
+
+/// A message body from the job queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// Our own job message.
+    Job(JobMessage),
+    /// Objects created in the bucket (S3 event notification).
+    ObjectsCreated(Vec<CreatedObject>),
+    /// The `s3:TestEvent` S3 sends when a notification is configured: nothing to do.
+    S3TestEvent,
+}
+
+#[derive(Deserialize)]
+struct S3Notification {
+    #[serde(rename = "Records", default)]
+    records: Vec<S3Record>,
+    #[serde(rename = "Event")]
+    event: Option<String>,
+    /// Set when the notification came through an SNS topic.
+    #[serde(rename = "Type")]
+    envelope_type: Option<String>,
+    #[serde(rename = "Message")]
+    envelope_message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct S3Record {
+    #[serde(rename = "eventName", default)]
+    event_name: String,
+    s3: S3Entity,
+}
+
+#[derive(Deserialize)]
+struct S3Entity {
+    bucket: S3Bucket,
+    object: S3Object,
+}
+
+#[derive(Deserialize)]
+struct S3Bucket {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct S3Object {
+    key: String,
+    #[serde(rename = "eTag", default)]
+    etag: String,
+    #[serde(default)]
+    size: u64,
+}
+
+/// Object keys in S3 notifications are URL-encoded, with `+` for spaces.
+fn decode_key(raw: &str) -> String {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+}
+
+impl Incoming {
+    /// Parses any body the job queue can carry.
+    ///
+    /// # Errors
+    /// When the body is none of the known kinds.
+    pub fn parse(body: &str) -> Result<Self, MessageError> {
+        if let Ok(job) = JobMessage::parse(body) {
+            return Ok(Self::Job(job));
+        }
+        let notification: S3Notification =
+            serde_json::from_str(body).map_err(|e| MessageError(format!("neither a job nor an S3 event: {e}")))?;
+        if notification.envelope_type.as_deref() == Some("Notification") {
+            let inner = notification.envelope_message.unwrap_or_default();
+            return Self::parse(&inner);
+        }
+        if notification.event.as_deref() == Some("s3:TestEvent") {
+            return Ok(Self::S3TestEvent);
+        }
+        let objects: Vec<CreatedObject> = notification
+            .records
+            .into_iter()
+            .filter(|r| r.event_name.starts_with("ObjectCreated:"))
+            .map(|r| CreatedObject {
+                bucket: r.s3.bucket.name,
+                key: decode_key(&r.s3.object.key),
+                etag: r.s3.object.etag.trim_matches('"').to_owned(),
+                size: r.s3.object.size,
+            })
+            .collect();
+        if objects.is_empty() {
+            return Err(MessageError("an S3 event with no ObjectCreated record".into()));
+        }
+        Ok(Self::ObjectsCreated(objects))
+    }
+}
+
 /// A body that is not a job message.
 #[derive(Debug, thiserror::Error)]
 #[error("not a job message: {0}")]
@@ -59,6 +175,26 @@ mod tests {
         let body = message.to_body();
         assert_eq!(JobMessage::parse(&body).ok(), Some(message));
         assert!(body.len() < 256, "{body}");
+    }
+
+    #[test]
+    fn s3_notifications_are_decoded_and_test_events_recognised() {
+        let body = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
+            "s3":{"bucket":{"name":"images"},"object":{"key":"uploads/my+holiday%282%29.jpg","size":42,"eTag":"abc"}}}]}"#;
+        let Ok(Incoming::ObjectsCreated(objects)) = Incoming::parse(body) else {
+            panic!("not parsed as an S3 event");
+        };
+        assert_eq!(objects[0].key, "uploads/my holiday(2).jpg");
+        assert_eq!(objects[0].dedupe_key(), "s3:images/uploads/my holiday(2).jpg#abc");
+
+        let test_event = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"images"}"#;
+        assert_eq!(Incoming::parse(test_event).ok(), Some(Incoming::S3TestEvent));
+
+        let through_sns = serde_json::json!({ "Type": "Notification", "Message": test_event }).to_string();
+        assert_eq!(Incoming::parse(&through_sns).ok(), Some(Incoming::S3TestEvent));
+
+        let removed = r#"{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}]}"#;
+        assert!(Incoming::parse(removed).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use entities::{images, variants};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -79,6 +79,19 @@ pub async fn find_job(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<jobs
     jobs::Entity::find_by_id(id).one(db).await
 }
 
+/// The job recorded with a client's (or an S3 upload's) idempotency key.
+///
+/// # Errors
+/// Database errors.
+pub async fn find_job_by_idempotency_key(db: &DatabaseConnection, key: &str) -> Result<Option<jobs::Model>, DbErr> {
+    jobs::Entity::find().filter(jobs::Column::IdempotencyKey.eq(key)).one(db).await
+}
+
+/// Whether an insert failed on a unique constraint (a duplicate).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
 /// One image and its variants, largest first.
 ///
 /// # Errors
@@ -139,6 +152,8 @@ pub struct ImageFacts {
     pub width: i32,
     /// Upright height.
     pub height: i32,
+    /// Hex SHA-256 of the original.
+    pub sha256: String,
 }
 
 /// A variant to record.
@@ -193,6 +208,7 @@ pub async fn complete_job(
         .col_expr(images::Column::Format, Expr::value(facts.format))
         .col_expr(images::Column::Width, Expr::value(facts.width))
         .col_expr(images::Column::Height, Expr::value(facts.height))
+        .col_expr(images::Column::Sha256, Expr::value(facts.sha256))
         .filter(images::Column::Id.eq(image_id))
         .exec(&txn)
         .await?;

@@ -73,6 +73,15 @@ pub struct Settings {
     #[arg(long, env = "VISIBILITY_TIMEOUT_SECS", default_value_t = 120)]
     pub visibility_timeout_secs: u64,
 
+    /// First retry delay after a transient failure, in milliseconds; each
+    /// further retry doubles it (with jitter), up to five minutes.
+    #[arg(long, env = "RETRY_BASE_DELAY_MS", default_value_t = 2000)]
+    pub retry_base_delay_ms: u64,
+
+    /// Address the worker serves Prometheus metrics on (`/metrics`).
+    #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:9090")]
+    pub metrics_addr: SocketAddr,
+
     /// Receives after which the embedded queue moves a message to its
     /// dead-letter queue. On SQS the queue's redrive policy decides.
     #[arg(long, env = "MAX_RECEIVE_COUNT", default_value_t = 5)]
@@ -107,6 +116,8 @@ impl Settings {
             queue_wait_secs: 20,
             visibility_timeout_secs: 120,
             max_receive_count: 5,
+            retry_base_delay_ms: 2000,
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
             worker_concurrency: None,
             shutdown_deadline_secs: 30,
         }

@@ -33,21 +33,21 @@ pub enum Disposition {
 
 /// Decides a message's fate from the verdict, how often the message has been
 /// received (this time included), and the queue's redrive limit.
-pub fn decide(verdict: Verdict, receive_count: u32, redrive_limit: u32) -> Disposition {
+pub fn decide(verdict: Verdict, receive_count: u32, redrive_limit: u32, base_delay: Duration) -> Disposition {
     match verdict {
         Verdict::Done => Disposition::Delete,
         Verdict::Unparseable => Disposition::Abandon,
         Verdict::Transient if receive_count >= redrive_limit => Disposition::DeadLetter,
-        Verdict::Transient => Disposition::RetryAfter(retry_delay(receive_count)),
+        Verdict::Transient => Disposition::RetryAfter(retry_delay(receive_count, base_delay)),
     }
 }
 
-/// Exponential backoff with jitter: about 2 s after the first failure,
+/// Exponential backoff with jitter: `base` after the first failure,
 /// doubling each time, capped at 5 minutes.
-pub fn retry_delay(receive_count: u32) -> Duration {
+pub fn retry_delay(receive_count: u32, base: Duration) -> Duration {
     let nth = usize::try_from(receive_count.saturating_sub(1)).unwrap_or(usize::MAX);
     ExponentialBuilder::default()
-        .with_min_delay(Duration::from_secs(2))
+        .with_min_delay(base)
         .with_max_delay(Duration::from_secs(300))
         .with_factor(2.0)
         .with_jitter()
@@ -61,33 +61,35 @@ pub fn retry_delay(receive_count: u32) -> Duration {
 mod tests {
     use super::*;
 
+    const BASE: Duration = Duration::from_secs(2);
+
     #[test]
     fn done_deletes_whatever_the_receive_count() {
-        assert_eq!(decide(Verdict::Done, 1, 5), Disposition::Delete);
-        assert_eq!(decide(Verdict::Done, 9, 5), Disposition::Delete);
+        assert_eq!(decide(Verdict::Done, 1, 5, BASE), Disposition::Delete);
+        assert_eq!(decide(Verdict::Done, 9, 5, BASE), Disposition::Delete);
     }
 
     #[test]
     fn transient_failures_retry_until_the_last_allowed_receive() {
-        assert!(matches!(decide(Verdict::Transient, 1, 5), Disposition::RetryAfter(_)));
-        assert!(matches!(decide(Verdict::Transient, 4, 5), Disposition::RetryAfter(_)));
-        assert_eq!(decide(Verdict::Transient, 5, 5), Disposition::DeadLetter);
-        assert_eq!(decide(Verdict::Transient, 6, 5), Disposition::DeadLetter);
+        assert!(matches!(decide(Verdict::Transient, 1, 5, BASE), Disposition::RetryAfter(_)));
+        assert!(matches!(decide(Verdict::Transient, 4, 5, BASE), Disposition::RetryAfter(_)));
+        assert_eq!(decide(Verdict::Transient, 5, 5, BASE), Disposition::DeadLetter);
+        assert_eq!(decide(Verdict::Transient, 6, 5, BASE), Disposition::DeadLetter);
     }
 
     #[test]
     fn unparseable_messages_are_left_for_the_dead_letter_queue() {
-        assert_eq!(decide(Verdict::Unparseable, 1, 5), Disposition::Abandon);
-        assert_eq!(decide(Verdict::Unparseable, 5, 5), Disposition::Abandon);
+        assert_eq!(decide(Verdict::Unparseable, 1, 5, BASE), Disposition::Abandon);
+        assert_eq!(decide(Verdict::Unparseable, 5, 5, BASE), Disposition::Abandon);
     }
 
     #[test]
     fn retry_delay_grows_and_stays_capped() {
         // Jitter adds up to one more base delay, so compare ranges.
-        let first = retry_delay(1);
-        let fourth = retry_delay(4);
+        let first = retry_delay(1, BASE);
+        let fourth = retry_delay(4, BASE);
         assert!(first >= Duration::from_secs(2) && first <= Duration::from_secs(4), "{first:?}");
         assert!(fourth >= Duration::from_secs(16), "{fourth:?}");
-        assert!(retry_delay(40) <= Duration::from_secs(600));
+        assert!(retry_delay(40, BASE) <= Duration::from_secs(600));
     }
 }

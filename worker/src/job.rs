@@ -2,19 +2,26 @@
 //! [`Failure::transient`] (try again later) or [`Failure::permanent`] (this
 //! input will never work; record it and stop).
 
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
+use chrono::Utc;
 use entities::jobs::{self, JobStatus};
-use pipeline::event::{Event, EventError, EventKind, EventVariant, EVENT_SCHEMA_VERSION};
-use pipeline::message::JobMessage;
-use pipeline::queue::Delivery;
-use pipeline::repo::{self, Claim, ImageFacts, NewVariant};
-use pipeline::store::{ObjectMeta, StoreError};
+use futures::FutureExt;
+use pipeline::event::{EVENT_SCHEMA_VERSION, Event, EventError, EventKind, EventVariant};
 use pipeline::keys;
+use pipeline::message::{CreatedObject, Incoming, JobMessage};
+use pipeline::queue::Delivery;
+use pipeline::repo::{self, Claim, ImageFacts, NewUpload, NewVariant};
+use pipeline::store::{ObjectMeta, StoreError};
+use sha2::{Digest, Sha256};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::Worker;
 use crate::disposition::{Disposition, Verdict, decide};
+use crate::metrics::{Outcome, Stage};
 
 /// Why a step failed, and whether trying again can help.
 #[derive(Debug, Clone)]
@@ -23,15 +30,22 @@ pub(crate) struct Failure {
     /// Stable kebab-case code, stored on the job and sent in events.
     code: String,
     message: String,
+    /// The job it concerns, once known.
+    job_id: Option<Uuid>,
 }
 
 impl Failure {
     fn transient(code: &str, message: impl ToString) -> Self {
-        Self { permanent: false, code: code.to_owned(), message: message.to_string() }
+        Self { permanent: false, code: code.to_owned(), message: message.to_string(), job_id: None }
     }
 
     fn permanent(code: &str, message: impl ToString) -> Self {
-        Self { permanent: true, code: code.to_owned(), message: message.to_string() }
+        Self { permanent: true, code: code.to_owned(), message: message.to_string(), job_id: None }
+    }
+
+    fn for_job(mut self, job_id: Uuid) -> Self {
+        self.job_id.get_or_insert(job_id);
+        self
     }
 }
 
@@ -39,67 +53,209 @@ fn database(err: sea_orm::DbErr) -> Failure {
     Failure::transient("database-unavailable", err)
 }
 
+/// What a successful handling amounted to, for the metrics.
+enum Handled {
+    Succeeded,
+    Failed,
+    Duplicate,
+    Ignored,
+}
+
+struct InFlight<'a> {
+    worker: &'a Worker,
+    message_id: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.worker.inner.in_flight.lock() {
+            in_flight.remove(&self.message_id);
+        }
+        self.worker.inner.metrics.in_flight(-1);
+    }
+}
+
 impl Worker {
     /// Handles one delivery and carries out the decided disposition.
     pub(crate) async fn handle(&self, delivery: Delivery) {
-        let message = match JobMessage::parse(&delivery.body) {
-            Ok(message) => message,
+        if let Ok(mut in_flight) = self.inner.in_flight.lock() {
+            in_flight.insert(delivery.message_id.clone(), delivery.receipt.clone());
+        }
+        self.inner.metrics.in_flight(1);
+        let _in_flight = InFlight { worker: self, message_id: delivery.message_id.clone() };
+        if let Some(sent) = delivery.sent_at {
+            self.inner.metrics.queue_lag((Utc::now() - sent).to_std().unwrap_or_default());
+        }
+
+        let incoming = match Incoming::parse(&delivery.body) {
+            Ok(incoming) => incoming,
             Err(err) => {
+                // Left alone, it comes back after its visibility timeout until
+                // the redrive policy moves it to the dead-letter queue.
                 tracing::error!(message_id = %delivery.message_id, error = %err, "unparseable message; leaving it for the dead-letter queue");
+                self.inner.metrics.outcome(Outcome::Unparseable);
                 return;
             }
         };
-        let span = tracing::info_span!("job", job_id = %message.job_id, image_id = %message.image_id, receive_count = delivery.receive_count);
+        let job_id = match &incoming {
+            Incoming::Job(message) => Some(message.job_id),
+            _ => None,
+        };
+        let span = tracing::info_span!(
+            "message",
+            message_id = %delivery.message_id,
+            job_id = job_id.map(tracing::field::display),
+            receive_count = delivery.receive_count,
+        );
         async {
-            let result = self.process(&message).await;
-            let verdict = match &result {
-                Ok(()) => Verdict::Done,
-                Err(_) => Verdict::Transient,
+            // A panic anywhere in the job is contained here and counts as a
+            // transient failure of this message only.
+            let work = AssertUnwindSafe(self.with_heartbeat(&delivery, self.dispatch(incoming))).catch_unwind();
+            let result = match work.await {
+                Ok(result) => result,
+                Err(_) => Err(Failure { job_id, ..Failure::transient("worker-panic", "the job panicked") }),
             };
-            let disposition = decide(verdict, delivery.receive_count, self.inner.redrive_limit);
-            if let Err(failure) = &result {
-                tracing::warn!(code = %failure.code, error = %failure.message, ?disposition, "job step failed");
+            let verdict = if result.is_ok() { Verdict::Done } else { Verdict::Transient };
+            let disposition = decide(verdict, delivery.receive_count, self.inner.redrive_limit, self.inner.retry_base_delay);
+            match &result {
+                Ok(Handled::Succeeded) => self.inner.metrics.outcome(Outcome::Succeeded),
+                Ok(Handled::Failed) => self.inner.metrics.outcome(Outcome::Failed),
+                Ok(Handled::Duplicate) => self.inner.metrics.outcome(Outcome::Duplicate),
+                Ok(Handled::Ignored) => self.inner.metrics.outcome(Outcome::Ignored),
+                Err(failure) => {
+                    tracing::warn!(code = %failure.code, error = %failure.message, ?disposition, "job step failed");
+                    let outcome = if disposition == Disposition::DeadLetter { Outcome::Dead } else { Outcome::Retried };
+                    self.inner.metrics.outcome(outcome);
+                }
             }
-            self.apply(disposition, &delivery, &message, result.err()).await;
+            self.apply(disposition, &delivery, result.err()).await;
         }
         .instrument(span)
         .await;
     }
 
-    async fn apply(&self, disposition: Disposition, delivery: &Delivery, message: &JobMessage, failure: Option<Failure>) {
+    /// Runs `work` while extending the message's visibility about every
+    /// half timeout, so a long job is not redelivered to another worker.
+    async fn with_heartbeat<T>(&self, delivery: &Delivery, work: impl Future<Output = T>) -> T {
+        let period = self.inner.visibility / 2;
+        let heartbeat = async {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                ticks.tick().await;
+                if let Err(err) = self.inner.backends.queue.change_visibility(&delivery.receipt, self.inner.visibility).await {
+                    tracing::warn!(error = %err, "visibility heartbeat failed");
+                }
+            }
+        };
+        tokio::select! {
+            result = work => result,
+            never = heartbeat => never,
+        }
+    }
+
+    async fn dispatch(&self, incoming: Incoming) -> Result<Handled, Failure> {
+        match incoming {
+            Incoming::Job(message) => self.process(&message).await.map_err(|f| f.for_job(message.job_id)),
+            Incoming::S3TestEvent => {
+                tracing::info!("S3 test event; acknowledging");
+                Ok(Handled::Ignored)
+            }
+            Incoming::ObjectsCreated(objects) => {
+                let mut handled = Handled::Ignored;
+                for object in objects {
+                    let Some(message) = self.job_for_object(&object).await? else {
+                        continue;
+                    };
+                    handled = self.process(&message).await.map_err(|f| f.for_job(message.job_id))?;
+                }
+                Ok(handled)
+            }
+        }
+    }
+
+    /// Turns a client's direct upload into a job, once per bucket, key and
+    /// ETag: a repeated notification finds the job the first one created.
+    async fn job_for_object(&self, object: &CreatedObject) -> Result<Option<JobMessage>, Failure> {
+        if !object.key.starts_with(keys::UPLOADS_PREFIX) {
+            tracing::info!(key = %object.key, "object outside the uploads prefix; ignoring");
+            return Ok(None);
+        }
+        let db = &self.inner.backends.db;
+        let dedupe = object.dedupe_key();
+        if let Some(job) = repo::find_job_by_idempotency_key(db, &dedupe).await.map_err(database)? {
+            return Ok(Some(JobMessage::new(job.id, job.image_id, keys::original(job.image_id))));
+        }
+        let (image_id, job_id) = (Uuid::now_v7(), Uuid::now_v7());
+        let source_key = keys::original(image_id);
+        // Keep the original outside the uploads prefix, which the bucket's
+        // lifecycle rule empties after a few days.
+        self.inner
+            .backends
+            .store
+            .copy(&object.key, &source_key)
+            .await
+            .map_err(|err| match err {
+                StoreError::NotFound(_) => Failure::permanent("source-missing", err),
+                other => Failure::transient("store-unavailable", other),
+            })?;
+        let upload = NewUpload {
+            image_id,
+            job_id,
+            source_key,
+            // Computed by the worker once it has the bytes.
+            sha256: String::new(),
+            bytes: i64::try_from(object.size).unwrap_or(i64::MAX),
+            idempotency_key: Some(dedupe.clone()),
+        };
+        let job = match repo::record_upload(db, upload).await {
+            Ok(job) => job,
+            // A concurrent delivery of the same notification got there first.
+            Err(err) if repo::is_unique_violation(&err) => repo::find_job_by_idempotency_key(db, &dedupe)
+                .await
+                .map_err(database)?
+                .ok_or_else(|| Failure::transient("database-unavailable", "duplicate upload vanished"))?,
+            Err(err) => return Err(database(err)),
+        };
+        tracing::info!(job_id = %job.id, key = %object.key, "job created from an S3 upload");
+        Ok(Some(JobMessage::new(job.id, job.image_id, keys::original(job.image_id))))
+    }
+
+    async fn apply(&self, disposition: Disposition, delivery: &Delivery, failure: Option<Failure>) {
         let queue = &self.inner.backends.queue;
         let acted = match disposition {
-            Disposition::Delete => queue.delete(&delivery.receipt).await,
+            Disposition::Delete => self.inner.acker.delete(delivery.receipt.clone()).await,
             Disposition::Abandon => Ok(()),
             Disposition::RetryAfter(delay) => {
-                if let Some(failure) = &failure {
+                if let Some(Failure { job_id: Some(job_id), code, message, .. }) = &failure {
                     // Best effort: the retry happens whether or not this is recorded.
-                    let _ = repo::record_retry(&self.inner.backends.db, message.job_id, &failure.code, &failure.message).await;
+                    let _ = repo::record_retry(&self.inner.backends.db, *job_id, code, message).await;
                 }
                 queue.change_visibility(&delivery.receipt, delay).await
             }
             Disposition::DeadLetter => {
                 let failure = failure.unwrap_or_else(|| Failure::transient("retries-exhausted", "retries exhausted"));
-                let recorded = self.record_final_failure(message.job_id, JobStatus::Dead, &failure).await;
-                if let Err(err) = recorded {
-                    tracing::error!(code = %err.code, error = %err.message, "could not mark the job dead");
+                if let Some(job_id) = failure.job_id {
+                    if let Err(err) = self.record_final_failure(job_id, JobStatus::Dead, &failure).await {
+                        tracing::error!(code = %err.code, error = %err.message, "could not mark the job dead");
+                    }
                 }
                 if self.inner.has_dead_letter_queue {
                     // Released at once, the next receive moves it to the DLQ.
-                    queue.change_visibility(&delivery.receipt, std::time::Duration::ZERO).await
+                    queue.change_visibility(&delivery.receipt, Duration::ZERO).await
                 } else {
                     queue.delete(&delivery.receipt).await
                 }
             }
         };
         if let Err(err) = acted {
-            // Not fatal: an unacknowledged message simply comes back.
+            // Not fatal: an unacknowledged message simply comes back, and
+            // the job's recorded state makes the redelivery a no-op.
             tracing::warn!(error = %err, ?disposition, "queue call failed; the message will reappear");
         }
     }
 
     /// Advances the job; `Ok` means its final state is recorded and announced.
-    async fn process(&self, message: &JobMessage) -> Result<(), Failure> {
+    async fn process(&self, message: &JobMessage) -> Result<Handled, Failure> {
         let db = &self.inner.backends.db;
         let job = match repo::claim_job(db, message.job_id).await.map_err(database)? {
             Claim::Started(job) => job,
@@ -108,22 +264,26 @@ impl Worker {
                 // sure its event went out (the last run may have crashed
                 // between commit and publish).
                 tracing::info!(status = job.status.as_str(), "job already finished; acknowledging");
-                return self.publish_once(&job).await;
+                self.publish_once(&job).await?;
+                return Ok(Handled::Duplicate);
             }
             Claim::Missing => {
                 tracing::warn!("no such job; dropping the message");
-                return Ok(());
+                return Ok(Handled::Ignored);
             }
         };
         match self.make_variants(&job, message).await {
-            Ok(moved) => {
-                if moved {
-                    let job = repo::find_job(db, job.id).await.map_err(database)?.unwrap_or(job);
-                    self.publish_once(&job).await?;
-                }
-                Ok(())
+            Ok(true) => {
+                let job = repo::find_job(db, job.id).await.map_err(database)?.unwrap_or(job);
+                self.publish_once(&job).await?;
+                Ok(Handled::Succeeded)
             }
-            Err(failure) if failure.permanent => self.record_final_failure(job.id, JobStatus::Failed, &failure).await,
+            // A concurrent delivery finished the job and announces it.
+            Ok(false) => Ok(Handled::Duplicate),
+            Err(failure) if failure.permanent => {
+                self.record_final_failure(job.id, JobStatus::Failed, &failure).await?;
+                Ok(Handled::Failed)
+            }
             Err(failure) => Err(failure),
         }
     }
@@ -131,26 +291,36 @@ impl Worker {
     /// Downloads, processes, stores and records. Returns whether this run
     /// moved the job to `succeeded` (false: a concurrent delivery did).
     async fn make_variants(&self, job: &jobs::Model, message: &JobMessage) -> Result<bool, Failure> {
+        let metrics = &self.inner.metrics;
         let store = &self.inner.backends.store;
+
+        let started = Instant::now();
         let original = store.get(&message.source_key).await.map_err(|err| match err {
             StoreError::NotFound(_) => Failure::permanent("source-missing", err),
             other => Failure::transient("store-unavailable", other),
         })?;
+        metrics.stage(Stage::Download, started.elapsed());
 
-        let output = {
+        let started = Instant::now();
+        let (output, sha256) = {
             let _cpu = self.inner.cpu_slots.acquire().await.map_err(|e| Failure::transient("worker-stopping", e))?;
             let presets = self.inner.presets.clone();
             let limits = self.inner.limits.clone();
-            tokio::task::spawn_blocking(move || imaging::process(&original, &presets, &limits))
-                .await
-                .map_err(|e| Failure::transient("engine-panic", e))?
+            tokio::task::spawn_blocking(move || {
+                let sha256 = hex::encode(Sha256::digest(&original));
+                (imaging::process(&original, &presets, &limits), sha256)
+            })
+            .await
+            .map_err(|e| Failure::transient("engine-panic", e))?
         };
         let output = output.map_err(|err| match err {
             // A contained panic may be a bug we fix later: retry, then dead-letter.
             imaging::ImagingError::Panicked => Failure::transient(err.code(), &err),
             other => Failure::permanent(other.code(), &other),
         })?;
+        metrics.stage(Stage::Engine, started.elapsed());
 
+        let started = Instant::now();
         let source = output.source;
         let uploads = output.variants.into_iter().map(|variant| {
             let key = keys::variant(job.image_id, &variant.preset, &variant.preset_version, variant.format.extension());
@@ -176,15 +346,20 @@ impl Worker {
         let new_variants = futures::future::try_join_all(uploads)
             .await
             .map_err(|e| Failure::transient("store-unavailable", e))?;
+        metrics.stage(Stage::Upload, started.elapsed());
 
+        let started = Instant::now();
         let facts = ImageFacts {
             format: source.format.to_owned(),
             width: i32::try_from(source.width).unwrap_or(i32::MAX),
             height: i32::try_from(source.height).unwrap_or(i32::MAX),
+            sha256,
         };
-        repo::complete_job(&self.inner.backends.db, job.id, job.image_id, facts, new_variants)
+        let moved = repo::complete_job(&self.inner.backends.db, job.id, job.image_id, facts, new_variants)
             .await
-            .map_err(database)
+            .map_err(database)?;
+        metrics.stage(Stage::Db, started.elapsed());
+        Ok(moved)
     }
 
     /// Marks the job `failed` or `dead` and announces it. A job that already
@@ -206,6 +381,7 @@ impl Worker {
         if job.event_published_at.is_some() || !job.status.is_final() {
             return Ok(());
         }
+        let started = Instant::now();
         let event = self.event_for(job).await?;
         self.inner
             .backends
@@ -214,6 +390,7 @@ impl Worker {
             .await
             .map_err(|e| Failure::transient("notifier-unavailable", e))?;
         repo::mark_event_published(&self.inner.backends.db, job.id).await.map_err(database)?;
+        self.inner.metrics.stage(Stage::Publish, started.elapsed());
         Ok(())
     }
 

@@ -11,14 +11,22 @@
 //! # Layout
 //! - [`Worker`]: the consumer loop ([`Worker::run_until_stopped`]) and its
 //!   step function ([`Worker::run_once`]), which tests call until the queue is empty.
-//! - `job`: handling of one message, every step classified as transient or permanent.
+//! - `job`: handling of one message, every step classified as transient or
+//!   permanent, with a visibility heartbeat and panic isolation.
 //! - [`disposition`]: the one pure function that decides a message's fate.
+//! - `ack`: batched acknowledgements.
+//! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
+//! - `protection`: ECS task scale-in protection while busy.
 
+mod ack;
 pub mod disposition;
 mod job;
+pub mod metrics;
+mod protection;
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imaging::{Limits, Preset};
@@ -26,6 +34,10 @@ use pipeline::queue::QueueError;
 use pipeline::{Backends, Settings};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+use crate::ack::Acker;
+use crate::metrics::Metrics;
+use crate::protection::ScaleInProtection;
 
 /// A worker: the backends, the presets, and how much it may run at once.
 #[derive(Clone)]
@@ -43,12 +55,18 @@ struct Inner {
     cpu_slots: Arc<Semaphore>,
     wait: Duration,
     visibility: Duration,
+    retry_base_delay: Duration,
     /// Receives allowed before a message is dead-lettered.
     redrive_limit: u32,
     /// Whether the queue has a dead-letter queue to leave poison messages for;
     /// without one, a dead job's message is deleted instead.
     has_dead_letter_queue: bool,
     app_env: String,
+    acker: Acker,
+    metrics: Metrics,
+    /// Receipts of the messages being handled, by message id, so that a
+    /// shutdown can release the ones it could not finish.
+    in_flight: Mutex<HashMap<String, String>>,
 }
 
 impl Worker {
@@ -67,12 +85,21 @@ impl Worker {
                 cpu_slots: Arc::new(Semaphore::new(cores)),
                 wait: settings.queue_wait(),
                 visibility: settings.visibility_timeout(),
+                retry_base_delay: Duration::from_millis(settings.retry_base_delay_ms),
                 redrive_limit: queue_limit.unwrap_or(settings.max_receive_count).max(1),
                 has_dead_letter_queue: queue_limit.is_some(),
                 app_env: settings.app_env.clone(),
+                acker: Acker::spawn(backends.queue.clone()),
+                metrics: Metrics::default(),
+                in_flight: Mutex::new(HashMap::new()),
                 backends,
             }),
         })
+    }
+
+    /// The worker's metrics, as Prometheus text.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.render()
     }
 
     /// Receives one batch (up to the concurrency, at most 10), handles every
@@ -108,13 +135,15 @@ impl Worker {
     }
 
     /// Keeps up to the configured number of jobs in flight until `shutdown`
-    /// resolves, then stops receiving and gives the jobs in flight up to
-    /// `deadline` to finish. A job cut off at the deadline is not lost: its
-    /// message reappears after its visibility timeout.
+    /// resolves. Then it stops receiving and gives the jobs in flight up to
+    /// `deadline` to finish; the messages of jobs still unfinished are
+    /// released (visibility 0) so another worker picks them up at once.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>, deadline: Duration) {
         tokio::pin!(shutdown);
         let slots = Arc::new(Semaphore::new(self.inner.concurrency));
-        let mut in_flight = JoinSet::new();
+        let mut tasks = JoinSet::new();
+        let protection = ScaleInProtection::from_env();
+        let mut protected = false;
         tracing::info!(concurrency = self.inner.concurrency, "worker started");
         loop {
             let first = tokio::select! {
@@ -141,7 +170,7 @@ impl Worker {
                     for delivery in deliveries {
                         let Some(permit) = permits.pop() else { break };
                         let worker = self.clone();
-                        in_flight.spawn(async move {
+                        tasks.spawn(async move {
                             worker.handle(delivery).await;
                             drop(permit);
                         });
@@ -152,14 +181,76 @@ impl Worker {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
-            while in_flight.try_join_next().is_some() {}
+            while tasks.try_join_next().is_some() {}
+            if let Some(protection) = &protection {
+                let busy = !tasks.is_empty();
+                if busy != protected {
+                    protection.set(busy).await;
+                    protected = busy;
+                }
+            }
         }
-        tracing::info!(in_flight = in_flight.len(), "shutting down: finishing jobs in flight");
-        let finished = tokio::time::timeout(deadline, async { while in_flight.join_next().await.is_some() {} }).await;
+
+        tracing::info!(in_flight = tasks.len(), "shutting down: finishing jobs in flight");
+        let finished = tokio::time::timeout(deadline, async { while tasks.join_next().await.is_some() {} }).await;
         if finished.is_err() {
-            tracing::warn!(abandoned = in_flight.len(), "shutdown deadline passed; unfinished messages will reappear");
-            in_flight.abort_all();
+            // Take the receipts before aborting: an aborted job drops its
+            // in-flight entry as it unwinds.
+            let unfinished = self.in_flight_receipts();
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            self.release(unfinished).await;
+        }
+        if let Some(protection) = &protection {
+            protection.set(false).await;
         }
         tracing::info!("worker stopped");
     }
+
+    fn in_flight_receipts(&self) -> Vec<String> {
+        match self.inner.in_flight.lock() {
+            Ok(in_flight) => in_flight.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Makes the messages of aborted jobs visible again at once.
+    async fn release(&self, receipts: Vec<String>) {
+        tracing::warn!(released = receipts.len(), "shutdown deadline passed; releasing unfinished messages");
+        for receipt in receipts {
+            if let Err(err) = self.inner.backends.queue.change_visibility(&receipt, Duration::ZERO).await {
+                tracing::warn!(error = %err, "release failed; the message reappears after its visibility timeout");
+            }
+        }
+    }
+}
+
+/// Serves `/metrics` (Prometheus text) and `/healthz` on `listener` until `shutdown`.
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve_metrics(
+    worker: Worker,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let worker = worker.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                        worker.metrics_text(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }));
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "metrics listening");
+    }
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

@@ -6,4 +6,5 @@
 mod api_errors;
 mod e2e;
 mod migrations;
+mod reliability;
 mod support;

@@ -163,6 +163,20 @@ impl JobQueue for LocalJobQueue {
         Ok(())
     }
 
+    async fn delete_batch(&self, receipts: &[String]) -> Vec<Result<(), QueueError>> {
+        let deleted = queue_messages::Entity::delete_many()
+            .filter(Column::Receipt.is_in(receipts.iter().cloned()))
+            .exec(&self.db)
+            .await;
+        match deleted {
+            Ok(_) => receipts.iter().map(|_| Ok(())).collect(),
+            Err(err) => {
+                let message = err.to_string();
+                receipts.iter().map(|_| Err(QueueError::Unavailable(message.clone()))).collect()
+            }
+        }
+    }
+
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {
         queue_messages::Entity::update_many()
             .col_expr(Column::VisibleAtMs, Expr::value(Self::now_ms() + Self::millis(timeout)))

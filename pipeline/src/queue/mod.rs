@@ -52,6 +52,11 @@ pub trait JobQueue: Send + Sync + 'static {
     /// Acknowledges a message for good.
     async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
 
+    /// Acknowledges up to 10 messages in one call. The result has one entry
+    /// per receipt, in order: a batch can succeed for some entries and fail
+    /// for others.
+    async fn delete_batch(&self, receipts: &[String]) -> Vec<Result<(), QueueError>>;
+
     /// Hides a received message for `timeout` from now (0 releases it at once).
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError>;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
 use chrono::DateTime;
 
 use super::{Delivery, JobQueue, QueueError};
@@ -91,6 +91,32 @@ impl JobQueue for SqsJobQueue {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn delete_batch(&self, receipts: &[String]) -> Vec<Result<(), QueueError>> {
+        let entries: Result<Vec<_>, _> = receipts
+            .iter()
+            .enumerate()
+            .map(|(i, receipt)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(receipt).build())
+            .collect();
+        let sent = match entries {
+            Ok(entries) => self.client.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await,
+            Err(err) => return receipts.iter().map(|_| Err(QueueError::Unavailable(err.to_string()))).collect(),
+        };
+        let out = match sent {
+            Ok(out) => out,
+            Err(err) => {
+                let message = DisplayErrorContext(err).to_string();
+                return receipts.iter().map(|_| Err(QueueError::Unavailable(message.clone()))).collect();
+            }
+        };
+        let mut results: Vec<Result<(), QueueError>> = receipts.iter().map(|_| Ok(())).collect();
+        for failed in out.failed {
+            if let Some(slot) = failed.id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
+                *slot = Err(QueueError::Unavailable(format!("{}: {}", failed.code, failed.message.unwrap_or_default())));
+            }
+        }
+        results
     }
 
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {

@@ -88,6 +88,22 @@ impl BlobStore for FsBlobStore {
         written
     }
 
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let source = self.path_of(from)?;
+        let target = self.path_of(to)?;
+        let (temp, file) = self.temp_file_for(&target).await?;
+        drop(file);
+        let copied = match tokio::fs::copy(&source, &temp).await {
+            Ok(_) => tokio::fs::rename(&temp, &target).await.map_err(io_error),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(from.to_owned())),
+            Err(e) => Err(io_error(e)),
+        };
+        if copied.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        copied
+    }
+
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         let path = self.path_of(key)?;
         match tokio::fs::read(&path).await {

@@ -58,4 +58,7 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Reads a whole object.
     async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
+
+    /// Copies an object inside the store, replacing any object at `to`.
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError>;
 }

@@ -7,8 +7,12 @@ use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{BlobStore, ByteStream, ObjectMeta, StoreError};
+
+/// Characters left as they are in a CopySource key: unreserved ones and `/`.
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// Size of one multipart part. S3 needs at least 5 MiB for every part but
 /// the last; this is also the most an upload holds in memory.
@@ -148,6 +152,28 @@ impl BlobStore for S3BlobStore {
             }
         }
         self.multipart(key, first.freeze(), body, meta).await
+    }
+
+    #[tracing::instrument(skip_all, fields(from, to))]
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        // CopySource is "bucket/key" with the key URL-encoded.
+        let source = format!("{}/{}", self.bucket, utf8_percent_encode(from, COPY_SOURCE));
+        match self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(source)
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .set_ssekms_key_id(self.kms_key_id.clone())
+            .bucket_key_enabled(true)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Err(StoreError::NotFound(from.to_owned())),
+            Err(err) => Err(unavailable(err)),
+        }
     }
 
     #[tracing::instrument(skip_all, fields(key))]

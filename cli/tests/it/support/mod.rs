@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod db;
+pub mod faults;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,0 +1,414 @@
+//! Worker reliability on the AWS path (emulator + Postgres): duplicates,
+//! crashes, transient and permanent faults, the dead-letter queue, SIGTERM,
+//! and direct S3 uploads. Subprocess tests run the real binary.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Event as S3EventType, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter};
+use entities::jobs;
+use pipeline::Settings;
+use pipeline::event::EventKind;
+use pipeline::message::JobMessage;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+use crate::support::aws::AwsFixture;
+use crate::support::faults::FlakyStore;
+use crate::support::{TestApp, base_settings, db};
+
+struct Aws {
+    app: TestApp,
+    aws: AwsFixture,
+    settings: Settings,
+    _dir: TempDir,
+}
+
+async fn aws(configure: impl FnOnce(&mut Settings)) -> Aws {
+    let dir = TempDir::new().expect("temp dir");
+    let aws = AwsFixture::create().await;
+    let mut settings = base_settings(dir.path(), db::postgres().await);
+    aws.configure(&mut settings);
+    settings.retry_base_delay_ms = 100;
+    configure(&mut settings);
+    let app = TestApp::spawn(&settings).await;
+    Aws { app, aws, settings, _dir: dir }
+}
+
+async fn job(app: &TestApp, id: Uuid) -> serde_json::Value {
+    app.get_json(&format!("/v1/jobs/{id}"), 200).await
+}
+
+/// Runs worker steps until the job reaches `status`, for at most 20 s.
+async fn step_until(worker: &worker::Worker, app: &TestApp, id: Uuid, status: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::time::Instant::now() < deadline {
+        let current = job(app, id).await;
+        if current["status"] == status {
+            return current;
+        }
+        worker.run_once().await.expect("receive");
+    }
+    panic!("job {id} never reached {status}: {}", job(app, id).await);
+}
+
+/// Polls the API (no worker in this process) until the job reaches `status`.
+async fn wait_for_status(app: &TestApp, id: Uuid, status: &str) {
+    for _ in 0..1500 {
+        if job(app, id).await["status"] == status {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("job {id} never reached {status}");
+}
+
+async fn variant_objects(aws: &AwsFixture, image_id: &str) -> usize {
+    let listed = aws
+        .s3
+        .list_objects_v2()
+        .bucket(&aws.bucket)
+        .prefix(format!("variants/{image_id}/"))
+        .send()
+        .await
+        .expect("list variants");
+    listed.contents().len()
+}
+
+/// The real binary as a worker process, configured like `settings`.
+fn spawn_worker_process(settings: &Settings) -> Child {
+    spawn_worker_process_with(settings, &[])
+}
+
+fn spawn_worker_process_with(settings: &Settings, extra: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_image-service"));
+    command
+        .arg("worker")
+        .env("DATABASE_URL", settings.database_url())
+        .env("S3_BUCKET", settings.s3_bucket.clone().unwrap_or_default())
+        .env("S3_KMS_KEY_ID", settings.s3_kms_key_id.clone().unwrap_or_default())
+        .env("SQS_QUEUE_URL", settings.sqs_queue_url.clone().unwrap_or_default())
+        .env("SNS_TOPIC_ARN", settings.sns_topic_arn.clone().unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", settings.aws_endpoint_url.clone().unwrap_or_default())
+        .env("VISIBILITY_TIMEOUT_SECS", settings.visibility_timeout_secs.to_string())
+        .env("QUEUE_WAIT_SECS", "1")
+        .env("METRICS_ADDR", "127.0.0.1:0")
+        .env("SHUTDOWN_DEADLINE_SECS", "30")
+        .envs(extra.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command.spawn().expect("worker process starts")
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_makes_one_set_of_objects_rows_and_events() {
+    // Arrange
+    let Aws { app, aws, .. } = aws(|_| {}).await;
+    let id = app.accepted(app.upload_raw("orient3.jpg", "image/jpeg").await).await;
+    let image_id: Uuid = job(&app, id).await["image_id"].as_str().and_then(|s| s.parse().ok()).expect("image id");
+    let duplicate = JobMessage::new(id, image_id, pipeline::keys::original(image_id)).to_body();
+    aws.sqs.send_message().queue_url(&aws.queue_url).message_body(duplicate).send().await.expect("resend");
+
+    // Act
+    let handled = app.worker.drain().await.expect("drain");
+
+    // Assert
+    assert_eq!(handled, 2, "both deliveries were received");
+    assert_eq!(job(&app, id).await["status"], "succeeded");
+    let image = app.get_json(&format!("/v1/images/{image_id}"), 200).await;
+    assert_eq!(image["variants"].as_array().map(Vec::len), Some(3), "one row per preset");
+    assert_eq!(variant_objects(&aws, &image_id.to_string()).await, 3, "one object per preset");
+    let events = aws.take_events(1).await;
+    assert_eq!(events[0].0.job_id, id);
+    assert_eq!(aws.depth(&aws.queue_url).await, 0);
+}
+
+#[tokio::test]
+async fn transient_store_failures_are_retried_with_backoff_then_succeed() {
+    // Arrange
+    let Aws { app, aws, settings, .. } = aws(|_| {}).await;
+    let mut backends = app.backends.clone();
+    let flaky = Arc::new(FlakyStore::new(backends.store.clone(), 1, false));
+    backends.store = flaky.clone();
+    let worker = worker::Worker::new(backends, &settings).await.expect("worker");
+    let id = app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
+
+    // Act
+    let done = step_until(&worker, &app, id, "succeeded").await;
+
+    // Assert
+    assert_eq!(done["attempts"], 2, "failed once, retried once");
+    assert!(done["error"].is_null(), "the retry's success clears the error: {done}");
+    assert!(flaky.puts_attempted.load(std::sync::atomic::Ordering::SeqCst) >= 4, "one failed write, then all three");
+    let events = aws.take_events(1).await;
+    assert_eq!(events[0].0.event, EventKind::ImageProcessed);
+    assert_eq!(aws.depth(&aws.queue_url).await, 0);
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_lands_in_the_dlq_and_its_job_is_dead() {
+    // Arrange: the fixture's redrive policy allows 3 receives.
+    let Aws { app, aws, settings, .. } = aws(|_| {}).await;
+    let mut backends = app.backends.clone();
+    backends.store = Arc::new(FlakyStore::new(backends.store.clone(), 0, true));
+    let worker = worker::Worker::new(backends, &settings).await.expect("worker");
+    let id = app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
+
+    // Act
+    let dead = step_until(&worker, &app, id, "dead").await;
+    // The queue moves the message at the next receive after the last allowed one.
+    for _ in 0..50 {
+        if aws.depth(&aws.dlq_url).await == 1 {
+            break;
+        }
+        worker.run_once().await.expect("receive");
+    }
+
+    // Assert
+    assert_eq!(dead["attempts"], 3);
+    assert_eq!(dead["error"]["code"], "store-unavailable");
+    assert_eq!(aws.depth(&aws.dlq_url).await, 1, "the message is in the dead-letter queue");
+    assert_eq!(aws.depth(&aws.queue_url).await, 0);
+    let events = aws.take_events(1).await;
+    assert_eq!(events[0].0.event, EventKind::ImageFailed);
+    assert_eq!(events[0].0.status, "dead");
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_job_is_replaced_after_the_visibility_timeout() {
+    // Arrange
+    let Aws { app, aws, settings, .. } = aws(|s| s.visibility_timeout_secs = 2).await;
+    let id = app.accepted(app.upload_raw("kleiber.jpg", "image/jpeg").await).await;
+    let mut victim = spawn_worker_process(&settings);
+    wait_for_status(&app, id, "processing").await;
+
+    // Act
+    victim.kill().expect("SIGKILL");
+    let _ = victim.wait();
+    let done = step_until(&app.worker, &app, id, "succeeded").await;
+
+    // Assert
+    assert_eq!(done["attempts"], 2, "the second worker finished what the first began");
+    let events = aws.take_events(1).await;
+    assert_eq!(events[0].0.job_id, id);
+    assert_eq!(aws.depth(&aws.queue_url).await, 0);
+}
+
+#[tokio::test]
+async fn sigterm_during_a_job_finishes_it_and_exits_cleanly() {
+    // Arrange
+    let Aws { app, aws, settings, .. } = aws(|_| {}).await;
+    let id = app.accepted(app.upload_raw("kleiber.jpg", "image/jpeg").await).await;
+    let mut worker = spawn_worker_process(&settings);
+    wait_for_status(&app, id, "processing").await;
+
+    // Act
+    let status = Command::new("kill").args(["-TERM", &worker.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || worker.wait()).await.expect("join").expect("wait");
+
+    // Assert
+    assert!(exit.success(), "worker exit status after SIGTERM: {exit:?}");
+    assert_eq!(job(&app, id).await["status"], "succeeded", "the job in flight was finished");
+    assert_eq!(aws.take_events(1).await.len(), 1);
+    assert_eq!(aws.depth(&aws.queue_url).await, 0, "nothing left behind");
+}
+
+#[tokio::test]
+async fn an_s3_upload_notification_is_processed_once() {
+    // Arrange: S3 notifies the job queue of objects under uploads/.
+    let Aws { app, aws, .. } = aws(|_| {}).await;
+    let queue_arn = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&aws.queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("arn")
+        .attributes
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .expect("queue arn");
+    let filter = NotificationConfigurationFilter::builder()
+        .key(S3KeyFilter::builder().filter_rules(FilterRule::builder().name(FilterRuleName::Prefix).value("uploads/").build()).build())
+        .build();
+    let config = QueueConfiguration::builder()
+        .queue_arn(queue_arn)
+        .events(S3EventType::S3ObjectCreated)
+        .filter(filter)
+        .build()
+        .expect("queue configuration");
+    aws.s3
+        .put_bucket_notification_configuration()
+        .bucket(&aws.bucket)
+        .notification_configuration(NotificationConfiguration::builder().queue_configurations(config).build())
+        .send()
+        .await
+        .expect("notification configuration");
+    let key = "uploads/holiday photo (1).png";
+    let body = std::fs::read(crate::support::testdata("dice_rgba.png")).expect("testdata");
+    let put = aws.s3.put_object().bucket(&aws.bucket).key(key).body(ByteStream::from(body)).send().await.expect("put");
+    let etag = put.e_tag().unwrap_or_default().trim_matches('"').to_owned();
+
+    // Act: the notification, then the same notification again.
+    app.worker.drain().await.expect("drain");
+    let again = serde_json::json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": aws.bucket}, "object": {"key": "uploads/holiday+photo+%281%29.png", "size": 26538, "eTag": etag}}
+    }]});
+    aws.sqs.send_message().queue_url(&aws.queue_url).message_body(again.to_string()).send().await.expect("resend");
+    app.worker.drain().await.expect("drain again");
+
+    // Assert
+    let created = jobs::Entity::find()
+        .filter(jobs::Column::IdempotencyKey.like("s3:%"))
+        .all(&app.backends.db)
+        .await
+        .expect("jobs");
+    assert_eq!(created.len(), 1, "one job per upload: {created:?}");
+    assert_eq!(created[0].status, jobs::JobStatus::Succeeded);
+    let events = aws.take_events(1).await;
+    assert_eq!(events[0].0.job_id, created[0].id);
+    assert_eq!(events[0].0.variants.len(), 3);
+    assert_eq!(aws.depth(&aws.queue_url).await, 0, "the S3 test event and the duplicate were acknowledged");
+}
+
+#[tokio::test]
+async fn a_long_job_keeps_its_message_hidden_with_a_heartbeat() {
+    // Arrange: a 2 s visibility timeout and a download that takes 3.5 s.
+    let Aws { app, aws, settings, .. } = aws(|s| s.visibility_timeout_secs = 2).await;
+    let mut slow = app.backends.clone();
+    let mut store = FlakyStore::new(slow.store.clone(), 0, false);
+    store.read_delay = Duration::from_millis(3500);
+    slow.store = Arc::new(store);
+    let busy = worker::Worker::new(slow, &settings).await.expect("worker");
+    let id = app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
+
+    // Act: while the first worker is busy past the timeout, a second one looks.
+    let first = tokio::spawn(async move { busy.run_once().await });
+    wait_for_status(&app, id, "processing").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let stolen = app.worker.run_once().await.expect("receive");
+    let handled = first.await.expect("join").expect("receive");
+
+    // Assert
+    assert_eq!(stolen, 0, "the message stayed hidden while its job ran");
+    assert_eq!(handled, 1);
+    let done = job(&app, id).await;
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["attempts"], 1);
+    assert_eq!(aws.take_events(1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_panicking_job_is_retried_and_the_worker_survives() {
+    // Arrange
+    let Aws { app, aws, settings, .. } = aws(|_| {}).await;
+    let mut backends = app.backends.clone();
+    let store = FlakyStore::new(backends.store.clone(), 0, false);
+    store.panicking_puts.store(1, std::sync::atomic::Ordering::SeqCst);
+    backends.store = Arc::new(store);
+    let worker = worker::Worker::new(backends, &settings).await.expect("worker");
+    let id = app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
+
+    // Act
+    let done = step_until(&worker, &app, id, "succeeded").await;
+
+    // Assert
+    assert_eq!(done["attempts"], 2, "the panic counted as one failed attempt");
+    assert_eq!(aws.take_events(1).await.len(), 1);
+    let metrics = worker.metrics_text();
+    assert!(metrics.contains("image_worker_jobs_total{outcome=\"Retried\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn sigterm_past_the_deadline_releases_the_message_at_once() {
+    // Arrange: a long visibility timeout, and no time allowed to finish.
+    let Aws { app, aws, settings, .. } = aws(|s| s.visibility_timeout_secs = 120).await;
+    let id = app.accepted(app.upload_raw("kleiber.jpg", "image/jpeg").await).await;
+    let mut victim = spawn_worker_process_with(&settings, &[("SHUTDOWN_DEADLINE_SECS", "0")]);
+    wait_for_status(&app, id, "processing").await;
+
+    // Act
+    let status = Command::new("kill").args(["-TERM", &victim.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || victim.wait()).await.expect("join").expect("wait");
+    // Without the release this would wait out the 120 s timeout; step_until gives up after 20 s.
+    let done = step_until(&app.worker, &app, id, "succeeded").await;
+
+    // Assert
+    assert!(exit.success(), "worker exit status after SIGTERM: {exit:?}");
+    assert_eq!(done["attempts"], 2);
+    assert_eq!(aws.take_events(1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn metrics_count_outcomes_and_time_each_stage() {
+    // Arrange
+    let Aws { app, .. } = aws(|_| {}).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/metrics", listener.local_addr().expect("address"));
+    tokio::spawn(worker::serve_metrics(app.worker.clone(), listener, std::future::pending()));
+    app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
+    app.accepted(app.upload_raw("notimage.jpg", "image/jpeg").await).await;
+
+    // Act
+    app.worker.drain().await.expect("drain");
+    let text = app.http.get(url).send().await.expect("scrape").text().await.expect("body");
+
+    // Assert
+    for expected in [
+        "image_worker_jobs_total{outcome=\"Succeeded\"} 1",
+        "image_worker_jobs_total{outcome=\"Failed\"} 1",
+        "image_worker_stage_seconds_count{stage=\"Download\"} 2",
+        "image_worker_stage_seconds_count{stage=\"Engine\"} 1",
+        "image_worker_stage_seconds_count{stage=\"Upload\"} 1",
+        "image_worker_stage_seconds_count{stage=\"Db\"} 1",
+        "image_worker_stage_seconds_count{stage=\"Publish\"} 2",
+        "image_worker_queue_lag_seconds_count 2",
+        "image_worker_jobs_in_flight 0",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn on_ecs_the_worker_protects_its_task_while_busy() {
+    // Arrange: a stand-in for the ECS agent's task protection endpoint.
+    let Aws { app, aws, settings, .. } = aws(|_| {}).await;
+    let (tx, mut calls) = tokio::sync::mpsc::unbounded_channel::<bool>();
+    let agent = axum::Router::new().route(
+        "/task-protection/v1/state",
+        axum::routing::put(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body["ProtectionEnabled"].as_bool().unwrap_or_default());
+                axum::Json(serde_json::json!({ "protection": {} }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let agent_uri = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, agent).await });
+    let id = app.accepted(app.upload_raw("orient3.jpg", "image/jpeg").await).await;
+
+    // Act
+    let mut worker = spawn_worker_process_with(&settings, &[("ECS_AGENT_URI", &agent_uri)]);
+    wait_for_status(&app, id, "succeeded").await;
+    let status = Command::new("kill").args(["-TERM", &worker.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || worker.wait()).await.expect("join").expect("wait");
+
+    // Assert
+    assert!(exit.success());
+    let mut seen = Vec::new();
+    while let Ok(enabled) = calls.try_recv() {
+        seen.push(enabled);
+    }
+    assert_eq!(seen.first(), Some(&true), "protected while the job ran: {seen:?}");
+    assert_eq!(seen.last(), Some(&false), "unprotected once idle: {seen:?}");
+    assert_eq!(aws.take_events(1).await.len(), 1);
+}
