@@ -1,0 +1,357 @@
+"""Fixtures for the least-privilege check: an emulator with IAM enforcement, our resources, one
+IAM user per role holding the rendered Terraform policy, and the real binary's api and worker.
+
+Order matters: resources and users are created while moto still accepts any credentials; then
+`POST /moto-api/reset-auth` with body "0" (the number of requests still allowed without auth,
+read by moto/moto_api/_internal/responses.py into settings.INITIAL_NO_AUTH_ACTION_COUNT) turns
+enforcement on, and from then on every request must be signed by an IAM user's access key and
+be allowed by that user's policies. The `admin` user (Action "*") is how the tests look at the
+stack afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+TEMPLATES = ROOT / "terraform" / "modules" / "iam" / "policies"
+REGION = "us-east-1"
+ROLES = ("api", "worker")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def binary() -> Path:
+    explicit = os.environ.get("IMAGE_SERVICE_BIN")
+    if explicit:
+        return Path(explicit)
+    target = os.environ.get("CARGO_TARGET_DIR") or str(Path.home() / ".cache/image-service/target")
+    return Path(target) / "debug" / "image-service"
+
+
+def render(template: Path, variables: dict[str, str]) -> str:
+    """Terraform's templatefile() for these templates: ${name} interpolation only."""
+    text = template.read_text(encoding="utf-8")
+    assert "%{" not in text, f"{template.name} uses template directives this renderer does not handle"
+    missing = set(re.findall(r"\$\{(\w+)\}", text)) - variables.keys()
+    assert not missing, f"{template.name} needs {sorted(missing)}"
+    rendered = re.sub(r"\$\{(\w+)\}", lambda m: variables[m.group(1)], text)
+    json.loads(rendered)
+    return rendered
+
+
+@dataclass(frozen=True)
+class Creds:
+    access_key_id: str
+    secret_access_key: str
+
+
+@dataclass
+class Stack:
+    endpoint: str
+    bucket: str
+    bucket_arn: str
+    kms_key_arn: str
+    other_kms_key_arn: str
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+    dlq_arn: str
+    topic_arn: str
+    other_topic_arn: str
+    subscriber_url: str
+    policies: dict[str, str]
+    creds: dict[str, Creds]
+
+    def client(self, service: str, who: str):
+        return make_client(self.endpoint, service, self.creds[who])
+
+
+def make_client(endpoint: str, service: str, creds: Creds):
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=creds.access_key_id,
+        aws_secret_access_key=creds.secret_access_key,
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    """moto on a free port (never 5000), with the corrections of emulator.py."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(HERE / "emulator.py"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{endpoint}/moto-api/data.json", timeout=1).raise_for_status()
+                break
+            except requests.RequestException:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto did not start:\n{log.read_text(errors='replace')[-3000:]}")
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def stack(emulator) -> Stack:
+    setup = Creds("testing", "testing")  # any key works until enforcement is on
+    kms, s3, sqs, sns, iam = (make_client(emulator, s, setup) for s in ("kms", "s3", "sqs", "sns", "iam"))
+
+    key_arn = kms.create_key(Description="image-service")["KeyMetadata"]["Arn"]
+    other_key_arn = kms.create_key(Description="someone else's")["KeyMetadata"]["Arn"]
+
+    bucket = "image-service-iam-media"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        },
+    )
+
+    def queue(name: str, **attributes: str) -> tuple[str, str]:
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return url, arn
+
+    dlq_url, dlq_arn = queue("image-service-jobs-dlq")
+    queue_url, queue_arn = queue(
+        "image-service-jobs",
+        RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
+    )
+    topic_arn = sns.create_topic(Name="image-service-events")["TopicArn"]
+    other_topic_arn = sns.create_topic(Name="someone-elses-topic")["TopicArn"]
+    subscriber_url, subscriber_arn = queue("image-service-events-subscriber")
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=subscriber_arn)
+
+    # Direct uploads: S3 tells the job queue about objects created under uploads/.
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "uploads/"}]}},
+                }
+            ]
+        },
+    )
+
+    variables = {
+        "bucket_arn": f"arn:aws:s3:::{bucket}",
+        "queue_arn": queue_arn,
+        "dlq_arn": dlq_arn,
+        "topic_arn": topic_arn,
+        "kms_key_arn": key_arn,
+    }
+    policies = {role: render(TEMPLATES / f"{role}.json.tpl", variables) for role in ROLES}
+    documents = dict(policies, admin=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    creds: dict[str, Creds] = {}
+    for user, document in documents.items():
+        iam.create_user(UserName=user)
+        # An inline policy, as aws_iam_role_policy attaches it to the task role.
+        iam.put_user_policy(UserName=user, PolicyName=f"{user}-least-privilege", PolicyDocument=document)
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        creds[user] = Creds(key["AccessKeyId"], key["SecretAccessKey"])
+
+    answer = requests.post(f"{emulator}/moto-api/reset-auth", data=b"0", headers={"Content-Type": "text/plain"}, timeout=5)
+    answer.raise_for_status()
+
+    return Stack(
+        endpoint=emulator,
+        bucket=bucket,
+        bucket_arn=variables["bucket_arn"],
+        kms_key_arn=key_arn,
+        other_kms_key_arn=other_key_arn,
+        queue_url=queue_url,
+        queue_arn=queue_arn,
+        dlq_url=dlq_url,
+        dlq_arn=dlq_arn,
+        topic_arn=topic_arn,
+        other_topic_arn=other_topic_arn,
+        subscriber_url=subscriber_url,
+        policies=policies,
+        creds=dict(creds, setup=setup),
+    )
+
+
+@dataclass
+class Services:
+    api_url: str
+    logs: dict[str, Path]
+
+    def tail(self, lines: int = 40) -> str:
+        parts = []
+        for name, path in self.logs.items():
+            text = path.read_text(errors="replace").splitlines() if path.exists() else []
+            parts.append(f"--- {name} (last {lines} lines)\n" + "\n".join(text[-lines:]))
+        return "\n".join(parts)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def service_env(stack, tmp_path_factory):
+    """The environment both roles share: the README's configuration table, emulator endpoint."""
+    work = tmp_path_factory.mktemp("service")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        DATABASE_URL=f"sqlite://{work}/db.sqlite?mode=rwc",
+        DATA_DIR=str(work / "data"),
+        S3_BUCKET=stack.bucket,
+        S3_KMS_KEY_ID=stack.kms_key_arn,
+        SQS_QUEUE_URL=stack.queue_url,
+        SQS_DLQ_URL=stack.dlq_url,
+        SNS_TOPIC_ARN=stack.topic_arn,
+        AWS_ENDPOINT_URL=stack.endpoint,
+        AWS_REGION=REGION,
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        QUEUE_WAIT_SECS="1",
+        METRICS_ADDR="127.0.0.1:0",
+        APP_ENV="iam-check",
+        RUST_LOG="info",
+    )
+    env.pop("WEBHOOK_URL", None)
+    env.pop("REDIS_URL", None)
+    return work, env
+
+
+@pytest.fixture(scope="session")
+def services(service_env, stack):
+    """`image-service migrate`, then `api` with the api user's keys and `worker` with the worker's."""
+    exe = binary()
+    if not exe.is_file():
+        pytest.fail(f"{exe} is missing: build it first (scripts/test builds it), or set IMAGE_SERVICE_BIN")
+    work, env = service_env
+
+    migrate = subprocess.run([str(exe), "migrate"], env=env, capture_output=True, text=True, timeout=60)
+    assert migrate.returncode == 0, f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}"
+
+    port = free_port()
+    # An upload over MAX_UPLOAD_BYTES that is still longer than one 8 MiB part takes the
+    # multipart path and then has to be aborted (test_api_can_abort_its_multipart_uploads).
+    role_env = {
+        "api": dict(LISTEN_ADDR=f"127.0.0.1:{port}", MAX_UPLOAD_BYTES=str(9 * 1024 * 1024)),
+        "worker": dict(WORKER_CONCURRENCY="2"),
+    }
+    procs: list[subprocess.Popen] = []
+    logs: dict[str, Path] = {}
+    try:
+        for role in ROLES:
+            creds = stack.creds[role]
+            logs[role] = work / f"{role}.log"
+            with open(logs[role], "wb") as out:
+                procs.append(
+                    subprocess.Popen(
+                        [str(exe), role],
+                        env=dict(
+                            env,
+                            AWS_ACCESS_KEY_ID=creds.access_key_id,
+                            AWS_SECRET_ACCESS_KEY=creds.secret_access_key,
+                            **role_env[role],
+                        ),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        running = Services(api_url=f"http://127.0.0.1:{port}", logs=logs)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{running.api_url}/healthz", timeout=1).raise_for_status()
+                break
+            except requests.RequestException:
+                exited = [p.args[1] for p in procs if p.poll() is not None]
+                if exited or time.monotonic() > deadline:
+                    pytest.fail(f"{exited or 'api'} did not come up:\n{running.tail()}")
+                time.sleep(0.2)
+        yield running
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+
+class EventLog:
+    """Everything the event topic delivered to its SQS subscriber, by job id."""
+
+    def __init__(self, stack: Stack):
+        self.sqs = stack.client("sqs", "admin")
+        self.url = stack.subscriber_url
+        self.events: dict[str, tuple[dict, dict]] = {}
+
+    def _poll(self) -> None:
+        answer = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in answer.get("Messages", []):
+            envelope = json.loads(message["Body"])
+            body = json.loads(envelope["Message"])
+            if isinstance(body, dict) and "job_id" in body:  # the tests' own publishes carry none
+                self.events[body["job_id"]] = (envelope, body)
+            self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+
+    def wait(self, predicate, timeout: float = 15) -> tuple[dict, dict] | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events.values():
+                if predicate(*event):
+                    return event
+            if time.monotonic() > deadline:
+                return None
+            self._poll()
+
+
+@pytest.fixture(scope="session")
+def events(stack) -> EventLog:
+    return EventLog(stack)

@@ -1,0 +1,376 @@
+"""Least privilege, proven: the api and worker task-role policies Terraform deploys
+(terraform/modules/iam/policies/{api,worker}.json.tpl, rendered with the emulator's ARNs) are
+enough for real jobs end to end, and they refuse what the roles must not do.
+
+How: moto 5.2.5 (the suite's pin) with IAM enforcement on (`POST /moto-api/reset-auth`, body
+"0": no more requests without auth); one IAM user per role holds its rendered policy inline, as
+aws_iam_role_policy attaches it to the task role; `image-service api` and `image-service worker`
+run as two processes, each with its own user's access key.
+
+What moto 5.2.5 enforces (moto/core/authorization.py, moto/core/responses.py,
+moto/iam/access_control.py):
+- Every request to S3, SQS, SNS, KMS and IAM must be SigV4-signed with a known IAM access key:
+  an unknown key is InvalidClientTokenId, a wrong secret SignatureDoesNotMatch.
+- The caller's identity policies (inline, attached, via groups): Effect, Action and Resource
+  with * wildcards, an explicit Deny wins.
+- The resource matched: S3 the real bucket or object ARN, with IAM's action names
+  (CreateMultipartUpload, UploadPart, CompleteMultipartUpload and CopyObject as s3:PutObject,
+  HeadObject as s3:GetObject, AbortMultipartUpload as itself); SQS the queue ARN.
+- SNS and KMS: every request is matched against the resource "*", so a policy scoped to one
+  topic or key (ours) is refused everything (test_stock_moto_cannot_scope_sns_or_kms). The
+  emulator here (emulator.py) adds that lookup, checks batch calls as the action AWS checks
+  (DeleteMessageBatch as sqs:DeleteMessage), and checks signatures of form-encoded requests
+  over the bytes sent; without those three corrections the worker's Publish and its batched
+  acknowledgements are refused under a correct policy.
+
+What it does not enforce, so this test does not prove:
+- Conditions in identity policies: moto has no request context for them, so a conditioned
+  statement applies as if it had no Condition. Our api and worker templates have none.
+- Resource-based policies: bucket, queue, topic and key policies are not evaluated.
+- KMS on behalf of S3: moto stores and serves SSE-KMS objects without authorizing the caller
+  for the key, so kms:GenerateDataKey and kms:Decrypt are proven only by direct KMS calls below,
+  not on the object path as AWS checks them.
+- CopyObject's read of the source: moto checks only s3:PutObject on the destination, so the
+  worker's s3:GetObject on uploads/* is not exercised.
+- S3 answering 403 instead of 404 for a missing key to a caller without s3:ListBucket (neither
+  role has it); moto answers NoSuchKey.
+- The ECS agent: the worker's scale-in protection (ECS_AGENT_URI) is not run here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from urllib.parse import quote
+
+import pytest
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+from conftest import ROOT, Creds, Stack, make_client
+
+ORIGINAL = ROOT / "testdata" / "orient3.jpg"
+JOB_DEADLINE_SECS = 60
+
+
+def error_code(err: ClientError) -> str:
+    # For JSON protocol services (SQS, KMS) moto answers IAM errors in XML, which botocore
+    # cannot parse: it reports the HTTP status as the code and the XML as the message.
+    code = err.response.get("Error", {}).get("Code", "")
+    found = re.search(r"<Code>(\w+)</Code>", str(err))
+    return found.group(1) if code.isdigit() and found else code
+
+
+def denial(call) -> str:
+    """Run `call`, which must be refused by IAM; return the error text for further checks."""
+    with pytest.raises(ClientError) as caught:
+        call()
+    err = caught.value
+    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = error_code(err)
+    assert status == 403 and code in ("AccessDenied", "AuthorizationError"), f"expected an IAM denial, got HTTP {status} {code}: {err}"
+    return str(err)
+
+
+# --- the setup is what it claims ------------------------------------------------------------
+
+
+def test_stock_moto_cannot_scope_sns_or_kms(stack: Stack):
+    """Why emulator.py exists; fails once moto resolves SNS and KMS resources itself."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.kms.responses import KmsResponse
+    from moto.sns.responses import SNSResponse
+    from moto.sqs.responses import SQSResponse
+
+    assert hasattr(SQSResponse, "_determine_resource")
+    assert not hasattr(SNSResponse, "_determine_resource"), "moto resolves SNS resources now: drop the SNS shim"
+    assert not hasattr(KmsResponse, "_determine_resource"), "moto resolves KMS resources now: drop the KMS shim"
+    worker = IAMPolicy(stack.policies["worker"])
+    # What stock moto asks for every SNS/KMS request: not granted on "*"...
+    assert worker.is_action_permitted("sns:Publish", "*") == PermissionResult.NEUTRAL
+    assert worker.is_action_permitted("kms:GenerateDataKey", "*") == PermissionResult.NEUTRAL
+    # ...while the real resource is.
+    assert worker.is_action_permitted("sns:Publish", stack.topic_arn) == PermissionResult.PERMITTED
+    assert worker.is_action_permitted("kms:GenerateDataKey", stack.kms_key_arn) == PermissionResult.PERMITTED
+
+
+def test_enforcement_is_on(stack: Stack):
+    """Unsigned-by-IAM keys and wrong secrets are refused: every later allow/deny is IAM's."""
+    with pytest.raises(ClientError) as caught:
+        stack.client("sqs", "setup").get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["All"])
+    assert error_code(caught.value) == "InvalidClientTokenId"
+
+    forged = Creds(stack.creds["worker"].access_key_id, "not-the-secret")
+    with pytest.raises(ClientError) as caught:
+        make_client(stack.endpoint, "sqs", forged).get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["All"])
+    assert error_code(caught.value) == "SignatureDoesNotMatch"
+
+
+@pytest.mark.parametrize("secret", ["right", "wrong"])
+def test_form_encoded_signatures_are_checked_over_the_sent_bytes(stack: Stack, secret):
+    """A query-protocol body encoded as the Rust SDK does it (space as %20) passes moto's
+    signature check with the right secret (emulator.py) and still fails with a wrong one."""
+    creds = stack.creds["worker"]
+    key = creds.secret_access_key if secret == "right" else "not-the-secret"
+    topic = quote(stack.topic_arn, safe="")
+    body = f"Action=Publish&Version=2010-03-31&TopicArn={topic}&Subject=image.processed%20sig-check&Message=%7B%7D"
+    signed = AWSRequest(method="POST", url=f"{stack.endpoint}/", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    SigV4Auth(Credentials(creds.access_key_id, key), "sns", "us-east-1").add_auth(signed)
+    answer = requests.post(f"{stack.endpoint}/", data=body, headers=dict(signed.headers), timeout=5)
+    if secret == "right":
+        assert answer.status_code == 200, answer.text
+    else:
+        assert answer.status_code == 403 and "<Code>SignatureDoesNotMatch</Code>" in answer.text, answer.text
+
+
+def test_users_hold_exactly_the_rendered_templates(stack: Stack):
+    iam = stack.client("iam", "admin")
+    for role, rendered in stack.policies.items():
+        stored = iam.get_user_policy(UserName=role, PolicyName=f"{role}-least-privilege")["PolicyDocument"]
+        stored = json.loads(stored) if isinstance(stored, str) else stored
+        assert stored == json.loads(rendered)
+        assert iam.list_attached_user_policies(UserName=role)["AttachedPolicies"] == []
+        assert iam.list_groups_for_user(UserName=role)["Groups"] == []
+
+
+# --- (a) a real job succeeds under the two policies -----------------------------------------
+
+
+def wait_for_job(services, job_id: str) -> dict:
+    deadline = time.monotonic() + JOB_DEADLINE_SECS
+    while True:
+        job = requests.get(f"{services.api_url}/v1/jobs/{job_id}", timeout=5).json()
+        if job["status"] in ("succeeded", "failed", "dead") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.5)
+
+
+def assert_processed(stack: Stack, services, events, job_id: str) -> tuple[dict, dict]:
+    """The job succeeded, its original and variants are stored SSE-KMS with the service key,
+    and its image.processed event reached the topic's SQS subscriber."""
+    job = wait_for_job(services, job_id)
+    assert job["status"] == "succeeded", f"job ended {job}\n{services.tail()}"
+    image_id = job["image_id"]
+
+    s3 = stack.client("s3", "admin")
+    image = requests.get(f"{services.api_url}/v1/images/{image_id}", timeout=5).json()
+    assert len(image["variants"]) == 3, image
+    keys = [f"originals/{image_id}"] + [v["key"] for v in image["variants"]]
+    for key in keys:
+        assert key.startswith(("originals/", f"variants/{image_id}/")), key
+        head = s3.head_object(Bucket=stack.bucket, Key=key)
+        assert head["ContentLength"] > 0
+        assert head["ServerSideEncryption"] == "aws:kms", key
+        assert head["SSEKMSKeyId"] == stack.kms_key_arn, key
+
+    event = events.wait(lambda envelope, body: body["job_id"] == job_id)
+    assert event is not None, f"no event for job {job_id} on the subscriber queue\n{services.tail()}"
+    envelope, body = event
+    assert envelope["TopicArn"] == stack.topic_arn
+    assert envelope["MessageAttributes"]["event"]["Value"] == "image.processed"
+    assert body["event"] == "image.processed" and body["image_id"] == image_id
+    assert {v["key"] for v in body["variants"]} == set(keys[1:])
+    return job, body
+
+
+def assert_queue_drained(stack: Stack, services) -> None:
+    """The worker acknowledged every message (batched sqs:DeleteMessage), S3's test event too."""
+    sqs = stack.client("sqs", "admin")
+    empty = {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+    deadline = time.monotonic() + 10
+    while True:
+        attributes = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=list(empty))["Attributes"]
+        if attributes == empty or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert attributes == empty, f"messages left on the job queue\n{services.tail()}"
+
+
+def assert_nothing_refused(services) -> None:
+    for role, path in services.logs.items():
+        text = path.read_text(errors="replace").splitlines()
+        refused = [line for line in text if re.search(r"AccessDenied|AuthorizationError|not authorized|SignatureDoesNotMatch", line)]
+        assert refused == [], f"{role} was refused something:\n" + "\n".join(refused[:5])
+
+
+def test_end_to_end_job_succeeds_under_least_privilege(stack: Stack, services, events):
+    """POST /v1/images to the api (s3:PutObject originals/*, sqs:SendMessage), then the worker
+    (sqs:GetQueueAttributes at start, ReceiveMessage, ChangeMessageVisibility for the
+    heartbeat, s3:GetObject originals/*, s3:PutObject variants/*, sns:Publish, and
+    DeleteMessageBatch as sqs:DeleteMessage)."""
+    answer = requests.post(
+        f"{services.api_url}/v1/images",
+        data=ORIGINAL.read_bytes(),
+        headers={"Content-Type": "image/jpeg"},
+        timeout=30,
+    )
+    assert answer.status_code == 202, f"{answer.status_code} {answer.text}\n{services.tail()}"
+    assert_processed(stack, services, events, answer.json()["id"])
+    assert_queue_drained(stack, services)
+    assert_nothing_refused(services)
+
+
+def test_direct_upload_is_processed_under_least_privilege(stack: Stack, services, events):
+    """A client PUT under uploads/ with what the api's presigned URL carries (its s3:PutObject
+    on uploads/*); S3 notifies the job queue; the worker copies the object to originals/
+    (s3:GetObject uploads/* + s3:PutObject originals/* on AWS; moto checks only the latter)
+    and processes it."""
+    known = set(events.events)
+    data = ORIGINAL.read_bytes()
+    stack.client("s3", "api").put_object(Bucket=stack.bucket, Key="uploads/direct upload (1).jpg", Body=data, ContentType="image/jpeg")
+
+    event = events.wait(lambda envelope, body: body["job_id"] not in known, timeout=JOB_DEADLINE_SECS)
+    assert event is not None, f"no event for the direct upload\n{services.tail()}"
+    job, body = assert_processed(stack, services, events, event[1]["job_id"])
+    original = stack.client("s3", "admin").get_object(Bucket=stack.bucket, Key=f"originals/{job['image_id']}")["Body"].read()
+    assert original == data
+    assert_queue_drained(stack, services)
+    assert_nothing_refused(services)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gap in the contract: the api streams uploads over 8 MiB as multipart and aborts them on "
+    "failure, but its policy lacks s3:AbortMultipartUpload (moto checks that action by its own name, "
+    "as AWS does); the bucket lifecycle rule removes the parts after abort_multipart_days. "
+    "Remove this marker once api.json.tpl grants s3:AbortMultipartUpload on originals/*.",
+)
+def test_api_can_abort_its_multipart_uploads(stack: Stack, services):
+    """An upload over MAX_UPLOAD_BYTES (9 MiB here) that already started a multipart upload is
+    answered 413, and the api aborts the multipart upload so no parts are left behind."""
+    s3 = stack.client("s3", "admin")
+
+    def body():
+        chunk = os.urandom(1024 * 1024)
+        for _ in range(12):
+            yield chunk
+
+    try:
+        answer = requests.post(f"{services.api_url}/v1/images", data=body(), headers={"Content-Type": "image/jpeg"}, timeout=30)
+        assert answer.status_code == 413, f"{answer.status_code} {answer.text}"
+    except requests.ConnectionError:
+        pass  # the api may answer and close before the client has sent everything
+    deadline = time.monotonic() + 3
+    while True:
+        left = s3.list_multipart_uploads(Bucket=stack.bucket, Prefix="originals/").get("Uploads", [])
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert left == [], f"multipart uploads left behind: {[u['Key'] for u in left]}"
+
+
+# --- (b) what the roles must not do is refused -----------------------------------------------
+
+IMAGE = "0190aaaa-0000-7000-8000-000000000000"
+
+DENIED = {
+    # The worker: no bucket administration, nothing outside its prefixes, no other topic or key.
+    "worker deletes the bucket": ("worker", "s3", lambda s: ("delete_bucket", dict(Bucket=s.bucket))),
+    "worker rewrites the bucket policy": (
+        "worker",
+        "s3",
+        lambda s: ("put_bucket_policy", dict(Bucket=s.bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": []}))),
+    ),
+    "worker lists the bucket": ("worker", "s3", lambda s: ("list_objects_v2", dict(Bucket=s.bucket))),
+    "worker writes outside variants/ and originals/": (
+        "worker",
+        "s3",
+        lambda s: ("put_object", dict(Bucket=s.bucket, Key=f"uploads/{IMAGE}", Body=b"x")),
+    ),
+    "worker deletes an original": ("worker", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"originals/{IMAGE}"))),
+    "worker publishes to another topic": (
+        "worker",
+        "sns",
+        lambda s: ("publish", dict(TopicArn=s.other_topic_arn, Message="{}")),
+    ),
+    "worker subscribes to the event topic": (
+        "worker",
+        "sns",
+        lambda s: ("subscribe", dict(TopicArn=s.topic_arn, Protocol="sqs", Endpoint=s.dlq_arn)),
+    ),
+    "worker enqueues jobs": ("worker", "sqs", lambda s: ("send_message", dict(QueueUrl=s.queue_url, MessageBody="{}"))),
+    "worker purges the job queue": ("worker", "sqs", lambda s: ("purge_queue", dict(QueueUrl=s.queue_url))),
+    "worker reads the DLQ": ("worker", "sqs", lambda s: ("receive_message", dict(QueueUrl=s.dlq_url))),
+    "worker uses another KMS key": (
+        "worker",
+        "kms",
+        lambda s: ("generate_data_key", dict(KeyId=s.other_kms_key_arn, KeySpec="AES_256")),
+    ),
+    "worker schedules the key's deletion": (
+        "worker",
+        "kms",
+        lambda s: ("schedule_key_deletion", dict(KeyId=s.kms_key_arn, PendingWindowInDays=7)),
+    ),
+    "worker mints itself a key": ("worker", "iam", lambda s: ("create_access_key", dict(UserName="worker"))),
+    # The api: it enqueues and stores originals; it does not consume, publish or delete.
+    "api receives from the job queue": (
+        "api",
+        "sqs",
+        lambda s: ("receive_message", dict(QueueUrl=s.queue_url, WaitTimeSeconds=0)),
+    ),
+    "api sends to the DLQ": ("api", "sqs", lambda s: ("send_message", dict(QueueUrl=s.dlq_url, MessageBody="{}"))),
+    "api publishes events": ("api", "sns", lambda s: ("publish", dict(TopicArn=s.topic_arn, Message="{}"))),
+    "api writes variants": ("api", "s3", lambda s: ("put_object", dict(Bucket=s.bucket, Key=f"variants/{IMAGE}/x.webp", Body=b"x"))),
+    "api deletes an original": ("api", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"originals/{IMAGE}"))),
+    "api deletes the bucket": ("api", "s3", lambda s: ("delete_bucket", dict(Bucket=s.bucket))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DENIED))
+def test_forbidden_action_is_denied(stack: Stack, case):
+    who, service, request = DENIED[case]
+    operation, params = request(stack)
+    text = denial(lambda: getattr(stack.client(service, who), operation)(**params))
+    if service != "s3":  # S3 says only "Access Denied"; the others name the principal and action
+        assert f":user/{who} is not authorized to perform: {service}:" in text, text
+
+
+# The same kinds of call on the role's own resources go through, so the denials above come from
+# the resource and action scoping, not from a blanket refusal.
+ALLOWED = {
+    "worker acknowledges in batches": (
+        "worker",
+        "sqs",
+        lambda s: ("delete_message_batch", dict(QueueUrl=s.queue_url, Entries=[{"Id": "0", "ReceiptHandle": "not-a-receipt"}])),
+    ),
+    "worker publishes to the event topic": ("worker", "sns", lambda s: ("publish", dict(TopicArn=s.topic_arn, Message="{}"))),
+    "worker reads the redrive policy": (
+        "worker",
+        "sqs",
+        lambda s: ("get_queue_attributes", dict(QueueUrl=s.queue_url, AttributeNames=["RedrivePolicy"])),
+    ),
+    "worker uses the service key": (
+        "worker",
+        "kms",
+        lambda s: ("generate_data_key", dict(KeyId=s.kms_key_arn, KeySpec="AES_256")),
+    ),
+    "api uses the service key": ("api", "kms", lambda s: ("generate_data_key", dict(KeyId=s.kms_key_arn, KeySpec="AES_256"))),
+    "api stores an original": (
+        "api",
+        "s3",
+        lambda s: (
+            "put_object",
+            dict(Bucket=s.bucket, Key=f"originals/{IMAGE}", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=s.kms_key_arn),
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ALLOWED))
+def test_own_resource_is_allowed(stack: Stack, case):
+    who, service, request = ALLOWED[case]
+    operation, params = request(stack)
+    getattr(stack.client(service, who), operation)(**params)
+
+
+def test_worker_decrypts_only_with_the_service_key(stack: Stack):
+    admin = stack.client("kms", "admin")
+    worker = stack.client("kms", "worker")
+    ours = admin.encrypt(KeyId=stack.kms_key_arn, Plaintext=b"ours")["CiphertextBlob"]
+    theirs = admin.encrypt(KeyId=stack.other_kms_key_arn, Plaintext=b"theirs")["CiphertextBlob"]
+    assert worker.decrypt(CiphertextBlob=ours)["Plaintext"] == b"ours"
+    denial(lambda: worker.decrypt(CiphertextBlob=theirs))
