@@ -23,6 +23,10 @@ use crate::Worker;
 use crate::disposition::{Disposition, Verdict, decide};
 use crate::metrics::{Outcome, Stage};
 
+/// How long the worker that finished a job has to announce it before a
+/// redelivery of its message announces it instead.
+const PUBLISH_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
 /// Why a step failed, and whether trying again can help.
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
@@ -262,7 +266,14 @@ impl Worker {
             Claim::Finished(job) => {
                 // A redelivery of a finished job: do no work again, but make
                 // sure its event went out (the last run may have crashed
-                // between commit and publish).
+                // between commit and publish). A job that finished moments
+                // ago is most likely being announced by the worker that
+                // finished it right now: come back later rather than publish
+                // a second copy.
+                let just_finished = job.finished_at.is_some_and(|at| Utc::now() - at < PUBLISH_GRACE);
+                if job.event_published_at.is_none() && just_finished {
+                    return Err(Failure::transient("event-pending", "another worker is announcing this job"));
+                }
                 tracing::info!(status = job.status.as_str(), "job already finished; acknowledging");
                 self.publish_once(&job).await?;
                 return Ok(Handled::Duplicate);

@@ -412,3 +412,23 @@ async fn on_ecs_the_worker_protects_its_task_while_busy() {
     assert_eq!(seen.last(), Some(&false), "unprotected once idle: {seen:?}");
     assert_eq!(aws.take_events(1).await.len(), 1);
 }
+
+#[tokio::test]
+async fn an_unparseable_message_is_left_for_the_dead_letter_queue() {
+    // Arrange: a 1 s visibility timeout so the redrive limit (3) comes quickly.
+    let Aws { app, aws, .. } = aws(|s| s.visibility_timeout_secs = 1).await;
+    aws.sqs.send_message().queue_url(&aws.queue_url).message_body("{\"hello\": \"world\"}").send().await.expect("send");
+
+    // Act
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut receives = 0;
+    while aws.depth(&aws.dlq_url).await == 0 && tokio::time::Instant::now() < deadline {
+        receives += app.worker.run_once().await.expect("receive");
+    }
+
+    // Assert
+    assert_eq!(receives, 3, "received up to the redrive limit, never deleted");
+    assert_eq!(aws.depth(&aws.dlq_url).await, 1);
+    assert_eq!(aws.depth(&aws.queue_url).await, 0);
+    assert!(app.worker.metrics_text().contains("image_worker_jobs_total{outcome=\"Unparseable\"} 3"));
+}
