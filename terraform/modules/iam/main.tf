@@ -18,6 +18,9 @@ locals {
     dlq_arn     = var.dlq_arn
     topic_arn   = var.topic_arn
     kms_key_arn = var.kms_key_arn
+    # The cluster is named like the stack (compute/ecs), so its tasks' ARNs
+    # are known here; the worker sets scale-in protection on its own task.
+    ecs_tasks_arn = "arn:${data.aws_partition.current.partition}:ecs:${local.region}:${local.account_id}:task/${var.name}/*"
   }
 
   task_roles = {

@@ -186,6 +186,7 @@ def stack(emulator) -> Stack:
         "dlq_arn": dlq_arn,
         "topic_arn": topic_arn,
         "kms_key_arn": key_arn,
+        "ecs_tasks_arn": "arn:aws:ecs:us-east-1:123456789012:task/image-service-test/*",
     }
     policies = {role: render(TEMPLATES / f"{role}.json.tpl", variables) for role in ROLES}
     documents = dict(policies, admin=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))

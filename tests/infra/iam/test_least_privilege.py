@@ -232,13 +232,6 @@ def test_direct_upload_is_processed_under_least_privilege(stack: Stack, services
     assert_nothing_refused(services)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap in the contract: the api streams uploads over 8 MiB as multipart and aborts them on "
-    "failure, but its policy lacks s3:AbortMultipartUpload (moto checks that action by its own name, "
-    "as AWS does); the bucket lifecycle rule removes the parts after abort_multipart_days. "
-    "Remove this marker once api.json.tpl grants s3:AbortMultipartUpload on originals/*.",
-)
 def test_api_can_abort_its_multipart_uploads(stack: Stack, services):
     """An upload over MAX_UPLOAD_BYTES (9 MiB here) that already started a multipart upload is
     answered 413, and the api aborts the multipart upload so no parts are left behind."""

@@ -164,6 +164,7 @@ def test_task_role_templates_use_only_the_simple_variables():
             "dlq_arn",
             "topic_arn",
             "kms_key_arn",
+            "ecs_tasks_arn",
         }
 
 
@@ -185,6 +186,8 @@ CONTRACT_GRANTS = {
     "api": {
         ("s3:PutObject", f"{B}/originals/*"),
         ("s3:PutObject", f"{B}/uploads/*"),
+        # A streamed upload over one part that fails or exceeds the limit is aborted.
+        ("s3:AbortMultipartUpload", f"{B}/originals/*"),
         ("s3:GetObject", f"{B}/variants/*"),
         ("s3:GetObject", f"{B}/originals/*"),
         ("sqs:SendMessage", Q),
@@ -202,6 +205,8 @@ CONTRACT_GRANTS = {
         ("sqs:ChangeMessageVisibility", Q),
         ("sqs:GetQueueAttributes", Q),
         ("sns:Publish", T),
+        # The ECS agent calls UpdateTaskProtection with the task role's credentials.
+        ("ecs:UpdateTaskProtection", SAMPLE_ARNS["ecs_tasks_arn"]),
     }
     | KMS,
     "replay": {

@@ -8,6 +8,12 @@
       "Resource": ["${bucket_arn}/originals/*", "${bucket_arn}/uploads/*"]
     },
     {
+      "Sid": "AbandonFailedMultipartOriginals",
+      "Effect": "Allow",
+      "Action": ["s3:AbortMultipartUpload"],
+      "Resource": ["${bucket_arn}/originals/*"]
+    },
+    {
       "Sid": "ServeVariantsAndOriginals",
       "Effect": "Allow",
       "Action": ["s3:GetObject"],

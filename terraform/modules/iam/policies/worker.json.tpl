@@ -14,6 +14,12 @@
       "Resource": ["${bucket_arn}/variants/*", "${bucket_arn}/originals/*"]
     },
     {
+      "Sid": "ScaleInProtectionWhileBusy",
+      "Effect": "Allow",
+      "Action": ["ecs:UpdateTaskProtection"],
+      "Resource": ["${ecs_tasks_arn}"]
+    },
+    {
       "Sid": "DeleteProcessedUploads",
       "Effect": "Allow",
       "Action": ["s3:DeleteObject"],
