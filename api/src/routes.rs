@@ -33,6 +33,7 @@ pub(crate) fn router(state: SharedState, request_timeout: Duration) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/images", post(create_image))
         .route("/v1/images/{id}", get(get_image))
+        .route("/v1/images/{id}/variants/{preset}", get(get_variant))
         .route("/v1/jobs/{id}", get(get_job))
         // Uploads are limited while they stream (see `Meter`), not by buffering.
         .layer(DefaultBodyLimit::disable())
@@ -170,6 +171,49 @@ async fn get_image(State(state): State<SharedState>, Path(id): Path<String>) -> 
         .map_err(|e| ApiError::Unavailable(e.into()))?
         .ok_or(ApiError::NotFound("image"))?;
     Ok(Json(ImageView::new(image, variants)))
+}
+
+/// How long a redirect to a variant stays valid.
+const VARIANT_URL_TTL: Duration = Duration::from_secs(300);
+
+/// `GET /v1/images/{id}/variants/{preset}`: a short-lived redirect to the
+/// object on S3, or the bytes themselves from local disk.
+async fn get_variant(
+    State(state): State<SharedState>,
+    Path((id, preset)): Path<(String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    let id = parse_id(&id)?;
+    let variant = repo::find_variant(&state.backends.db, id, &preset)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))?
+        .ok_or(ApiError::NotFound("variant"))?;
+    let store = &state.backends.store;
+    if let Some(url) = store
+        .presigned_get(&variant.object_key, VARIANT_URL_TTL)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))?
+    {
+        let location = HeaderValue::from_str(&url).map_err(|e| ApiError::Internal(e.into()))?;
+        return Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response());
+    }
+    let bytes = store.get(&variant.object_key).await.map_err(|e| match e {
+        StoreError::NotFound(_) => ApiError::NotFound("variant"),
+        other => ApiError::Unavailable(other.into()),
+    })?;
+    let content_type = match variant.format.as_str() {
+        "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "avif" => "image/avif",
+        _ => "image/webp",
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static(keys::VARIANT_CACHE_CONTROL)),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// `POST /v1/images`: a raw body with an `image/*` Content-Type, or a

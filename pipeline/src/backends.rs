@@ -5,7 +5,7 @@ use std::sync::Arc;
 use aws_config::BehaviorVersion;
 use sea_orm::{DatabaseConnection, DbErr};
 
-use crate::notify::{LocalNotifier, Notifier, SnsNotifier};
+use crate::notify::{ChatFilter, ConsoleNotifier, FanoutNotifier, Notifier, SnsNotifier, WebhookFormat, WebhookNotifier};
 use crate::queue::{JobQueue, LocalJobQueue, SqsJobQueue};
 use crate::settings::Settings;
 use crate::store::{BlobStore, FsBlobStore, S3BlobStore};
@@ -74,10 +74,25 @@ impl Backends {
             }
             _ => (Arc::new(FsBlobStore::new(settings.storage_dir())), "filesystem"),
         };
-        let (notifier, notifier_kind): (Arc<dyn Notifier>, _) = match (&settings.sns_topic_arn, &aws) {
-            (Some(topic), Some(conf)) => (Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(conf), topic.clone())), "sns"),
-            _ => (Arc::new(LocalNotifier::new(settings.webhook_url.clone())), "console"),
+        let chat = ChatFilter::parse(&settings.chat_events);
+        let base_url = settings.public_base_url.clone();
+        let (primary, notifier_kind): (Arc<dyn Notifier>, _) = match (&settings.sns_topic_arn, &aws) {
+            (Some(topic), Some(conf)) => {
+                let chat_topic = settings.sns_chat_topic_arn.clone().map(|arn| (arn, chat.clone()));
+                let sns = SnsNotifier::new(aws_sdk_sns::Client::new(conf), topic.clone(), chat_topic, base_url.clone());
+                (Arc::new(sns), "sns")
+            }
+            _ => (Arc::new(ConsoleNotifier), "console"),
         };
+        let webhooks: Vec<WebhookNotifier> = [
+            (&settings.webhook_url, WebhookFormat::Json),
+            (&settings.slack_webhook_url, WebhookFormat::Slack),
+            (&settings.discord_webhook_url, WebhookFormat::Discord),
+        ]
+        .into_iter()
+        .filter_map(|(url, format)| Some(WebhookNotifier::new(url.clone()?, format, chat.clone(), base_url.clone())))
+        .collect();
+        let notifier: Arc<dyn Notifier> = Arc::new(FanoutNotifier::new(primary, webhooks));
         let db_kind = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
         let summary = format!("db={db_kind} queue={queue_kind} store={store_kind} notifier={notifier_kind}");
         Ok(Self { db, queue, store, notifier, summary })

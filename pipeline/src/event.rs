@@ -20,6 +20,9 @@ pub enum EventKind {
     /// A job ended without variants (`failed` or `dead`).
     #[serde(rename = "image.failed")]
     ImageFailed,
+    /// An operator's replay or reprocess run finished; see `summary`.
+    #[serde(rename = "replay.summary")]
+    ReplaySummary,
 }
 
 impl EventKind {
@@ -28,6 +31,7 @@ impl EventKind {
         match self {
             Self::ImageProcessed => "image.processed",
             Self::ImageFailed => "image.failed",
+            Self::ReplaySummary => "replay.summary",
         }
     }
 }
@@ -49,6 +53,30 @@ pub struct EventVariant {
     pub bytes: u64,
     /// Object key in the store.
     pub key: String,
+    /// Where to fetch it through the API, when `PUBLIC_BASE_URL` is set.
+    pub url: Option<String>,
+}
+
+/// How long the job took, in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    /// From upload to the worker's last start.
+    pub queued_ms: u64,
+    /// From the worker's last start to the final state.
+    pub processing_ms: u64,
+    /// From upload to the final state.
+    pub total_ms: u64,
+}
+
+/// What an operator's replay run did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaySummary {
+    /// `replay dlq`, `replay jobs` or `reprocess`.
+    pub operation: String,
+    /// Whether it only reported what it would do.
+    pub dry_run: bool,
+    /// Counts by name (`moved`, `enqueued`, `skipped`, `failed`, …).
+    pub counts: std::collections::BTreeMap<String, u64>,
 }
 
 /// Why a job failed.
@@ -69,16 +97,21 @@ pub struct Event {
     pub event: EventKind,
     /// Same for every publish of the same transition.
     pub event_id: Uuid,
-    /// The job.
-    pub job_id: Uuid,
-    /// The image.
-    pub image_id: Uuid,
-    /// The job's final status (`succeeded`, `failed`, `dead`).
+    /// The job (null for replay summaries).
+    pub job_id: Option<Uuid>,
+    /// The image (null for replay summaries).
+    pub image_id: Option<Uuid>,
+    /// The job's final status (`succeeded`, `failed`, `dead`), or
+    /// `completed` for a replay summary.
     pub status: String,
     /// The stored variants (empty on failure).
     pub variants: Vec<EventVariant>,
     /// The error, on failure.
     pub error: Option<EventError>,
+    /// How long the job took.
+    pub timings: Option<Timings>,
+    /// What a replay run did (replay summaries only).
+    pub summary: Option<ReplaySummary>,
     /// Environment that produced the event.
     pub env: String,
     /// When the job reached this state.
@@ -89,6 +122,48 @@ impl Event {
     /// The deterministic id of the transition of `job_id` into `status`.
     pub fn id_for(job_id: Uuid, status: &str) -> Uuid {
         Uuid::new_v5(&job_id, status.as_bytes())
+    }
+
+    /// The distinct preset names of the variants, for the `preset` attribute.
+    pub fn presets(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.variants.iter().map(|v| v.preset.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// A one-line human summary: what happened to which job.
+    pub fn headline(&self) -> String {
+        let job = self.job_id.map(|id| id.to_string()).unwrap_or_default();
+        match self.event {
+            EventKind::ImageProcessed => format!("Image processed: job {job} ({} variants)", self.variants.len()),
+            EventKind::ImageFailed => {
+                let code = self.error.as_ref().map_or("unknown", |e| e.code.as_str());
+                format!("Image {}: job {job} ({code})", self.status)
+            }
+            EventKind::ReplaySummary => {
+                let operation = self.summary.as_ref().map_or("replay", |s| s.operation.as_str());
+                format!("Replay finished: {operation}")
+            }
+        }
+    }
+
+    /// A summary event for an operator's replay run.
+    pub fn replay_summary(summary: ReplaySummary, env: String) -> Self {
+        Self {
+            schema_version: EVENT_SCHEMA_VERSION,
+            event: EventKind::ReplaySummary,
+            event_id: Uuid::new_v4(),
+            job_id: None,
+            image_id: None,
+            status: "completed".into(),
+            variants: Vec::new(),
+            error: None,
+            timings: None,
+            summary: Some(summary),
+            env,
+            occurred_at: Utc::now(),
+        }
     }
 }
 

@@ -8,7 +8,9 @@
 //! |---|---|---|---|
 //! | job queue | [`queue::JobQueue`] | [`queue::SqsJobQueue`] | [`queue::LocalJobQueue`] (a table) |
 //! | objects | [`store::BlobStore`] | [`store::S3BlobStore`] (SSE-KMS) | [`store::FsBlobStore`] |
-//! | events | [`notify::Notifier`] | [`notify::SnsNotifier`] | [`notify::LocalNotifier`] (console + webhook) |
+//! | events | [`notify::Notifier`] | [`notify::SnsNotifier`] | [`notify::ConsoleNotifier`] |
+//!
+//! Webhooks (JSON, Slack, Discord) ride along with either, in the background.
 //!
 //! Metadata always goes through sea-orm, to Postgres or SQLite.
 //!

@@ -109,6 +109,19 @@ pub async fn find_image(db: &DatabaseConnection, id: Uuid) -> Result<Option<(ima
     Ok(Some((image, variants)))
 }
 
+/// The newest variant of an image for a preset.
+///
+/// # Errors
+/// Database errors.
+pub async fn find_variant(db: &DatabaseConnection, image_id: Uuid, preset: &str) -> Result<Option<variants::Model>, DbErr> {
+    variants::Entity::find()
+        .filter(variants::Column::ImageId.eq(image_id))
+        .filter(variants::Column::Preset.eq(preset))
+        .order_by_desc(variants::Column::CreatedAt)
+        .one(db)
+        .await
+}
+
 /// The outcome of trying to start a job.
 #[derive(Clone, Debug)]
 pub enum Claim {

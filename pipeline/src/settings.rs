@@ -49,9 +49,29 @@ pub struct Settings {
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
 
-    /// URL that receives each event as a JSON POST (embedded notifier).
+    /// SNS topic for people's chat (AWS Chatbot custom notifications).
+    #[arg(long, env = "SNS_CHAT_TOPIC_ARN")]
+    pub sns_chat_topic_arn: Option<String>,
+
+    /// URL that receives every event as a JSON POST.
     #[arg(long, env = "WEBHOOK_URL")]
     pub webhook_url: Option<String>,
+
+    /// Slack incoming-webhook URL (events in CHAT_EVENTS only).
+    #[arg(long, env = "SLACK_WEBHOOK_URL")]
+    pub slack_webhook_url: Option<String>,
+
+    /// Discord webhook URL (events in CHAT_EVENTS only).
+    #[arg(long, env = "DISCORD_WEBHOOK_URL")]
+    pub discord_webhook_url: Option<String>,
+
+    /// Events people hear about on chat channels (comma-separated).
+    #[arg(long, env = "CHAT_EVENTS", default_value = "image.failed,replay.summary")]
+    pub chat_events: String,
+
+    /// The API's public address, for links in events (`https://images.example.com`).
+    #[arg(long, env = "PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
 
     /// Environment name carried on every event (`local`, `staging`, `production`).
     #[arg(long, env = "APP_ENV", default_value = "local")]
@@ -109,7 +129,12 @@ impl Settings {
             sqs_dlq_url: None,
             sns_topic_arn: None,
             aws_endpoint_url: None,
+            sns_chat_topic_arn: None,
             webhook_url: None,
+            slack_webhook_url: None,
+            discord_webhook_url: None,
+            chat_events: "image.failed,replay.summary".into(),
+            public_base_url: None,
             app_env: "local".into(),
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_upload_bytes: 64 * 1024 * 1024,

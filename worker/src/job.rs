@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use entities::jobs::{self, JobStatus};
 use futures::FutureExt;
-use pipeline::event::{EVENT_SCHEMA_VERSION, Event, EventError, EventKind, EventVariant};
+use pipeline::event::{EVENT_SCHEMA_VERSION, Event, EventError, EventKind, EventVariant, Timings};
 use pipeline::keys;
 use pipeline::message::{CreatedObject, Incoming, JobMessage};
 use pipeline::queue::Delivery;
@@ -414,6 +414,11 @@ impl Worker {
                 .ok_or_else(|| Failure::permanent("image-missing", "the job's image row is gone"))?;
             rows.into_iter()
                 .map(|v| EventVariant {
+                    url: self
+                        .inner
+                        .public_base_url
+                        .as_deref()
+                        .map(|base| format!("{}/v1/images/{}/variants/{}", base.trim_end_matches('/'), job.image_id, v.preset)),
                     preset: v.preset,
                     preset_version: v.preset_version,
                     format: v.format,
@@ -426,20 +431,29 @@ impl Worker {
         } else {
             Vec::new()
         };
+        let finished = job.finished_at.unwrap_or(job.updated_at);
+        let started = job.started_at.unwrap_or(job.created_at);
+        let millis = |d: chrono::TimeDelta| u64::try_from(d.num_milliseconds()).unwrap_or_default();
         Ok(Event {
             schema_version: EVENT_SCHEMA_VERSION,
             event: if succeeded { EventKind::ImageProcessed } else { EventKind::ImageFailed },
             event_id: Event::id_for(job.id, job.status.as_str()),
-            job_id: job.id,
-            image_id: job.image_id,
+            job_id: Some(job.id),
+            image_id: Some(job.image_id),
             status: job.status.as_str().to_owned(),
             variants,
             error: job.error_code.clone().map(|code| EventError {
                 code,
                 message: job.error_message.clone().unwrap_or_default(),
             }),
+            timings: Some(Timings {
+                queued_ms: millis(started - job.created_at),
+                processing_ms: millis(finished - started),
+                total_ms: millis(finished - job.created_at),
+            }),
+            summary: None,
             env: self.inner.app_env.clone(),
-            occurred_at: job.finished_at.unwrap_or(job.updated_at),
+            occurred_at: finished,
         })
     }
 }

@@ -62,6 +62,8 @@ struct Inner {
     /// without one, a dead job's message is deleted instead.
     has_dead_letter_queue: bool,
     app_env: String,
+    /// The API's public address, for variant URLs in events.
+    public_base_url: Option<String>,
     acker: Acker,
     metrics: Metrics,
     /// Receipts of the messages being handled, by message id, so that a
@@ -89,6 +91,7 @@ impl Worker {
                 redrive_limit: queue_limit.unwrap_or(settings.max_receive_count).max(1),
                 has_dead_letter_queue: queue_limit.is_some(),
                 app_env: settings.app_env.clone(),
+                public_base_url: settings.public_base_url.clone(),
                 acker: Acker::spawn(backends.queue.clone()),
                 metrics: Metrics::default(),
                 in_flight: Mutex::new(HashMap::new()),

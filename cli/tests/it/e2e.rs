@@ -171,8 +171,33 @@ async fn uploads_become_variants_rows_and_one_event_each(app: TestApp, mut backe
         }
     }
 
+    // The variant URL redirects to a short-lived S3 URL, or serves the file from disk.
+    let (job_id, case) = jobs.iter().next().expect("a job");
+    let image_id = app.get_json(&format!("/v1/jobs/{job_id}"), 200).await["image_id"].as_str().map(str::to_owned).expect("image id");
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let response = no_redirects
+        .get(format!("{}/v1/images/{image_id}/variants/thumb", app.address))
+        .send()
+        .await
+        .expect("variant request");
+    let bytes = match (&backend, response.status().as_u16()) {
+        (Backend::Aws(_), 302) => {
+            let location = response.headers()["location"].to_str().expect("location").to_owned();
+            assert!(location.contains("X-Amz-Expires=300"), "{location}");
+            reqwest::get(location).await.expect("presigned get").bytes().await.expect("body")
+        }
+        (Backend::Embedded { .. }, 200) => {
+            assert_eq!(response.headers()["content-type"], "image/webp");
+            response.bytes().await.expect("body")
+        }
+        (_, status) => panic!("unexpected variant answer {status}"),
+    };
+    let thumb = image::load_from_memory(&bytes).expect("thumb decodes");
+    let (_, expected) = case.variants[2];
+    assert_eq!((thumb.width(), thumb.height()), expected);
+
     let events = backend.take_events(3).await;
-    let announced: BTreeSet<Uuid> = events.iter().map(|e| e.job_id).collect();
+    let announced: BTreeSet<Uuid> = events.iter().filter_map(|e| e.job_id).collect();
     assert_eq!(announced, jobs.keys().copied().collect(), "one event per job");
     for event in &events {
         assert_eq!(event.event, EventKind::ImageProcessed);
@@ -209,7 +234,7 @@ async fn corrupt_uploads_fail_once_with_a_reason(app: TestApp, mut backend: Back
         .map(|e| {
             assert_eq!(e.event, EventKind::ImageFailed);
             assert_eq!(e.status, "failed");
-            (e.job_id, e.error.as_ref().map(|err| err.code.clone()).unwrap_or_default())
+            (e.job_id.unwrap_or_default(), e.error.as_ref().map(|err| err.code.clone()).unwrap_or_default())
         })
         .collect();
     assert_eq!(codes.get(&not_an_image).map(String::as_str), Some("unsupported-format"));

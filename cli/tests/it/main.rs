@@ -6,5 +6,6 @@
 mod api_errors;
 mod e2e;
 mod migrations;
+mod notifications;
 mod reliability;
 mod support;

@@ -122,7 +122,7 @@ async fn a_message_delivered_twice_makes_one_set_of_objects_rows_and_events() {
     assert_eq!(image["variants"].as_array().map(Vec::len), Some(3), "one row per preset");
     assert_eq!(variant_objects(&aws, &image_id.to_string()).await, 3, "one object per preset");
     let events = aws.take_events(1).await;
-    assert_eq!(events[0].0.job_id, id);
+    assert_eq!(events[0].0.job_id, Some(id));
     assert_eq!(aws.depth(&aws.queue_url).await, 0);
 }
 
@@ -193,7 +193,7 @@ async fn a_worker_killed_mid_job_is_replaced_after_the_visibility_timeout() {
     // Assert
     assert_eq!(done["attempts"], 2, "the second worker finished what the first began");
     let events = aws.take_events(1).await;
-    assert_eq!(events[0].0.job_id, id);
+    assert_eq!(events[0].0.job_id, Some(id));
     assert_eq!(aws.depth(&aws.queue_url).await, 0);
 }
 
@@ -271,7 +271,7 @@ async fn an_s3_upload_notification_is_processed_once() {
     assert_eq!(created.len(), 1, "one job per upload: {created:?}");
     assert_eq!(created[0].status, jobs::JobStatus::Succeeded);
     let events = aws.take_events(1).await;
-    assert_eq!(events[0].0.job_id, created[0].id);
+    assert_eq!(events[0].0.job_id, Some(created[0].id));
     assert_eq!(events[0].0.variants.len(), 3);
     assert_eq!(aws.depth(&aws.queue_url).await, 0, "the S3 test event and the duplicate were acknowledged");
 }

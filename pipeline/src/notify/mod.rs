@@ -1,15 +1,24 @@
-//! Outcome events: SNS on AWS; the console and an optional webhook on the
-//! embedded defaults.
+//! Outcome events, delivered to machines and people.
+//!
+//! The primary notifier is SNS on AWS and the console on the embedded
+//! defaults; its failure makes the worker retry the announcement. Webhooks
+//! (generic JSON, Slack, Discord) ride along in the background with their own
+//! retries: a webhook that is down delays no job and fails none.
 
-mod local;
+mod console;
+pub mod render;
 mod sns;
+mod webhook;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use local::LocalNotifier;
+pub use console::ConsoleNotifier;
 pub use sns::SnsNotifier;
+pub use webhook::{WebhookFormat, WebhookNotifier};
 
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 
 /// Publishing failed. The job's outcome is already recorded, so the caller
 /// publishes again on the message's next delivery.
@@ -22,4 +31,60 @@ pub struct NotifyError(pub String);
 pub trait Notifier: Send + Sync + 'static {
     /// Publishes one event.
     async fn publish(&self, event: &Event) -> Result<(), NotifyError>;
+}
+
+/// Which events reach people's channels (chat topic, Slack, Discord).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatFilter(pub Vec<EventKind>);
+
+impl ChatFilter {
+    /// Parses a comma-separated list such as `image.failed,replay.summary`.
+    pub fn parse(list: &str) -> Self {
+        let kinds = [EventKind::ImageProcessed, EventKind::ImageFailed, EventKind::ReplaySummary];
+        Self(
+            list.split(',')
+                .map(str::trim)
+                .filter_map(|name| kinds.iter().copied().find(|k| k.as_str() == name))
+                .collect(),
+        )
+    }
+
+    /// Whether people want to hear about this event.
+    pub fn admits(&self, event: &Event) -> bool {
+        self.0.contains(&event.event)
+    }
+}
+
+/// The primary notifier plus any webhooks, delivered in the background.
+pub struct FanoutNotifier {
+    primary: Arc<dyn Notifier>,
+    webhooks: Vec<WebhookNotifier>,
+}
+
+impl FanoutNotifier {
+    /// `primary` decides success; `webhooks` are best effort.
+    pub fn new(primary: Arc<dyn Notifier>, webhooks: Vec<WebhookNotifier>) -> Self {
+        Self { primary, webhooks }
+    }
+}
+
+#[async_trait]
+impl Notifier for FanoutNotifier {
+    async fn publish(&self, event: &Event) -> Result<(), NotifyError> {
+        for webhook in &self.webhooks {
+            webhook.deliver_in_background(event);
+        }
+        self.primary.publish(event).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_filters_parse_known_event_names_and_ignore_the_rest() {
+        let filter = ChatFilter::parse(" image.failed , replay.summary,nonsense");
+        assert_eq!(filter.0, vec![EventKind::ImageFailed, EventKind::ReplaySummary]);
+    }
 }

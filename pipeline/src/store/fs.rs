@@ -104,6 +104,10 @@ impl BlobStore for FsBlobStore {
         copied
     }
 
+    async fn presigned_get(&self, _key: &str, _expires_in: std::time::Duration) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         let path = self.path_of(key)?;
         match tokio::fs::read(&path).await {

@@ -61,4 +61,8 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Copies an object inside the store, replacing any object at `to`.
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError>;
+
+    /// A URL that lets anyone holding it GET the object until it expires,
+    /// or `None` when the store cannot hand out such URLs (local disk).
+    async fn presigned_get(&self, key: &str, expires_in: std::time::Duration) -> Result<Option<String>, StoreError>;
 }

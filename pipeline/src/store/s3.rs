@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use bytes::{Bytes, BytesMut};
@@ -152,6 +153,19 @@ impl BlobStore for S3BlobStore {
             }
         }
         self.multipart(key, first.freeze(), body, meta).await
+    }
+
+    async fn presigned_get(&self, key: &str, expires_in: std::time::Duration) -> Result<Option<String>, StoreError> {
+        let config = PresigningConfig::expires_in(expires_in).map_err(|e| StoreError::InvalidKey(e.to_string()))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(request.uri().to_owned()))
     }
 
     #[tracing::instrument(skip_all, fields(from, to))]

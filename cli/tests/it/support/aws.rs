@@ -26,6 +26,7 @@ pub struct AwsFixture {
     pub events_queue_url: String,
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub sns: aws_sdk_sns::Client,
 }
 
 /// Creates a KMS key through the KMS JSON protocol. The tests need only this
@@ -111,7 +112,7 @@ impl AwsFixture {
             .await
             .expect("subscribe");
 
-        Self { bucket, kms_key_arn, queue_url, dlq_url, topic_arn, events_queue_url, s3, sqs }
+        Self { bucket, kms_key_arn, queue_url, dlq_url, topic_arn, events_queue_url, s3, sqs, sns }
     }
 
     /// `settings` pointed at this fixture's resources.
@@ -188,6 +189,73 @@ impl AwsFixture {
         }
         assert_eq!(events.len(), n, "unexpected number of events");
         events
+    }
+}
+
+impl AwsFixture {
+    /// A new topic with this fixture's naming.
+    pub async fn create_topic(&self, name: &str) -> String {
+        let name = format!("{name}-{}", Uuid::new_v4().simple());
+        self.sns.create_topic().name(name).send().await.expect("create topic").topic_arn.expect("topic arn")
+    }
+
+    /// A new queue subscribed to `topic_arn` with raw delivery and an optional
+    /// filter policy on message attributes; returns the queue URL.
+    pub async fn subscribe_queue(&self, topic_arn: &str, filter_policy: Option<serde_json::Value>) -> String {
+        let url = create_queue(&self.sqs, &format!("sub-{}", Uuid::new_v4().simple()), &[]).await;
+        let arn = queue_arn(&self.sqs, &url).await;
+        let mut request = self
+            .sns
+            .subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(arn)
+            .attributes("RawMessageDelivery", "true");
+        if let Some(policy) = filter_policy {
+            request = request.attributes("FilterPolicy", policy.to_string());
+        }
+        request.send().await.expect("subscribe");
+        url
+    }
+
+    /// Every message on a queue (bodies and their `event` attribute), waiting
+    /// until two polls in a row come back empty.
+    pub async fn drain_queue(&self, queue_url: &str) -> Vec<(serde_json::Value, Option<String>)> {
+        let mut out = Vec::new();
+        let mut empty = 0;
+        while empty < 2 {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .expect("receive");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                empty += 1;
+            }
+            for message in messages {
+                let body = serde_json::from_str(message.body().unwrap_or_default()).expect("json body");
+                let event = message
+                    .message_attributes()
+                    .and_then(|a| a.get("event"))
+                    .and_then(|v| v.string_value())
+                    .map(str::to_owned);
+                out.push((body, event));
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        out
     }
 }
 

@@ -69,4 +69,8 @@ impl BlobStore for FlakyStore {
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
         self.inner.copy(from, to).await
     }
+
+    async fn presigned_get(&self, key: &str, expires_in: std::time::Duration) -> Result<Option<String>, StoreError> {
+        self.inner.presigned_get(key, expires_in).await
+    }
 }

@@ -140,3 +140,65 @@ impl WebhookSink {
         events
     }
 }
+
+/// How a [`RawSink`] answers.
+#[derive(Clone, Copy)]
+pub enum SinkBehaviour {
+    /// 204 at once.
+    Accept,
+    /// 503 for the first `n` requests, then 204.
+    FailFirst(usize),
+    /// Never answers (the client times out).
+    Hang,
+}
+
+/// An HTTP receiver that records every JSON body POSTed to it.
+pub struct RawSink {
+    pub url: String,
+    bodies: mpsc::UnboundedReceiver<serde_json::Value>,
+    pub attempts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl RawSink {
+    pub async fn start(behaviour: SinkBehaviour) -> Self {
+        use std::sync::atomic::Ordering;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = attempts.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let tx = tx.clone();
+                let attempt = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                async move {
+                    match behaviour {
+                        SinkBehaviour::Hang => std::future::pending::<()>().await,
+                        SinkBehaviour::FailFirst(n) if attempt <= n => return axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        _ => {}
+                    }
+                    let _ = tx.send(body);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
+        let url = format!("http://{}/hook", listener.local_addr().expect("sink address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, bodies: rx, attempts }
+    }
+
+    /// Waits for exactly `n` accepted bodies, then checks no more arrive for a moment.
+    pub async fn take_exactly(&mut self, n: usize) -> Vec<serde_json::Value> {
+        let mut bodies = Vec::new();
+        while bodies.len() < n {
+            let body = tokio::time::timeout(Duration::from_secs(30), self.bodies.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {n} bodies arrived", bodies.len()))
+                .expect("sink open");
+            bodies.push(body);
+        }
+        let extra = tokio::time::timeout(Duration::from_millis(500), self.bodies.recv()).await;
+        assert!(extra.is_err(), "an extra body arrived: {extra:?}");
+        bodies
+    }
+}
