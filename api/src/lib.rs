@@ -7,9 +7,11 @@
 //! # Layout
 //! - [`Application`]: binds the listener, builds the router, and serves until stopped.
 //! - `routes`: the handlers.
+//! - `admin`: the operators' endpoints (replay, reprocess), behind the admin key.
 //! - `upload`: the streaming body with its hash and size limit.
 //! - [`error`]: [`error::ApiError`], rendered as `application/problem+json`.
 
+mod admin;
 pub mod error;
 mod routes;
 mod upload;
@@ -28,6 +30,10 @@ use tokio::net::TcpListener;
 pub(crate) struct AppState {
     backends: Backends,
     max_upload_bytes: u64,
+    /// Bearer token of the admin endpoints; `None` disables them.
+    admin_key: Option<pipeline::settings::Secret>,
+    presets: Vec<imaging::Preset>,
+    app_env: String,
 }
 
 /// The API, bound to its port and ready to serve.
@@ -40,10 +46,17 @@ impl Application {
     /// Binds `settings.listen_addr` (port 0 picks a free port) and builds the router.
     ///
     /// # Errors
-    /// When the address cannot be bound.
+    /// When the address cannot be bound, or the presets setting is invalid.
     pub async fn build(settings: &Settings, backends: Backends) -> std::io::Result<Self> {
+        let presets = settings.presets().map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(settings.listen_addr).await?;
-        let state = Arc::new(AppState { backends, max_upload_bytes: settings.max_upload_bytes });
+        let state = Arc::new(AppState {
+            backends,
+            max_upload_bytes: settings.max_upload_bytes,
+            admin_key: settings.admin_api_key.clone(),
+            presets,
+            app_env: settings.app_env.clone(),
+        });
         Ok(Self { listener, router: routes::router(state, Duration::from_secs(120)) })
     }
 

@@ -35,6 +35,7 @@ pub(crate) fn router(state: SharedState, request_timeout: Duration) -> Router {
         .route("/v1/images/{id}", get(get_image))
         .route("/v1/images/{id}/variants/{preset}", get(get_variant))
         .route("/v1/jobs/{id}", get(get_job))
+        .nest("/v1/admin", crate::admin::router(state.clone()))
         // Uploads are limited while they stream (see `Meter`), not by buffering.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

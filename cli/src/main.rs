@@ -8,9 +8,11 @@
 //! - `api`: the HTTP API alone.
 //! - `worker`: the queue consumer alone.
 //! - `migrate`: apply (or roll back, or list) the database migrations.
+//! - `replay dlq|jobs` and `reprocess`: the operators' replays (`ops`).
 //!
 //! Settings come from flags or environment variables: see `--help`.
 
+mod ops;
 mod telemetry;
 
 use std::time::Duration;
@@ -44,6 +46,11 @@ enum Command {
         #[arg(value_enum, default_value_t = MigrateAction::Up)]
         action: MigrateAction,
     },
+    /// Replay dead-lettered messages or past jobs.
+    #[command(subcommand)]
+    Replay(ops::Replay),
+    /// Regenerate a preset's variants (after the preset changed).
+    Reprocess(ops::ReprocessArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -68,6 +75,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Api => run_api(settings).await,
         Command::Worker => run_worker(settings).await,
         Command::Migrate { action } => migrate(settings, action).await,
+        Command::Replay(command) => ops::replay(settings, command).await,
+        Command::Reprocess(args) => ops::reprocess(settings, args).await,
     }
 }
 

@@ -75,6 +75,10 @@ pub struct Model {
     /// When its outcome event was published; set once, so a redelivery after
     /// a crash between publish and acknowledge does not publish again.
     pub event_published_at: Option<DateTimeUtc>,
+    /// The job this one replays, if it is a replay.
+    pub replay_of: Option<Uuid>,
+    /// Comma-separated preset names this job makes; `None` means all.
+    pub presets: Option<String>,
 }
 
 /// Relations of [`Model`].

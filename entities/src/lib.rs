@@ -9,10 +9,14 @@
 //! - [`variants`]: one row per encoded output of an image and a preset version.
 //! - [`jobs`]: one row per processing attempt chain, with its [`jobs::JobStatus`].
 //! - [`queue_messages`]: the embedded backend's durable queue.
+//! - [`job_audit`]: what operators did to jobs (replays, redrives).
+//! - [`operator_cursors`]: where a resumable operator run stopped.
 //! - [`prelude`]: the entities under short names.
 
 pub mod images;
+pub mod job_audit;
 pub mod jobs;
+pub mod operator_cursors;
 pub mod prelude;
 pub mod queue_messages;
 pub mod variants;

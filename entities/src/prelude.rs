@@ -4,3 +4,5 @@ pub use super::images::Entity as Images;
 pub use super::jobs::Entity as Jobs;
 pub use super::queue_messages::Entity as QueueMessages;
 pub use super::variants::Entity as Variants;
+pub use super::job_audit::Entity as JobAudit;
+pub use super::operator_cursors::Entity as OperatorCursors;

@@ -15,6 +15,7 @@ mod m20261126_000001_create_images;
 mod m20261126_000002_create_jobs;
 mod m20261126_000003_create_variants;
 mod m20261126_000004_create_queue_messages;
+mod m20261126_000005_replay;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_create_jobs::Migration),
             Box::new(m20261126_000003_create_variants::Migration),
             Box::new(m20261126_000004_create_queue_messages::Migration),
+            Box::new(m20261126_000005_replay::Migration),
         ]
     }
 }

@@ -21,6 +21,8 @@ pub struct Backends {
     pub db: DatabaseConnection,
     /// The job queue.
     pub queue: Arc<dyn JobQueue>,
+    /// Its dead-letter queue, where operators replay from (if configured).
+    pub dead_letters: Option<Arc<dyn JobQueue>>,
     /// Originals and variants.
     pub store: Arc<dyn BlobStore>,
     /// Outcome events.
@@ -56,13 +58,22 @@ impl Backends {
         let uses_aws = settings.s3_bucket.is_some() || settings.sqs_queue_url.is_some() || settings.sns_topic_arn.is_some();
         let aws = if uses_aws { Some(aws_sdk_config(settings).await) } else { None };
 
-        let (queue, queue_kind): (Arc<dyn JobQueue>, _) = match (&settings.sqs_queue_url, &aws) {
-            (Some(url), Some(conf)) => (Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(conf), url.clone())), "sqs"),
-            _ => (
-                Arc::new(LocalJobQueue::new(db.clone(), LOCAL_QUEUE_NAME, settings.max_receive_count)),
-                "database",
-            ),
-        };
+        let (queue, dead_letters, queue_kind): (Arc<dyn JobQueue>, Option<Arc<dyn JobQueue>>, _) =
+            match (&settings.sqs_queue_url, &aws) {
+                (Some(url), Some(conf)) => {
+                    let client = aws_sdk_sqs::Client::new(conf);
+                    let dlq = settings
+                        .sqs_dlq_url
+                        .clone()
+                        .map(|dlq| Arc::new(SqsJobQueue::new(client.clone(), dlq)) as Arc<dyn JobQueue>);
+                    (Arc::new(SqsJobQueue::new(client, url.clone())), dlq, "sqs")
+                }
+                _ => {
+                    let local = LocalJobQueue::new(db.clone(), LOCAL_QUEUE_NAME, settings.max_receive_count);
+                    let dlq: Arc<dyn JobQueue> = Arc::new(local.dead_letter_queue());
+                    (Arc::new(local), Some(dlq), "database")
+                }
+            };
         let (store, store_kind): (Arc<dyn BlobStore>, _) = match (&settings.s3_bucket, &aws) {
             (Some(bucket), Some(conf)) => {
                 let s3 = aws_sdk_s3::config::Builder::from(conf)
@@ -95,7 +106,7 @@ impl Backends {
         let notifier: Arc<dyn Notifier> = Arc::new(FanoutNotifier::new(primary, webhooks));
         let db_kind = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
         let summary = format!("db={db_kind} queue={queue_kind} store={store_kind} notifier={notifier_kind}");
-        Ok(Self { db, queue, store, notifier, summary })
+        Ok(Self { db, queue, dead_letters, store, notifier, summary })
     }
 }
 

@@ -21,6 +21,7 @@
 //! - [`event`]: the outcome event published when a job ends.
 //! - [`keys`]: where objects live in the bucket.
 //! - [`repo`]: the database reads and conditional writes both binaries use.
+//! - [`replay`]: the operators' replays: DLQ redrive, re-enqueue by filter, preset backfill.
 //! - [`db`]: connecting and migrating.
 
 pub mod backends;
@@ -30,6 +31,7 @@ pub mod keys;
 pub mod message;
 pub mod notify;
 pub mod queue;
+pub mod replay;
 pub mod repo;
 pub mod settings;
 pub mod store;

@@ -21,12 +21,21 @@ pub struct JobMessage {
     pub image_id: Uuid,
     /// Where the original is stored.
     pub source_key: String,
+    /// Only these presets (a reprocess); absent means every configured preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presets: Option<Vec<String>>,
 }
 
 impl JobMessage {
     /// A message for `job_id`.
     pub fn new(job_id: Uuid, image_id: Uuid, source_key: String) -> Self {
-        Self { v: MESSAGE_VERSION, job_id, image_id, source_key }
+        Self { v: MESSAGE_VERSION, job_id, image_id, source_key, presets: None }
+    }
+
+    /// The message for a job row: every preset, or the ones the job names.
+    pub fn for_job(job: &entities::jobs::Model) -> Self {
+        let presets = job.presets.as_ref().map(|list| list.split(',').map(str::to_owned).collect());
+        Self { presets, ..Self::new(job.id, job.image_id, crate::keys::original(job.image_id)) }
     }
 
     /// The JSON body sent to the queue.

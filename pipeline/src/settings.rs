@@ -69,6 +69,17 @@ pub struct Settings {
     #[arg(long, env = "CHAT_EVENTS", default_value = "image.failed,replay.summary")]
     pub chat_events: String,
 
+    /// The output presets as a JSON array (`[{"name":"thumb","max_edge":256,
+    /// "format":"webp","quality":80}]`). Default: large 2048, medium 1024,
+    /// thumb 256, WebP at quality 80.
+    #[arg(long, env = "PRESETS")]
+    pub presets: Option<String>,
+
+    /// Bearer token for the admin endpoints (replay, reprocess). Unset
+    /// disables them.
+    #[arg(long, env = "ADMIN_API_KEY", value_parser = parse_secret)]
+    pub admin_api_key: Option<Secret>,
+
     /// The API's public address, for links in events (`https://images.example.com`).
     #[arg(long, env = "PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
@@ -135,6 +146,8 @@ impl Settings {
             discord_webhook_url: None,
             chat_events: "image.failed,replay.summary".into(),
             public_base_url: None,
+            presets: None,
+            admin_api_key: None,
             app_env: "local".into(),
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_upload_bytes: 64 * 1024 * 1024,
@@ -172,8 +185,56 @@ impl Settings {
         Duration::from_secs(self.queue_wait_secs.min(20))
     }
 
+    /// The configured presets.
+    ///
+    /// # Errors
+    /// When `PRESETS` is not a valid list of presets, or names one twice.
+    pub fn presets(&self) -> Result<Vec<imaging::Preset>, String> {
+        let Some(json) = &self.presets else {
+            return Ok(imaging::default_presets());
+        };
+        let presets: Vec<imaging::Preset> = serde_json::from_str(json).map_err(|e| format!("PRESETS: {e}"))?;
+        let mut names: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        if presets.is_empty() || names.windows(2).any(|w| w[0] == w[1]) {
+            return Err("PRESETS must name at least one preset, each once".into());
+        }
+        Ok(presets)
+    }
+
     /// The visibility timeout as a duration.
     pub fn visibility_timeout(&self) -> Duration {
         Duration::from_secs(self.visibility_timeout_secs)
     }
+}
+
+/// A secret setting: its `Debug` never shows the value, so it cannot leak
+/// into logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that must compare or send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+fn parse_secret(value: &str) -> Result<Secret, String> {
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(Secret(value.to_owned()))
 }

@@ -187,7 +187,7 @@ impl Worker {
         let db = &self.inner.backends.db;
         let dedupe = object.dedupe_key();
         if let Some(job) = repo::find_job_by_idempotency_key(db, &dedupe).await.map_err(database)? {
-            return Ok(Some(JobMessage::new(job.id, job.image_id, keys::original(job.image_id))));
+            return Ok(Some(JobMessage::for_job(&job)));
         }
         let (image_id, job_id) = (Uuid::now_v7(), Uuid::now_v7());
         let source_key = keys::original(image_id);
@@ -221,7 +221,7 @@ impl Worker {
             Err(err) => return Err(database(err)),
         };
         tracing::info!(job_id = %job.id, key = %object.key, "job created from an S3 upload");
-        Ok(Some(JobMessage::new(job.id, job.image_id, keys::original(job.image_id))))
+        Ok(Some(JobMessage::for_job(&job)))
     }
 
     async fn apply(&self, disposition: Disposition, delivery: &Delivery, failure: Option<Failure>) {
@@ -312,10 +312,10 @@ impl Worker {
         })?;
         metrics.stage(Stage::Download, started.elapsed());
 
+        let presets = self.presets_for(message)?;
         let started = Instant::now();
         let (output, sha256) = {
             let _cpu = self.inner.cpu_slots.acquire().await.map_err(|e| Failure::transient("worker-stopping", e))?;
-            let presets = self.inner.presets.clone();
             let limits = self.inner.limits.clone();
             tokio::task::spawn_blocking(move || {
                 let sha256 = hex::encode(Sha256::digest(&original));
@@ -371,6 +371,24 @@ impl Worker {
             .map_err(database)?;
         metrics.stage(Stage::Db, started.elapsed());
         Ok(moved)
+    }
+
+    /// The presets a job makes: all configured ones, or those its message names.
+    fn presets_for(&self, message: &JobMessage) -> Result<Vec<imaging::Preset>, Failure> {
+        let Some(names) = &message.presets else {
+            return Ok(self.inner.presets.to_vec());
+        };
+        names
+            .iter()
+            .map(|name| {
+                self.inner
+                    .presets
+                    .iter()
+                    .find(|p| &p.name == name)
+                    .cloned()
+                    .ok_or_else(|| Failure::permanent("unknown-preset", format!("no preset named {name:?} is configured")))
+            })
+            .collect()
     }
 
     /// Marks the job `failed` or `dead` and announces it. A job that already

@@ -71,17 +71,29 @@ struct Inner {
     in_flight: Mutex<HashMap<String, String>>,
 }
 
+/// The worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The queue did not answer.
+    #[error("the queue is unavailable")]
+    Queue(#[from] QueueError),
+    /// The presets setting is invalid.
+    #[error("invalid presets: {0}")]
+    Presets(String),
+}
+
 impl Worker {
-    /// Builds a worker with the default presets and limits.
+    /// Builds a worker with the configured presets and the default limits.
     ///
     /// # Errors
-    /// When the queue cannot tell its redrive policy.
-    pub async fn new(backends: Backends, settings: &Settings) -> Result<Self, QueueError> {
+    /// When the queue cannot tell its redrive policy, or the presets are invalid.
+    pub async fn new(backends: Backends, settings: &Settings) -> Result<Self, StartError> {
+        let presets = settings.presets().map_err(StartError::Presets)?;
         let queue_limit = backends.queue.redrive_limit().await?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
             inner: Arc::new(Inner {
-                presets: imaging::default_presets().into(),
+                presets: presets.into(),
                 limits: Limits::default(),
                 concurrency: settings.worker_concurrency(),
                 cpu_slots: Arc::new(Semaphore::new(cores)),

@@ -8,4 +8,5 @@ mod e2e;
 mod migrations;
 mod notifications;
 mod reliability;
+mod replay;
 mod support;

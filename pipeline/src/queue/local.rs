@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use entities::queue_messages::{self, Column};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{Delivery, JobQueue, QueueError};
+use super::{Delivery, JobQueue, QueueError, RedriveStatus};
 
 /// How often a waiting receive looks at the table when no send in this
 /// process woke it (a send from another process, or a visibility timeout
@@ -154,6 +154,14 @@ impl JobQueue for LocalJobQueue {
         }
     }
 
+    async fn send_batch(&self, bodies: &[String]) -> Vec<Result<String, QueueError>> {
+        let mut results = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            results.push(self.send(body).await);
+        }
+        results
+    }
+
     async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
         queue_messages::Entity::delete_many()
             .filter(Column::Receipt.eq(receipt))
@@ -192,5 +200,22 @@ impl JobQueue for LocalJobQueue {
 
     async fn redrive_limit(&self) -> Result<Option<u32>, QueueError> {
         Ok(Some(self.max_receive_count))
+    }
+
+    async fn approximate_depth(&self) -> Result<u64, QueueError> {
+        queue_messages::Entity::find()
+            .filter(Column::Queue.eq(&self.name))
+            .count(&self.db)
+            .await
+            .map_err(db_error)
+    }
+
+    /// The table queue has no server-side move; callers copy instead.
+    async fn start_redrive(&self, _max_per_second: Option<u32>) -> Result<Option<String>, QueueError> {
+        Ok(None)
+    }
+
+    async fn redrive_status(&self, handle: &str) -> Result<RedriveStatus, QueueError> {
+        Err(QueueError::Unavailable(format!("no move task {handle} on the table queue")))
     }
 }

@@ -40,7 +40,20 @@ pub enum QueueError {
     Unavailable(String),
 }
 
-/// The queue operations the API and the worker use.
+/// A server-side move of messages from a dead-letter queue back to its source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedriveStatus {
+    /// `RUNNING`, `COMPLETED`, `CANCELLED` or `FAILED`.
+    pub status: String,
+    /// Messages moved so far.
+    pub moved: u64,
+    /// Messages the task set out to move.
+    pub to_move: u64,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+}
+
+/// The queue operations the API, the worker and the operators use.
 #[async_trait]
 pub trait JobQueue: Send + Sync + 'static {
     /// Sends one message and returns its id.
@@ -48,6 +61,9 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// Waits up to `wait` for at most `max` messages (1–10) and hides them for `visibility`.
     async fn receive(&self, max: u32, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError>;
+
+    /// Sends up to 10 messages in one call; one result (the message id) per body, in order.
+    async fn send_batch(&self, bodies: &[String]) -> Vec<Result<String, QueueError>>;
 
     /// Acknowledges a message for good.
     async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
@@ -63,4 +79,15 @@ pub trait JobQueue: Send + Sync + 'static {
     /// How many receives the queue allows before dead-lettering, if it has a
     /// dead-letter queue at all.
     async fn redrive_limit(&self) -> Result<Option<u32>, QueueError>;
+
+    /// Messages waiting or in flight, approximately (for progress and alarms).
+    async fn approximate_depth(&self) -> Result<u64, QueueError>;
+
+    /// On a dead-letter queue: asks the service to move its messages back to
+    /// their source queue, at most `max_per_second`. Returns the task's
+    /// handle, or `None` where the service has no such operation.
+    async fn start_redrive(&self, max_per_second: Option<u32>) -> Result<Option<String>, QueueError>;
+
+    /// The state of a redrive started with [`JobQueue::start_redrive`].
+    async fn redrive_status(&self, handle: &str) -> Result<RedriveStatus, QueueError>;
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
 use chrono::DateTime;
 
-use super::{Delivery, JobQueue, QueueError};
+use super::{Delivery, JobQueue, QueueError, RedriveStatus};
 
 /// The job queue on SQS. It only translates calls; decisions are the worker's.
 #[derive(Clone, Debug)]
@@ -21,6 +21,18 @@ impl SqsJobQueue {
     /// A queue handle for `queue_url`.
     pub fn new(client: Client, queue_url: String) -> Self {
         Self { client, queue_url }
+    }
+
+    async fn attribute(&self, name: QueueAttributeName) -> Result<Option<String>, QueueError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(name.clone())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.attributes.and_then(|mut a| a.remove(&name)))
     }
 }
 
@@ -82,6 +94,38 @@ impl JobQueue for SqsJobQueue {
             .collect())
     }
 
+    async fn send_batch(&self, bodies: &[String]) -> Vec<Result<String, QueueError>> {
+        let entries: Result<Vec<_>, _> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build())
+            .collect();
+        let sent = match entries {
+            Ok(entries) => self.client.send_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await,
+            Err(err) => return bodies.iter().map(|_| Err(QueueError::Unavailable(err.to_string()))).collect(),
+        };
+        let out = match sent {
+            Ok(out) => out,
+            Err(err) => {
+                let message = DisplayErrorContext(err).to_string();
+                return bodies.iter().map(|_| Err(QueueError::Unavailable(message.clone()))).collect();
+            }
+        };
+        let mut results: Vec<Result<String, QueueError>> =
+            bodies.iter().map(|_| Err(QueueError::Unavailable("not in the batch answer".into()))).collect();
+        for ok in out.successful {
+            if let Some(slot) = ok.id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
+                *slot = Ok(ok.message_id);
+            }
+        }
+        for failed in out.failed {
+            if let Some(slot) = failed.id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
+                *slot = Err(QueueError::Unavailable(format!("{}: {}", failed.code, failed.message.unwrap_or_default())));
+            }
+        }
+        results
+    }
+
     async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
         self.client
             .delete_message()
@@ -129,6 +173,58 @@ impl JobQueue for SqsJobQueue {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn approximate_depth(&self) -> Result<u64, QueueError> {
+        let mut depth = 0;
+        for name in [QueueAttributeName::ApproximateNumberOfMessages, QueueAttributeName::ApproximateNumberOfMessagesNotVisible] {
+            depth += self.attribute(name).await?.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+        Ok(depth)
+    }
+
+    /// `StartMessageMoveTask` from this (dead-letter) queue back to its
+    /// source. <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html>
+    async fn start_redrive(&self, max_per_second: Option<u32>) -> Result<Option<String>, QueueError> {
+        let arn = self
+            .attribute(QueueAttributeName::QueueArn)
+            .await?
+            .ok_or_else(|| QueueError::Unavailable("the queue has no ARN".into()))?;
+        let out = self
+            .client
+            .start_message_move_task()
+            .source_arn(arn)
+            .set_max_number_of_messages_per_second(max_per_second.and_then(|n| i32::try_from(n).ok()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.task_handle)
+    }
+
+    async fn redrive_status(&self, handle: &str) -> Result<RedriveStatus, QueueError> {
+        let arn = self
+            .attribute(QueueAttributeName::QueueArn)
+            .await?
+            .ok_or_else(|| QueueError::Unavailable("the queue has no ARN".into()))?;
+        let out = self
+            .client
+            .list_message_move_tasks()
+            .source_arn(arn)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let task = out
+            .results
+            .unwrap_or_default()
+            .into_iter()
+            .find(|t| t.task_handle.as_deref() == Some(handle) || t.task_handle.is_none())
+            .ok_or_else(|| QueueError::Unavailable(format!("no move task {handle}")))?;
+        Ok(RedriveStatus {
+            status: task.status.unwrap_or_default(),
+            moved: u64::try_from(task.approximate_number_of_messages_moved).unwrap_or_default(),
+            to_move: task.approximate_number_of_messages_to_move.and_then(|n| u64::try_from(n).ok()).unwrap_or_default(),
+            failure: task.failure_reason,
+        })
     }
 
     async fn redrive_limit(&self) -> Result<Option<u32>, QueueError> {

@@ -1,4 +1,5 @@
-//! Fault injection: a store that fails on purpose, as S3 does on a bad minute.
+//! Fault injection: a store and a queue that fail on purpose, as S3 and SQS
+//! do on a bad minute, or crash outright.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use pipeline::queue::{Delivery, JobQueue, QueueError, RedriveStatus};
 use pipeline::store::{BlobStore, ByteStream, ObjectMeta, StoreError};
 
 /// Wraps a real store; the first `failing_puts` writes fail, the first
@@ -72,5 +74,72 @@ impl BlobStore for FlakyStore {
 
     async fn presigned_get(&self, key: &str, expires_in: std::time::Duration) -> Result<Option<String>, StoreError> {
         self.inner.presigned_get(key, expires_in).await
+    }
+}
+
+/// Wraps a real queue; sends fail once `sends_allowed` have gone through,
+/// and batch deletes panic once `deletes_allowed` batches have (a crash).
+pub struct FlakyQueue {
+    pub inner: Arc<dyn JobQueue>,
+    pub sends_allowed: AtomicU32,
+    pub deletes_allowed: AtomicU32,
+}
+
+impl FlakyQueue {
+    pub fn new(inner: Arc<dyn JobQueue>, sends_allowed: u32, deletes_allowed: u32) -> Self {
+        Self { inner, sends_allowed: AtomicU32::new(sends_allowed), deletes_allowed: AtomicU32::new(deletes_allowed) }
+    }
+}
+
+#[async_trait]
+impl JobQueue for FlakyQueue {
+    async fn send(&self, body: &str) -> Result<String, QueueError> {
+        if !take_one(&self.sends_allowed) {
+            return Err(QueueError::Unavailable("injected fault: queue down".into()));
+        }
+        self.inner.send(body).await
+    }
+
+    async fn send_batch(&self, bodies: &[String]) -> Vec<Result<String, QueueError>> {
+        let mut results = Vec::new();
+        for body in bodies {
+            results.push(self.send(body).await);
+        }
+        results
+    }
+
+    async fn receive(&self, max: u32, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+        self.inner.receive(max, wait, visibility).await
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
+        self.inner.delete(receipt).await
+    }
+
+    async fn delete_batch(&self, receipts: &[String]) -> Vec<Result<(), QueueError>> {
+        if !take_one(&self.deletes_allowed) {
+            panic!("injected crash before the batch delete");
+        }
+        self.inner.delete_batch(receipts).await
+    }
+
+    async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {
+        self.inner.change_visibility(receipt, timeout).await
+    }
+
+    async fn redrive_limit(&self) -> Result<Option<u32>, QueueError> {
+        self.inner.redrive_limit().await
+    }
+
+    async fn approximate_depth(&self) -> Result<u64, QueueError> {
+        self.inner.approximate_depth().await
+    }
+
+    async fn start_redrive(&self, max_per_second: Option<u32>) -> Result<Option<String>, QueueError> {
+        self.inner.start_redrive(max_per_second).await
+    }
+
+    async fn redrive_status(&self, handle: &str) -> Result<RedriveStatus, QueueError> {
+        self.inner.redrive_status(handle).await
     }
 }
