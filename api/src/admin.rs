@@ -73,14 +73,18 @@ struct DlqRequest {
     dry_run: bool,
 }
 
-async fn replay_dlq(State(state): State<SharedState>, Json(body): Json<DlqRequest>) -> Result<Json<ReplaySummary>, ApiError> {
+async fn replay_dlq(
+    State(state): State<SharedState>,
+    Json(body): Json<DlqRequest>,
+) -> Result<Json<ReplaySummary>, ApiError> {
     let mode = match body.mode.as_deref().unwrap_or("auto") {
         "auto" => DlqMode::Auto,
         "move-task" => DlqMode::MoveTask,
         "copy" => DlqMode::Copy,
         other => return Err(ApiError::BadRequest(format!("mode {other:?} is not auto, move-task or copy"))),
     };
-    let summary = operator(&state).replay_dlq(mode, body.max_per_second, body.dry_run, &Silent).await.map_err(failed)?;
+    let summary =
+        operator(&state).replay_dlq(mode, body.max_per_second, body.dry_run, &Silent).await.map_err(failed)?;
     Ok(Json(summary))
 }
 
@@ -99,7 +103,10 @@ struct JobsRequest {
     dry_run: bool,
 }
 
-async fn replay_jobs(State(state): State<SharedState>, Json(body): Json<JobsRequest>) -> Result<Json<ReplaySummary>, ApiError> {
+async fn replay_jobs(
+    State(state): State<SharedState>,
+    Json(body): Json<JobsRequest>,
+) -> Result<Json<ReplaySummary>, ApiError> {
     let statuses = if body.statuses.is_empty() { vec!["failed".to_owned(), "dead".to_owned()] } else { body.statuses };
     let statuses = statuses
         .iter()
@@ -109,8 +116,15 @@ async fn replay_jobs(State(state): State<SharedState>, Json(body): Json<JobsRequ
             other => Err(ApiError::BadRequest(format!("status {other:?} is not failed or dead"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let filter = JobFilter { statuses, since: body.since, until: body.until, error_code: body.error_code, image_id: body.image_id };
-    let summary = operator(&state).replay_jobs(&filter, body.max_per_second, body.dry_run, &Silent).await.map_err(failed)?;
+    let filter = JobFilter {
+        statuses,
+        since: body.since,
+        until: body.until,
+        error_code: body.error_code,
+        image_id: body.image_id,
+    };
+    let summary =
+        operator(&state).replay_jobs(&filter, body.max_per_second, body.dry_run, &Silent).await.map_err(failed)?;
     Ok(Json(summary))
 }
 
@@ -130,7 +144,10 @@ struct ReprocessRequest {
     dry_run: bool,
 }
 
-async fn reprocess(State(state): State<SharedState>, Json(body): Json<ReprocessRequest>) -> Result<Json<ReplaySummary>, ApiError> {
+async fn reprocess(
+    State(state): State<SharedState>,
+    Json(body): Json<ReprocessRequest>,
+) -> Result<Json<ReplaySummary>, ApiError> {
     let summary = operator(&state)
         .reprocess(
             &body.preset,

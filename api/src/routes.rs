@@ -43,11 +43,8 @@ pub(crate) fn router(state: SharedState, request_timeout: Duration) -> Router {
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                    let request_id = request
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
+                    let request_id =
+                        request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
                     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id())
@@ -189,10 +186,8 @@ async fn get_variant(
         .map_err(|e| ApiError::Unavailable(e.into()))?
         .ok_or(ApiError::NotFound("variant"))?;
     let store = &state.backends.store;
-    if let Some(url) = store
-        .presigned_get(&variant.object_key, VARIANT_URL_TTL)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.into()))?
+    if let Some(url) =
+        store.presigned_get(&variant.object_key, VARIANT_URL_TTL).await.map_err(|e| ApiError::Unavailable(e.into()))?
     {
         let location = HeaderValue::from_str(&url).map_err(|e| ApiError::Internal(e.into()))?;
         return Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response());
@@ -220,12 +215,20 @@ async fn get_variant(
 /// `POST /v1/images`: a raw body with an `image/*` Content-Type, or a
 /// multipart form with a `file` field. The body streams into the store.
 #[tracing::instrument(skip_all, fields(job_id, image_id))]
-async fn create_image(State(state): State<SharedState>, headers: HeaderMap, request: Request) -> Result<impl IntoResponse, ApiError> {
+async fn create_image(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<impl IntoResponse, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<mime::Mime>().ok())
-        .ok_or_else(|| ApiError::UnsupportedMediaType("send an image/* Content-Type, or multipart/form-data with a `file` field".into()))?;
+        .ok_or_else(|| {
+            ApiError::UnsupportedMediaType(
+                "send an image/* Content-Type, or multipart/form-data with a `file` field".into(),
+            )
+        })?;
 
     let image_id = Uuid::now_v7();
     let job_id = Uuid::now_v7();
@@ -236,9 +239,7 @@ async fn create_image(State(state): State<SharedState>, headers: HeaderMap, requ
     let limit = state.max_upload_bytes;
 
     let stored = if content_type.type_() == mime::MULTIPART && content_type.subtype() == mime::FORM_DATA {
-        let mut form = Multipart::from_request(request, &())
-            .await
-            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let mut form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
         loop {
             let field = form
                 .next_field()
@@ -248,7 +249,10 @@ async fn create_image(State(state): State<SharedState>, headers: HeaderMap, requ
             if field.name() != Some("file") {
                 continue;
             }
-            let meta = ObjectMeta { content_type: field.content_type().unwrap_or("application/octet-stream").to_owned(), cache_control: None };
+            let meta = ObjectMeta {
+                content_type: field.content_type().unwrap_or("application/octet-stream").to_owned(),
+                cache_control: None,
+            };
             break state.backends.store.put_stream(&source_key, meter.wrap(field, limit), &meta).await;
         }
     } else if content_type.type_() == mime::IMAGE {
@@ -264,7 +268,9 @@ async fn create_image(State(state): State<SharedState>, headers: HeaderMap, requ
     match stored {
         Ok(()) => {}
         Err(_) if meter.too_large() => return Err(ApiError::PayloadTooLarge(limit)),
-        Err(StoreError::Body(detail)) => return Err(ApiError::BadRequest(format!("the upload was interrupted: {detail}"))),
+        Err(StoreError::Body(detail)) => {
+            return Err(ApiError::BadRequest(format!("the upload was interrupted: {detail}")));
+        }
         Err(err) => return Err(ApiError::Unavailable(err.into())),
     }
 
@@ -277,15 +283,15 @@ async fn create_image(State(state): State<SharedState>, headers: HeaderMap, requ
         bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
         idempotency_key: None,
     };
-    let job = repo::record_upload(&state.backends.db, upload)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.into()))?;
+    let job = repo::record_upload(&state.backends.db, upload).await.map_err(|e| ApiError::Unavailable(e.into()))?;
 
     let message = JobMessage::new(job_id, image_id, source_key);
     if let Err(err) = state.backends.queue.send(&message.to_body()).await {
         // Without a message no worker would ever see this job: end it now
         // rather than leave it `queued` forever. The client gets a 503 and retries.
-        let _ = repo::finish_with_error(&state.backends.db, job_id, JobStatus::Failed, "enqueue-failed", &err.to_string()).await;
+        let _ =
+            repo::finish_with_error(&state.backends.db, job_id, JobStatus::Failed, "enqueue-failed", &err.to_string())
+                .await;
         return Err(ApiError::Unavailable(err.into()));
     }
     tracing::info!(bytes, "upload accepted");

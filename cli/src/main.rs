@@ -24,7 +24,11 @@ use pipeline::{Backends, Settings};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "image-service", version, about = "Event-driven image pipeline: upload, queue, resize, store, notify.")]
+#[command(
+    name = "image-service",
+    version,
+    about = "Event-driven image pipeline: upload, queue, resize, store, notify."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -123,7 +127,9 @@ async fn run_all(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("failed to listen on {}", settings.listen_addr))?;
     let worker = worker::Worker::new(backends, &settings).await.context("failed to start the worker")?;
     let address = app.local_addr()?;
-    println!("image-service listening on http://{address}  (POST /v1/images, GET /v1/jobs/{{id}}, GET /v1/images/{{id}})");
+    println!(
+        "image-service listening on http://{address}  (POST /v1/images, GET /v1/jobs/{{id}}, GET /v1/images/{{id}})"
+    );
 
     let shutdown = shutdown_token();
     let deadline = Duration::from_secs(settings.shutdown_deadline_secs);
@@ -169,9 +175,7 @@ fn spawn_metrics(worker: &worker::Worker, settings: &Settings, shutdown: &Cancel
 }
 
 async fn migrate(settings: Settings, action: MigrateAction) -> anyhow::Result<()> {
-    let db = pipeline::db::connect(&settings.database_url())
-        .await
-        .context("failed to connect to the database")?;
+    let db = pipeline::db::connect(&settings.database_url()).await.context("failed to connect to the database")?;
     match action {
         MigrateAction::Up => Migrator::up(&db, None).await,
         MigrateAction::Down => Migrator::down(&db, Some(1)).await,

@@ -1,8 +1,8 @@
 //! The entities under short names.
 
 pub use super::images::Entity as Images;
+pub use super::job_audit::Entity as JobAudit;
 pub use super::jobs::Entity as Jobs;
+pub use super::operator_cursors::Entity as OperatorCursors;
 pub use super::queue_messages::Entity as QueueMessages;
 pub use super::variants::Entity as Variants;
-pub use super::job_audit::Entity as JobAudit;
-pub use super::operator_cursors::Entity as OperatorCursors;

@@ -68,10 +68,7 @@ fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), Imag
     }
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
-        return Err(ImagingError::TooLarge(format!(
-            "{pixels} pixels exceeds the {}-pixel limit",
-            limits.max_pixels
-        )));
+        return Err(ImagingError::TooLarge(format!("{pixels} pixels exceeds the {}-pixel limit", limits.max_pixels)));
     }
     Ok(())
 }

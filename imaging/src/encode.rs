@@ -5,9 +5,9 @@ use image::ImageEncoder;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 
+use crate::ImagingError;
 use crate::preset::{Effort, OutputFormat, Preset};
 use crate::resize::Pixels;
-use crate::ImagingError;
 
 pub(crate) fn encode(pixels: &Pixels, preset: &Preset) -> Result<Vec<u8>, ImagingError> {
     match preset.format {
@@ -33,7 +33,8 @@ pub(crate) fn encode(pixels: &Pixels, preset: &Preset) -> Result<Vec<u8>, Imagin
 
 fn encode_webp(pixels: &Pixels, preset: &Preset) -> Result<Vec<u8>, ImagingError> {
     let layout = if pixels.has_alpha { webp::PixelLayout::Rgba } else { webp::PixelLayout::Rgb };
-    let mut config = webp::WebPConfig::new().map_err(|()| ImagingError::Encode("libwebp rejected its default config".into()))?;
+    let mut config =
+        webp::WebPConfig::new().map_err(|()| ImagingError::Encode("libwebp rejected its default config".into()))?;
     config.lossless = 0;
     config.quality = f32::from(preset.quality.clamp(1, 100));
     // libwebp's method: 0 fastest … 6 smallest. Method 2 costs about half of

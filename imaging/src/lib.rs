@@ -109,19 +109,14 @@ pub struct Output {
 /// images beyond `limits`, and encoder failures. A panic inside a decoder or
 /// encoder is caught and returned as [`ImagingError::Panicked`].
 pub fn process(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Output, ImagingError> {
-    catch_unwind(AssertUnwindSafe(|| process_inner(input, presets, limits)))
-        .unwrap_or(Err(ImagingError::Panicked))
+    catch_unwind(AssertUnwindSafe(|| process_inner(input, presets, limits))).unwrap_or(Err(ImagingError::Panicked))
 }
 
 fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Output, ImagingError> {
     let decoded = decode::decode(input, limits)?;
     let pixels = resize::Pixels::from_image(decoded.image);
-    let source = SourceInfo {
-        format: decoded.format,
-        width: pixels.width,
-        height: pixels.height,
-        has_alpha: pixels.has_alpha,
-    };
+    let source =
+        SourceInfo { format: decoded.format, width: pixels.width, height: pixels.height, has_alpha: pixels.has_alpha };
 
     // Largest first, so each smaller size is resized from the previous one:
     // the cascade touches far fewer source pixels than resizing every variant
@@ -147,8 +142,5 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
             data,
         });
     }
-    Ok(Output {
-        source,
-        variants: outputs.into_iter().flatten().collect(),
-    })
+    Ok(Output { source, variants: outputs.into_iter().flatten().collect() })
 }

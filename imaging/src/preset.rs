@@ -80,13 +80,7 @@ const ENGINE_REVISION: u32 = 1;
 impl Preset {
     /// A WebP preset at quality 80 and balanced effort.
     pub fn webp(name: &str, max_edge: u32) -> Self {
-        Self {
-            name: name.to_owned(),
-            max_edge,
-            format: OutputFormat::Webp,
-            quality: 80,
-            effort: Effort::Balanced,
-        }
+        Self { name: name.to_owned(), max_edge, format: OutputFormat::Webp, quality: 80, effort: Effort::Balanced }
     }
 
     /// A short hash of every setting that changes the output bytes. It is
@@ -107,11 +101,7 @@ impl Preset {
 
 /// The default presets: longest edge 2048, 1024 and 256, WebP at quality 80.
 pub fn default_presets() -> Vec<Preset> {
-    vec![
-        Preset::webp("large", 2048),
-        Preset::webp("medium", 1024),
-        Preset::webp("thumb", 256),
-    ]
+    vec![Preset::webp("large", 2048), Preset::webp("medium", 1024), Preset::webp("thumb", 256)]
 }
 
 #[cfg(test)]

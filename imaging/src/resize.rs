@@ -39,13 +39,10 @@ impl Pixels {
     /// transparent pixels do not bleed their colour into the edges.
     pub fn resize(&self, width: u32, height: u32) -> Result<Self, ImagingError> {
         let internal = |e: &dyn std::fmt::Display| ImagingError::Corrupt(format!("resize: {e}"));
-        let src = ImageRef::new(self.width, self.height, &self.data, self.pixel_type())
-            .map_err(|e| internal(&e))?;
+        let src = ImageRef::new(self.width, self.height, &self.data, self.pixel_type()).map_err(|e| internal(&e))?;
         let mut dst = Image::new(width, height, self.pixel_type());
         let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
-        Resizer::new()
-            .resize(&src, &mut dst, &options)
-            .map_err(|e| internal(&e))?;
+        Resizer::new().resize(&src, &mut dst, &options).map_err(|e| internal(&e))?;
         Ok(Self { width, height, has_alpha: self.has_alpha, data: dst.into_vec() })
     }
 

@@ -36,13 +36,7 @@ impl MigrationTrait for Migration {
             .await?;
         // Duplicate uploads are found by content hash.
         manager
-            .create_index(
-                Index::create()
-                    .name("idx_images_sha256")
-                    .table(Images::Table)
-                    .col(Images::Sha256)
-                    .to_owned(),
-            )
+            .create_index(Index::create().name("idx_images_sha256").table(Images::Table).col(Images::Sha256).to_owned())
             .await
     }
 

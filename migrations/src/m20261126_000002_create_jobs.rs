@@ -63,13 +63,7 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("idx_jobs_image")
-                    .table(Jobs::Table)
-                    .col(Jobs::ImageId)
-                    .to_owned(),
-            )
+            .create_index(Index::create().name("idx_jobs_image").table(Jobs::Table).col(Jobs::ImageId).to_owned())
             .await
     }
 

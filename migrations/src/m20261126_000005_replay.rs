@@ -32,21 +32,11 @@ enum OperatorCursors {
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // A replayed job is a new attempt linked to the one it replays.
-        manager
-            .alter_table(Table::alter().table(Jobs::Table).add_column(uuid_null(Jobs::ReplayOf)).to_owned())
-            .await?;
+        manager.alter_table(Table::alter().table(Jobs::Table).add_column(uuid_null(Jobs::ReplayOf)).to_owned()).await?;
         // Which presets a job makes; NULL means all of them.
+        manager.alter_table(Table::alter().table(Jobs::Table).add_column(text_null(Jobs::Presets)).to_owned()).await?;
         manager
-            .alter_table(Table::alter().table(Jobs::Table).add_column(text_null(Jobs::Presets)).to_owned())
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_jobs_replay_of")
-                    .table(Jobs::Table)
-                    .col(Jobs::ReplayOf)
-                    .to_owned(),
-            )
+            .create_index(Index::create().name("idx_jobs_replay_of").table(Jobs::Table).col(Jobs::ReplayOf).to_owned())
             .await?;
         manager
             .create_table(
@@ -62,11 +52,7 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create()
-                    .name("idx_job_audit_job")
-                    .table(JobAudit::Table)
-                    .col(JobAudit::JobId)
-                    .to_owned(),
+                Index::create().name("idx_job_audit_job").table(JobAudit::Table).col(JobAudit::JobId).to_owned(),
             )
             .await?;
         manager
@@ -84,14 +70,8 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table(OperatorCursors::Table).to_owned()).await?;
         manager.drop_table(Table::drop().table(JobAudit::Table).to_owned()).await?;
-        manager
-            .drop_index(Index::drop().name("idx_jobs_replay_of").table(Jobs::Table).to_owned())
-            .await?;
-        manager
-            .alter_table(Table::alter().table(Jobs::Table).drop_column(Jobs::Presets).to_owned())
-            .await?;
-        manager
-            .alter_table(Table::alter().table(Jobs::Table).drop_column(Jobs::ReplayOf).to_owned())
-            .await
+        manager.drop_index(Index::drop().name("idx_jobs_replay_of").table(Jobs::Table).to_owned()).await?;
+        manager.alter_table(Table::alter().table(Jobs::Table).drop_column(Jobs::Presets).to_owned()).await?;
+        manager.alter_table(Table::alter().table(Jobs::Table).drop_column(Jobs::ReplayOf).to_owned()).await
     }
 }

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use aws_config::BehaviorVersion;
 use sea_orm::{DatabaseConnection, DbErr};
 
-use crate::notify::{ChatFilter, ConsoleNotifier, FanoutNotifier, Notifier, SnsNotifier, WebhookFormat, WebhookNotifier};
+use crate::db;
+use crate::notify::{
+    ChatFilter, ConsoleNotifier, FanoutNotifier, Notifier, SnsNotifier, WebhookFormat, WebhookNotifier,
+};
 use crate::queue::{JobQueue, LocalJobQueue, SqsJobQueue};
 use crate::settings::Settings;
 use crate::store::{BlobStore, FsBlobStore, S3BlobStore};
-use crate::db;
 
 /// Name of the embedded job queue inside the queue table.
 pub const LOCAL_QUEUE_NAME: &str = "jobs";
@@ -55,7 +57,8 @@ impl Backends {
         }
         let db = db::connect(&url).await?;
 
-        let uses_aws = settings.s3_bucket.is_some() || settings.sqs_queue_url.is_some() || settings.sns_topic_arn.is_some();
+        let uses_aws =
+            settings.s3_bucket.is_some() || settings.sqs_queue_url.is_some() || settings.sns_topic_arn.is_some();
         let aws = if uses_aws { Some(aws_sdk_config(settings).await) } else { None };
 
         let (queue, dead_letters, queue_kind): (Arc<dyn JobQueue>, Option<Arc<dyn JobQueue>>, _) =

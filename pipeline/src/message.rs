@@ -202,7 +202,8 @@ mod tests {
         let through_sns = serde_json::json!({ "Type": "Notification", "Message": test_event }).to_string();
         assert_eq!(Incoming::parse(&through_sns).ok(), Some(Incoming::S3TestEvent));
 
-        let removed = r#"{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}]}"#;
+        let removed =
+            r#"{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}]}"#;
         assert!(Incoming::parse(removed).is_err());
     }
 

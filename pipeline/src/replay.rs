@@ -162,7 +162,12 @@ impl Operator {
         Ok(self.finish("replay dlq", false, counts).await)
     }
 
-    async fn wait_for_move_task(&self, dlq: &dyn JobQueue, handle: &str, progress: &dyn Progress) -> Result<u64, ReplayError> {
+    async fn wait_for_move_task(
+        &self,
+        dlq: &dyn JobQueue,
+        handle: &str,
+        progress: &dyn Progress,
+    ) -> Result<u64, ReplayError> {
         let mut reported = 0;
         loop {
             let status = dlq.redrive_status(handle).await?;
@@ -208,10 +213,10 @@ impl Operator {
                     bump(counts, "failed", 1);
                     continue;
                 }
-                if let Ok(Incoming::Job(message)) = Incoming::parse(&delivery.body) {
-                    if repo::revive_dead_job(&self.backends.db, message.job_id, "redriven", "replay dlq (copy)").await? {
-                        bump(counts, "jobs_requeued", 1);
-                    }
+                if let Ok(Incoming::Job(message)) = Incoming::parse(&delivery.body)
+                    && repo::revive_dead_job(&self.backends.db, message.job_id, "redriven", "replay dlq (copy)").await?
+                {
+                    bump(counts, "jobs_requeued", 1);
                 }
                 acknowledged.push(delivery.receipt.clone());
             }
@@ -254,7 +259,8 @@ impl Operator {
                     bump(&mut counts, "would_enqueue", 1);
                     continue;
                 }
-                let Some(replay) = repo::create_replay(db, &original, original.presets.clone(), "replay jobs").await? else {
+                let Some(replay) = repo::create_replay(db, &original, original.presets.clone(), "replay jobs").await?
+                else {
                     bump(&mut counts, "skipped_pending", 1);
                     continue;
                 };
@@ -273,7 +279,14 @@ impl Operator {
             }
             Err(err) => {
                 // Never leave a queued job without a message.
-                repo::finish_with_error(&self.backends.db, job.id, JobStatus::Failed, "enqueue-failed", &err.to_string()).await?;
+                repo::finish_with_error(
+                    &self.backends.db,
+                    job.id,
+                    JobStatus::Failed,
+                    "enqueue-failed",
+                    &err.to_string(),
+                )
+                .await?;
                 Err(err.into())
             }
         }

@@ -98,7 +98,10 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
 ///
 /// # Errors
 /// Database errors.
-pub async fn find_image(db: &DatabaseConnection, id: Uuid) -> Result<Option<(images::Model, Vec<variants::Model>)>, DbErr> {
+pub async fn find_image(
+    db: &DatabaseConnection,
+    id: Uuid,
+) -> Result<Option<(images::Model, Vec<variants::Model>)>, DbErr> {
     let Some(image) = images::Entity::find_by_id(id).one(db).await? else {
         return Ok(None);
     };
@@ -115,7 +118,11 @@ pub async fn find_image(db: &DatabaseConnection, id: Uuid) -> Result<Option<(ima
 ///
 /// # Errors
 /// Database errors.
-pub async fn find_variant(db: &DatabaseConnection, image_id: Uuid, preset: &str) -> Result<Option<variants::Model>, DbErr> {
+pub async fn find_variant(
+    db: &DatabaseConnection,
+    image_id: Uuid,
+    preset: &str,
+) -> Result<Option<variants::Model>, DbErr> {
     variants::Entity::find()
         .filter(variants::Column::ImageId.eq(image_id))
         .filter(variants::Column::Preset.eq(preset))
@@ -425,7 +432,12 @@ pub struct JobFilter {
 ///
 /// # Errors
 /// Database errors.
-pub async fn jobs_page(db: &DatabaseConnection, filter: &JobFilter, after: Option<Uuid>, limit: u64) -> Result<Vec<jobs::Model>, DbErr> {
+pub async fn jobs_page(
+    db: &DatabaseConnection,
+    filter: &JobFilter,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<jobs::Model>, DbErr> {
     let mut query = jobs::Entity::find().order_by_asc(jobs::Column::Id).limit(limit);
     if !filter.statuses.is_empty() {
         query = query.filter(jobs::Column::Status.is_in(filter.statuses.iter().map(|s| s.as_str())));

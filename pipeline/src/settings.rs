@@ -163,9 +163,9 @@ impl Settings {
 
     /// The database URL, defaulting to `DATA_DIR/image-service.db`.
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("image-service.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("image-service.db").display()))
     }
 
     /// The objects directory, defaulting to `DATA_DIR/objects`.
@@ -175,9 +175,7 @@ impl Settings {
 
     /// Jobs in flight per worker.
     pub fn worker_concurrency(&self) -> usize {
-        self.worker_concurrency
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-            .max(1)
+        self.worker_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1)
     }
 
     /// The long-poll wait as a duration.

@@ -49,8 +49,6 @@ impl Acker {
             .send((receipt, reply))
             .await
             .map_err(|_| QueueError::Unavailable("acknowledgement task stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| QueueError::Unavailable("acknowledgement task stopped".into()))?
+        answer.await.map_err(|_| QueueError::Unavailable("acknowledgement task stopped".into()))?
     }
 }

@@ -120,7 +120,8 @@ impl Worker {
                 Err(_) => Err(Failure { job_id, ..Failure::transient("worker-panic", "the job panicked") }),
             };
             let verdict = if result.is_ok() { Verdict::Done } else { Verdict::Transient };
-            let disposition = decide(verdict, delivery.receive_count, self.inner.redrive_limit, self.inner.retry_base_delay);
+            let disposition =
+                decide(verdict, delivery.receive_count, self.inner.redrive_limit, self.inner.retry_base_delay);
             match &result {
                 Ok(Handled::Succeeded) => self.inner.metrics.outcome(Outcome::Succeeded),
                 Ok(Handled::Failed) => self.inner.metrics.outcome(Outcome::Failed),
@@ -146,7 +147,9 @@ impl Worker {
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 ticks.tick().await;
-                if let Err(err) = self.inner.backends.queue.change_visibility(&delivery.receipt, self.inner.visibility).await {
+                if let Err(err) =
+                    self.inner.backends.queue.change_visibility(&delivery.receipt, self.inner.visibility).await
+                {
                     tracing::warn!(error = %err, "visibility heartbeat failed");
                 }
             }
@@ -193,15 +196,10 @@ impl Worker {
         let source_key = keys::original(image_id);
         // Keep the original outside the uploads prefix, which the bucket's
         // lifecycle rule empties after a few days.
-        self.inner
-            .backends
-            .store
-            .copy(&object.key, &source_key)
-            .await
-            .map_err(|err| match err {
-                StoreError::NotFound(_) => Failure::permanent("source-missing", err),
-                other => Failure::transient("store-unavailable", other),
-            })?;
+        self.inner.backends.store.copy(&object.key, &source_key).await.map_err(|err| match err {
+            StoreError::NotFound(_) => Failure::permanent("source-missing", err),
+            other => Failure::transient("store-unavailable", other),
+        })?;
         let upload = NewUpload {
             image_id,
             job_id,
@@ -238,10 +236,10 @@ impl Worker {
             }
             Disposition::DeadLetter => {
                 let failure = failure.unwrap_or_else(|| Failure::transient("retries-exhausted", "retries exhausted"));
-                if let Some(job_id) = failure.job_id {
-                    if let Err(err) = self.record_final_failure(job_id, JobStatus::Dead, &failure).await {
-                        tracing::error!(code = %err.code, error = %err.message, "could not mark the job dead");
-                    }
+                if let Some(job_id) = failure.job_id
+                    && let Err(err) = self.record_final_failure(job_id, JobStatus::Dead, &failure).await
+                {
+                    tracing::error!(code = %err.code, error = %err.message, "could not mark the job dead");
                 }
                 if self.inner.has_dead_letter_queue {
                     // Released at once, the next receive moves it to the DLQ.
@@ -354,9 +352,8 @@ impl Worker {
                 })
             }
         });
-        let new_variants = futures::future::try_join_all(uploads)
-            .await
-            .map_err(|e| Failure::transient("store-unavailable", e))?;
+        let new_variants =
+            futures::future::try_join_all(uploads).await.map_err(|e| Failure::transient("store-unavailable", e))?;
         metrics.stage(Stage::Upload, started.elapsed());
 
         let started = Instant::now();
@@ -381,12 +378,9 @@ impl Worker {
         names
             .iter()
             .map(|name| {
-                self.inner
-                    .presets
-                    .iter()
-                    .find(|p| &p.name == name)
-                    .cloned()
-                    .ok_or_else(|| Failure::permanent("unknown-preset", format!("no preset named {name:?} is configured")))
+                self.inner.presets.iter().find(|p| &p.name == name).cloned().ok_or_else(|| {
+                    Failure::permanent("unknown-preset", format!("no preset named {name:?} is configured"))
+                })
             })
             .collect()
     }
@@ -395,9 +389,7 @@ impl Worker {
     /// reached a final state is left as it is.
     async fn record_final_failure(&self, job_id: Uuid, status: JobStatus, failure: &Failure) -> Result<(), Failure> {
         let db = &self.inner.backends.db;
-        repo::finish_with_error(db, job_id, status, &failure.code, &failure.message)
-            .await
-            .map_err(database)?;
+        repo::finish_with_error(db, job_id, status, &failure.code, &failure.message).await.map_err(database)?;
         tracing::warn!(status = status.as_str(), code = %failure.code, "job ended without variants");
         match repo::find_job(db, job_id).await.map_err(database)? {
             Some(job) => self.publish_once(&job).await,
@@ -432,11 +424,9 @@ impl Worker {
                 .ok_or_else(|| Failure::permanent("image-missing", "the job's image row is gone"))?;
             rows.into_iter()
                 .map(|v| EventVariant {
-                    url: self
-                        .inner
-                        .public_base_url
-                        .as_deref()
-                        .map(|base| format!("{}/v1/images/{}/variants/{}", base.trim_end_matches('/'), job.image_id, v.preset)),
+                    url: self.inner.public_base_url.as_deref().map(|base| {
+                        format!("{}/v1/images/{}/variants/{}", base.trim_end_matches('/'), job.image_id, v.preset)
+                    }),
                     preset: v.preset,
                     preset_version: v.preset_version,
                     format: v.format,
@@ -460,10 +450,10 @@ impl Worker {
             image_id: Some(job.image_id),
             status: job.status.as_str().to_owned(),
             variants,
-            error: job.error_code.clone().map(|code| EventError {
-                code,
-                message: job.error_message.clone().unwrap_or_default(),
-            }),
+            error: job
+                .error_code
+                .clone()
+                .map(|code| EventError { code, message: job.error_message.clone().unwrap_or_default() }),
             timings: Some(Timings {
                 queued_ms: millis(started - job.created_at),
                 processing_ms: millis(finished - started),

@@ -124,12 +124,7 @@ impl Worker {
     /// When the receive itself fails.
     pub async fn run_once(&self) -> Result<usize, QueueError> {
         let max = u32::try_from(self.inner.concurrency.min(10)).unwrap_or(10);
-        let deliveries = self
-            .inner
-            .backends
-            .queue
-            .receive(max, self.inner.wait, self.inner.visibility)
-            .await?;
+        let deliveries = self.inner.backends.queue.receive(max, self.inner.wait, self.inner.visibility).await?;
         let received = deliveries.len();
         futures::future::join_all(deliveries.into_iter().map(|d| self.handle(d))).await;
         Ok(received)
@@ -257,7 +252,10 @@ pub async fn serve_metrics(
                 let worker = worker.clone();
                 async move {
                     (
-                        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
                         worker.metrics_text(),
                     )
                 }

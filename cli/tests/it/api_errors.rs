@@ -33,7 +33,8 @@ async fn unknown_and_malformed_ids_are_404_and_400() {
     let (app, _dir) = app(1024).await;
     let missing = app.http.get(format!("{}/v1/jobs/{}", app.address, uuid::Uuid::new_v4())).send().await.expect("get");
     assert_problem(missing, 404, "not-found").await;
-    let missing = app.http.get(format!("{}/v1/images/{}", app.address, uuid::Uuid::new_v4())).send().await.expect("get");
+    let missing =
+        app.http.get(format!("{}/v1/images/{}", app.address, uuid::Uuid::new_v4())).send().await.expect("get");
     assert_problem(missing, 404, "not-found").await;
     let malformed = app.http.get(format!("{}/v1/jobs/not-a-uuid", app.address)).send().await.expect("get");
     assert_problem(malformed, 400, "bad-request").await;

@@ -154,12 +154,20 @@ async fn uploads_become_variants_rows_and_one_event_each(app: TestApp, mut backe
 
         let image = app.get_json(job["links"]["image"].as_str().expect("image link"), 200).await;
         assert_eq!(image["format"], case.format, "{}", case.file);
-        assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(case.size.0.into()), Some(case.size.1.into())));
+        assert_eq!(
+            (image["width"].as_u64(), image["height"].as_u64()),
+            (Some(case.size.0.into()), Some(case.size.1.into()))
+        );
         let variants = image["variants"].as_array().expect("variants");
         assert_eq!(variants.len(), 3, "{}: {image}", case.file);
         for (preset, (width, height)) in case.variants {
             let row = variants.iter().find(|v| v["preset"] == preset).expect("variant row for preset");
-            assert_eq!((row["width"].as_u64(), row["height"].as_u64()), (Some(width.into()), Some(height.into())), "{} {preset}", case.file);
+            assert_eq!(
+                (row["width"].as_u64(), row["height"].as_u64()),
+                (Some(width.into()), Some(height.into())),
+                "{} {preset}",
+                case.file
+            );
             assert_eq!(row["format"], "webp");
             let key = row["key"].as_str().expect("key");
             let bytes = backend.read_object(key).await;
@@ -173,7 +181,10 @@ async fn uploads_become_variants_rows_and_one_event_each(app: TestApp, mut backe
 
     // The variant URL redirects to a short-lived S3 URL, or serves the file from disk.
     let (job_id, case) = jobs.iter().next().expect("a job");
-    let image_id = app.get_json(&format!("/v1/jobs/{job_id}"), 200).await["image_id"].as_str().map(str::to_owned).expect("image id");
+    let image_id = app.get_json(&format!("/v1/jobs/{job_id}"), 200).await["image_id"]
+        .as_str()
+        .map(str::to_owned)
+        .expect("image id");
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let response = no_redirects
         .get(format!("{}/v1/images/{image_id}/variants/thumb", app.address))

@@ -14,7 +14,8 @@ async fn sns_subscriptions_with_filter_policies_receive_exactly_their_events() {
     // a thumbnail service only events that carry a thumb variant.
     let dir = TempDir::new().expect("temp dir");
     let aws = AwsFixture::create().await;
-    let people = aws.subscribe_queue(&aws.topic_arn, Some(json!({ "event": ["image.failed", "replay.summary"] }))).await;
+    let people =
+        aws.subscribe_queue(&aws.topic_arn, Some(json!({ "event": ["image.failed", "replay.summary"] }))).await;
     let thumbs = aws.subscribe_queue(&aws.topic_arn, Some(json!({ "preset": ["thumb"] }))).await;
     let production = aws.subscribe_queue(&aws.topic_arn, Some(json!({ "env": ["production"] }))).await;
     let chat_topic = aws.create_topic("chat").await;

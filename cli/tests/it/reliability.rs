@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Event as S3EventType, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter};
+use aws_sdk_s3::types::{
+    Event as S3EventType, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
+};
 use entities::jobs;
 use pipeline::Settings;
 use pipeline::event::EventKind;
@@ -233,7 +236,11 @@ async fn an_s3_upload_notification_is_processed_once() {
         .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
         .expect("queue arn");
     let filter = NotificationConfigurationFilter::builder()
-        .key(S3KeyFilter::builder().filter_rules(FilterRule::builder().name(FilterRuleName::Prefix).value("uploads/").build()).build())
+        .key(
+            S3KeyFilter::builder()
+                .filter_rules(FilterRule::builder().name(FilterRuleName::Prefix).value("uploads/").build())
+                .build(),
+        )
         .build();
     let config = QueueConfiguration::builder()
         .queue_arn(queue_arn)

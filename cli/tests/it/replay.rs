@@ -102,8 +102,16 @@ async fn a_mover_that_crashes_halfway_loses_nothing() {
     .await;
     assert!(crashed.is_err(), "the mover was meant to crash");
     let db = &app.backends.db;
-    let in_dlq = QueueMessages::find().filter(entities::queue_messages::Column::Queue.eq("jobs-dlq")).count(db).await.expect("count");
-    let in_queue = QueueMessages::find().filter(entities::queue_messages::Column::Queue.eq("jobs")).count(db).await.expect("count");
+    let in_dlq = QueueMessages::find()
+        .filter(entities::queue_messages::Column::Queue.eq("jobs-dlq"))
+        .count(db)
+        .await
+        .expect("count");
+    let in_queue = QueueMessages::find()
+        .filter(entities::queue_messages::Column::Queue.eq("jobs"))
+        .count(db)
+        .await
+        .expect("count");
 
     // Assert: every message is somewhere (a crash between send and delete leaves a copy in both).
     assert_eq!(in_queue, 20, "both batches were sent before the crash");
@@ -115,7 +123,9 @@ async fn a_mover_that_crashes_halfway_loses_nothing() {
     assert_eq!(status_counts(&app).await, BTreeMap::from([("succeeded".to_owned(), 20)]));
     for id in ids {
         let variants = Variants::find()
-            .filter(variants::Column::ImageId.eq(Jobs::find_by_id(id).one(db).await.expect("job").expect("row").image_id))
+            .filter(
+                variants::Column::ImageId.eq(Jobs::find_by_id(id).one(db).await.expect("job").expect("row").image_id),
+            )
             .count(db)
             .await
             .expect("count");
@@ -211,13 +221,18 @@ async fn reprocess_regenerates_exactly_the_stale_variants_and_resumes_after_a_cr
     // Assert
     assert_eq!(dry.counts.get("would_enqueue"), Some(&3), "{dry:?}");
     assert!(crashed.is_err(), "the second enqueue failed");
-    assert_eq!(resumed.counts.get("enqueued"), Some(&2), "resumed after the first image, the cursor the crash saved: {resumed:?}");
+    assert_eq!(
+        resumed.counts.get("enqueued"),
+        Some(&2),
+        "resumed after the first image, the cursor the crash saved: {resumed:?}"
+    );
     assert!(fresh.counts.is_empty(), "nothing stale for medium: {fresh:?}");
     let after = Variants::find().all(&app.backends.db).await.expect("variants");
     let stale_thumbs: Vec<_> = after.iter().filter(|v| v.preset == "thumb" && v.preset_version != new_thumb).collect();
     let new_thumbs: Vec<_> = after.iter().filter(|v| v.preset == "thumb" && v.preset_version == new_thumb).collect();
     // The image whose enqueue failed was ended `failed` (enqueue-failed) rather than left waiting.
-    let enqueue_failed = Jobs::find().filter(jobs::Column::ErrorCode.eq("enqueue-failed")).count(&app.backends.db).await.expect("count");
+    let enqueue_failed =
+        Jobs::find().filter(jobs::Column::ErrorCode.eq("enqueue-failed")).count(&app.backends.db).await.expect("count");
     assert_eq!(enqueue_failed, 1);
     assert_eq!(new_thumbs.len(), 3, "every image got the new thumb, none twice");
     assert_eq!(stale_thumbs.len(), 3, "old thumbs stay until cleaned up");

@@ -203,7 +203,10 @@ mod tests {
     #[test]
     fn email_text_matches_its_snapshot() {
         let (subject, body) = email(&failed_event(), Some("https://images.example.com/"));
-        assert_eq!(subject, "[image-service production] Image failed: job 01a21762-4675-7492-b801-0ab7d552b0f5 (truncated-image)");
+        assert_eq!(
+            subject,
+            "[image-service production] Image failed: job 01a21762-4675-7492-b801-0ab7d552b0f5 (truncated-image)"
+        );
         assert_eq!(body, include_str!("snapshots/email_failed.txt"));
     }
 
@@ -220,7 +223,8 @@ mod tests {
         let event = failed_event();
         let message: Value = serde_json::from_str(&sns_message(&event, None)).unwrap_or_default();
         for key in ["default", "sqs", "https"] {
-            let inner: Event = serde_json::from_str(message[key].as_str().unwrap_or_default()).unwrap_or_else(|_| failed_event());
+            let inner: Event =
+                serde_json::from_str(message[key].as_str().unwrap_or_default()).unwrap_or_else(|_| failed_event());
             assert_eq!(inner, event, "{key}");
         }
         assert!(message["email"].as_str().unwrap_or_default().starts_with("Image failed: job"));

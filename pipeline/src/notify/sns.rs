@@ -23,7 +23,12 @@ pub struct SnsNotifier {
 
 impl SnsNotifier {
     /// A notifier for `topic_arn`, and optionally a chat topic with its filter.
-    pub fn new(client: Client, topic_arn: String, chat: Option<(String, ChatFilter)>, base_url: Option<String>) -> Self {
+    pub fn new(
+        client: Client,
+        topic_arn: String,
+        chat: Option<(String, ChatFilter)>,
+        base_url: Option<String>,
+    ) -> Self {
         Self { client, topic_arn, chat, base_url }
     }
 
@@ -71,21 +76,19 @@ impl Notifier for SnsNotifier {
         }
         request.send().await.map_err(failed)?;
 
-        if let Some((chat_topic, filter)) = &self.chat {
-            if filter.admits(event) {
-                let mut request = self
-                    .client
-                    .publish()
-                    .topic_arn(chat_topic)
-                    .message(render::chatbot(event, self.base_url.as_deref()).to_string());
-                for (name, value) in attributes {
-                    request = request.message_attributes(name, value);
-                }
-                // The event is out on the main topic; a chat hiccup must not
-                // make the worker publish it there a second time.
-                if let Err(err) = request.send().await {
-                    tracing::warn!(error = %DisplayErrorContext(err), "chat notification failed");
-                }
+        if let Some((chat_topic, _)) = self.chat.as_ref().filter(|(_, filter)| filter.admits(event)) {
+            let mut request = self
+                .client
+                .publish()
+                .topic_arn(chat_topic)
+                .message(render::chatbot(event, self.base_url.as_deref()).to_string());
+            for (name, value) in attributes {
+                request = request.message_attributes(name, value);
+            }
+            // The event is out on the main topic; a chat hiccup must not
+            // make the worker publish it there a second time.
+            if let Err(err) = request.send().await {
+                tracing::warn!(error = %DisplayErrorContext(err), "chat notification failed");
             }
         }
         Ok(())

@@ -34,10 +34,7 @@ pub struct WebhookNotifier {
 impl WebhookNotifier {
     /// A webhook at `url`. Slack and Discord hooks take `filter`; JSON hooks get everything.
     pub fn new(url: String, format: WebhookFormat, filter: ChatFilter, base_url: Option<String>) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         let filter = (format != WebhookFormat::Json).then_some(filter);
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))

@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use entities::queue_messages::{self, Column};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -203,11 +206,7 @@ impl JobQueue for LocalJobQueue {
     }
 
     async fn approximate_depth(&self) -> Result<u64, QueueError> {
-        queue_messages::Entity::find()
-            .filter(Column::Queue.eq(&self.name))
-            .count(&self.db)
-            .await
-            .map_err(db_error)
+        queue_messages::Entity::find().filter(Column::Queue.eq(&self.name)).count(&self.db).await.map_err(db_error)
     }
 
     /// The table queue has no server-side move; callers copy instead.

@@ -5,7 +5,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
 use chrono::DateTime;
 
 use super::{Delivery, JobQueue, QueueError, RedriveStatus};
@@ -85,7 +87,8 @@ impl JobQueue for SqsJobQueue {
                     receive_count: attribute(MessageSystemAttributeName::ApproximateReceiveCount)
                         .and_then(|n| u32::try_from(n).ok())
                         .unwrap_or(1),
-                    sent_at: attribute(MessageSystemAttributeName::SentTimestamp).and_then(DateTime::from_timestamp_millis),
+                    sent_at: attribute(MessageSystemAttributeName::SentTimestamp)
+                        .and_then(DateTime::from_timestamp_millis),
                     message_id: m.message_id.unwrap_or_default(),
                     receipt: m.receipt_handle.unwrap_or_default(),
                     body: m.body.unwrap_or_default(),
@@ -101,7 +104,9 @@ impl JobQueue for SqsJobQueue {
             .map(|(i, body)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build())
             .collect();
         let sent = match entries {
-            Ok(entries) => self.client.send_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await,
+            Ok(entries) => {
+                self.client.send_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await
+            }
             Err(err) => return bodies.iter().map(|_| Err(QueueError::Unavailable(err.to_string()))).collect(),
         };
         let out = match sent {
@@ -120,7 +125,8 @@ impl JobQueue for SqsJobQueue {
         }
         for failed in out.failed {
             if let Some(slot) = failed.id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
-                *slot = Err(QueueError::Unavailable(format!("{}: {}", failed.code, failed.message.unwrap_or_default())));
+                *slot =
+                    Err(QueueError::Unavailable(format!("{}: {}", failed.code, failed.message.unwrap_or_default())));
             }
         }
         results
@@ -141,10 +147,14 @@ impl JobQueue for SqsJobQueue {
         let entries: Result<Vec<_>, _> = receipts
             .iter()
             .enumerate()
-            .map(|(i, receipt)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(receipt).build())
+            .map(|(i, receipt)| {
+                DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(receipt).build()
+            })
             .collect();
         let sent = match entries {
-            Ok(entries) => self.client.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await,
+            Ok(entries) => {
+                self.client.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await
+            }
             Err(err) => return receipts.iter().map(|_| Err(QueueError::Unavailable(err.to_string()))).collect(),
         };
         let out = match sent {
@@ -157,7 +167,8 @@ impl JobQueue for SqsJobQueue {
         let mut results: Vec<Result<(), QueueError>> = receipts.iter().map(|_| Ok(())).collect();
         for failed in out.failed {
             if let Some(slot) = failed.id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
-                *slot = Err(QueueError::Unavailable(format!("{}: {}", failed.code, failed.message.unwrap_or_default())));
+                *slot =
+                    Err(QueueError::Unavailable(format!("{}: {}", failed.code, failed.message.unwrap_or_default())));
             }
         }
         results
@@ -177,7 +188,9 @@ impl JobQueue for SqsJobQueue {
 
     async fn approximate_depth(&self) -> Result<u64, QueueError> {
         let mut depth = 0;
-        for name in [QueueAttributeName::ApproximateNumberOfMessages, QueueAttributeName::ApproximateNumberOfMessagesNotVisible] {
+        for name in
+            [QueueAttributeName::ApproximateNumberOfMessages, QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
+        {
             depth += self.attribute(name).await?.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         }
         Ok(depth)
@@ -206,13 +219,7 @@ impl JobQueue for SqsJobQueue {
             .attribute(QueueAttributeName::QueueArn)
             .await?
             .ok_or_else(|| QueueError::Unavailable("the queue has no ARN".into()))?;
-        let out = self
-            .client
-            .list_message_move_tasks()
-            .source_arn(arn)
-            .send()
-            .await
-            .map_err(unavailable)?;
+        let out = self.client.list_message_move_tasks().source_arn(arn).send().await.map_err(unavailable)?;
         let task = out
             .results
             .unwrap_or_default()
@@ -222,7 +229,10 @@ impl JobQueue for SqsJobQueue {
         Ok(RedriveStatus {
             status: task.status.unwrap_or_default(),
             moved: u64::try_from(task.approximate_number_of_messages_moved).unwrap_or_default(),
-            to_move: task.approximate_number_of_messages_to_move.and_then(|n| u64::try_from(n).ok()).unwrap_or_default(),
+            to_move: task
+                .approximate_number_of_messages_to_move
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or_default(),
             failure: task.failure_reason,
         })
     }
@@ -240,7 +250,8 @@ impl JobQueue for SqsJobQueue {
             return Ok(None);
         };
         // {"deadLetterTargetArn": "...", "maxReceiveCount": 5}; some tools write the count as a string.
-        let policy: serde_json::Value = serde_json::from_str(policy).map_err(|e| QueueError::Unavailable(format!("redrive policy: {e}")))?;
+        let policy: serde_json::Value =
+            serde_json::from_str(policy).map_err(|e| QueueError::Unavailable(format!("redrive policy: {e}")))?;
         let count = match &policy["maxReceiveCount"] {
             serde_json::Value::Number(n) => n.as_u64(),
             serde_json::Value::String(s) => s.parse().ok(),

@@ -51,7 +51,13 @@ impl S3BlobStore {
         Ok(())
     }
 
-    async fn multipart(&self, key: &str, first: Bytes, mut body: ByteStream<'_>, meta: &ObjectMeta) -> Result<(), StoreError> {
+    async fn multipart(
+        &self,
+        key: &str,
+        first: Bytes,
+        mut body: ByteStream<'_>,
+        meta: &ObjectMeta,
+    ) -> Result<(), StoreError> {
         let created = self
             .client
             .create_multipart_upload()
@@ -117,14 +123,8 @@ impl S3BlobStore {
         if uploaded.is_err() {
             // Don't leave paid-for parts behind; the bucket's lifecycle rule
             // catches what this misses.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+            let _ =
+                self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send().await;
         }
         uploaded
     }
@@ -157,14 +157,8 @@ impl BlobStore for S3BlobStore {
 
     async fn presigned_get(&self, key: &str, expires_in: std::time::Duration) -> Result<Option<String>, StoreError> {
         let config = PresigningConfig::expires_in(expires_in).map_err(|e| StoreError::InvalidKey(e.to_string()))?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .presigned(config)
-            .await
-            .map_err(unavailable)?;
+        let request =
+            self.client.get_object().bucket(&self.bucket).key(key).presigned(config).await.map_err(unavailable)?;
         Ok(Some(request.uri().to_owned()))
     }
 
@@ -185,7 +179,9 @@ impl BlobStore for S3BlobStore {
             .await
         {
             Ok(_) => Ok(()),
-            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Err(StoreError::NotFound(from.to_owned())),
+            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+                Err(StoreError::NotFound(from.to_owned()))
+            }
             Err(err) => Err(unavailable(err)),
         }
     }
@@ -199,11 +195,7 @@ impl BlobStore for S3BlobStore {
             }
             Err(err) => return Err(unavailable(err)),
         };
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let data = out.body.collect().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(data.into_bytes())
     }
 }

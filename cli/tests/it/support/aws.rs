@@ -52,10 +52,7 @@ impl AwsFixture {
     /// Creates every resource under names unique to this test.
     pub async fn create() -> Self {
         let endpoint = endpoint();
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&endpoint)
-            .load()
-            .await;
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(&endpoint).load().await;
         let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build());
         let sqs = aws_sdk_sqs::Client::new(&conf);
         let sns = aws_sdk_sns::Client::new(&conf);
@@ -275,7 +272,5 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
         .send()
         .await
         .expect("queue arn");
-    out.attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("queue arn attribute")
+    out.attributes.and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned()).expect("queue arn attribute")
 }

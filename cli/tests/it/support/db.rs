@@ -16,10 +16,7 @@ pub async fn postgres() -> String {
         .await
         .unwrap_or_else(|e| panic!("Postgres is required at {server} (scripts/test checks it): {e}"));
     let name = format!("image_service_test_{}", Uuid::new_v4().simple());
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create test database");
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
     format!("{server}/{name}")
 }
 

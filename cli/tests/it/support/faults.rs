@@ -2,8 +2,8 @@
 //! do on a bad minute, or crash outright.
 
 use std::sync::Arc;
-use std::time::Duration;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;

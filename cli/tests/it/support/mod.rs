@@ -173,7 +173,9 @@ impl RawSink {
                 async move {
                     match behaviour {
                         SinkBehaviour::Hang => std::future::pending::<()>().await,
-                        SinkBehaviour::FailFirst(n) if attempt <= n => return axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        SinkBehaviour::FailFirst(n) if attempt <= n => {
+                            return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                        }
                         _ => {}
                     }
                     let _ = tx.send(body);
