@@ -31,6 +31,8 @@ type SharedState = Arc<AppState>;
 pub(crate) fn router(state: SharedState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/jobs", get(list_jobs))
         .route("/v1/images", post(create_image))
         .route("/v1/images/{id}", get(get_image))
         .route("/v1/images/{id}/variants/{preset}", get(get_variant))
@@ -52,8 +54,71 @@ pub(crate) fn router(state: SharedState, request_timeout: Duration) -> Router {
         )
 }
 
+/// Liveness: the process answers.
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Readiness: the database, the queue and the store all answer. A 503 names
+/// the failing dependency, never its internal error.
+async fn readyz(State(state): State<SharedState>) -> axum::response::Response {
+    let backends = &state.backends;
+    let database = backends.db.ping().await.is_ok();
+    let queue = backends.queue.approximate_depth().await.is_ok();
+    // A read of a key that never exists: "not found" proves the store answers.
+    let store = matches!(backends.store.get("readyz/probe").await, Ok(_) | Err(StoreError::NotFound(_)));
+    let body = serde_json::json!({
+        "status": if database && queue && store { "ready" } else { "unavailable" },
+        "checks": { "database": database, "queue": queue, "store": store },
+    });
+    let status = if database && queue && store { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+/// Query of `GET /v1/jobs`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    since: Option<DateTime<Utc>>,
+    cursor: Option<String>,
+    limit: Option<u64>,
+}
+
+/// A page of jobs and the cursor of the next one.
+#[derive(Serialize)]
+struct JobPage {
+    jobs: Vec<JobView>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /v1/jobs?status=&since=&cursor=&limit=`: newest first.
+async fn list_jobs(
+    State(state): State<SharedState>,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JobPage>, ApiError> {
+    let axum::extract::Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            [JobStatus::Queued, JobStatus::Processing, JobStatus::Succeeded, JobStatus::Failed, JobStatus::Dead]
+                .into_iter()
+                .find(|known| known.as_str() == s)
+                .ok_or_else(|| ApiError::BadRequest(format!("status {s:?} is not a job status")))
+        })
+        .transpose()?;
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|c| parse_id(c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
+        .transpose()?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let jobs = repo::list_jobs(&state.backends.db, status, query.since, before, limit)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))?;
+    let next_cursor = (jobs.len() as u64 == limit).then(|| jobs.last().map(|j| j.id.to_string())).flatten();
+    Ok(Json(JobPage { jobs: jobs.into_iter().map(JobView::from).collect(), next_cursor }))
 }
 
 /// A job as clients see it.

@@ -81,6 +81,32 @@ pub async fn find_job(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<jobs
     jobs::Entity::find_by_id(id).one(db).await
 }
 
+/// Newest jobs first, optionally of one status and created since an
+/// instant, continuing below the id `before` (keyset pagination: the cost of
+/// a page does not grow with how deep it is).
+///
+/// # Errors
+/// Database errors.
+pub async fn list_jobs(
+    db: &DatabaseConnection,
+    status: Option<JobStatus>,
+    since: Option<chrono::DateTime<Utc>>,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<jobs::Model>, DbErr> {
+    let mut query = jobs::Entity::find().order_by_desc(jobs::Column::Id).limit(limit);
+    if let Some(status) = status {
+        query = query.filter(jobs::Column::Status.eq(status.as_str()));
+    }
+    if let Some(since) = since {
+        query = query.filter(jobs::Column::CreatedAt.gte(since));
+    }
+    if let Some(before) = before {
+        query = query.filter(jobs::Column::Id.lt(before));
+    }
+    query.all(db).await
+}
+
 /// The job recorded with a client's (or an S3 upload's) idempotency key.
 ///
 /// # Errors

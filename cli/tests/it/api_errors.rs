@@ -76,3 +76,43 @@ async fn multipart_without_a_file_field_is_400() {
         .expect("post");
     assert_problem(response, 400, "bad-request").await;
 }
+
+#[tokio::test]
+async fn readiness_reports_each_dependency() {
+    let (app, _dir) = app(1024).await;
+    let body = app.get_json("/readyz", 200).await;
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"], serde_json::json!({ "database": true, "queue": true, "store": true }));
+}
+
+#[tokio::test]
+async fn jobs_are_listed_newest_first_by_status_with_a_cursor() {
+    // Arrange: three failed jobs and one bad filter.
+    let (app, _dir) = app(1024 * 1024).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.accepted(app.upload_raw("notimage.jpg", "image/jpeg").await).await.to_string());
+    }
+    app.worker.drain().await.expect("drain");
+
+    // Act
+    let first = app.get_json("/v1/jobs?status=failed&limit=2", 200).await;
+    let cursor = first["next_cursor"].as_str().expect("a next page").to_owned();
+    let second = app.get_json(&format!("/v1/jobs?status=failed&limit=2&cursor={cursor}"), 200).await;
+    let queued = app.get_json("/v1/jobs?status=queued", 200).await;
+    let bad = app.http.get(format!("{}/v1/jobs?status=lost", app.address)).send().await.expect("get");
+
+    // Assert
+    let listed: Vec<&str> = first["jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(second["jobs"].as_array().into_iter().flatten())
+        .filter_map(|j| j["id"].as_str())
+        .collect();
+    ids.reverse();
+    assert_eq!(listed, ids, "newest first, each once");
+    assert!(second["next_cursor"].is_null());
+    assert_eq!(queued["jobs"].as_array().map(Vec::len), Some(0));
+    assert_problem(bad, 400, "bad-request").await;
+}
