@@ -35,6 +35,16 @@ output "sns_topic_arn" {
   value       = module.stack.sns_topic_arn
 }
 
+output "sns_chat_topic_arn" {
+  description = "SNS_CHAT_TOPIC_ARN."
+  value       = module.stack.sns_chat_topic_arn
+}
+
+output "chat_events" {
+  description = "CHAT_EVENTS."
+  value       = module.stack.chat_events
+}
+
 output "database_url" {
   description = "DATABASE_URL without the password."
   value       = module.stack.database_url

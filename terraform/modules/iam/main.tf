@@ -13,11 +13,12 @@ locals {
 
   # Inputs shared by the task-role templates.
   task_policy_vars = {
-    bucket_arn  = var.bucket_arn
-    queue_arn   = var.queue_arn
-    dlq_arn     = var.dlq_arn
-    topic_arn   = var.topic_arn
-    kms_key_arn = var.kms_key_arn
+    bucket_arn     = var.bucket_arn
+    queue_arn      = var.queue_arn
+    dlq_arn        = var.dlq_arn
+    topic_arn      = var.topic_arn
+    chat_topic_arn = var.chat_topic_arn
+    kms_key_arn    = var.kms_key_arn
     # The cluster is named like the stack (compute/ecs), so its tasks' ARNs
     # are known here; the worker sets scale-in protection on its own task.
     ecs_tasks_arn = "arn:${data.aws_partition.current.partition}:ecs:${local.region}:${local.account_id}:task/${var.name}/*"

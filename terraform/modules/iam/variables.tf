@@ -23,6 +23,11 @@ variable "topic_arn" {
   type        = string
 }
 
+variable "chat_topic_arn" {
+  description = "Chat topic ARN (AWS Chatbot custom notifications, SNS_CHAT_TOPIC_ARN)."
+  type        = string
+}
+
 variable "kms_key_arn" {
   description = "Service KMS key ARN (objects, messages, secrets)."
   type        = string

@@ -1,7 +1,12 @@
-# Two topics: `events` carries the service's own events (image.processed, image.failed,
-# replay.summary; typed message attributes event/status/preset/env for filter policies) and `ops`
-# carries CloudWatch alarms. Both are KMS-encrypted; the key policy (storage module) lets SNS and
-# CloudWatch use the key.
+# Three topics, all KMS-encrypted (the key policy in the storage module lets SNS and CloudWatch use
+# the key):
+# - `events` carries the service's own events (image.processed, image.failed, replay.summary),
+#   published with MessageStructure=json (the JSON event for sqs/https/lambda, short text for
+#   email) and typed message attributes event/status/preset/env for filter policies;
+# - `chat` (SNS_CHAT_TOPIC_ARN) carries the same events in AWS Chatbot's custom-notification
+#   schema, only those named in CHAT_EVENTS (the service filters before publishing); Chatbot
+#   subscribes to it, never to `events`, whose raw JSON it cannot render;
+# - `ops` carries CloudWatch alarms.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -11,12 +16,22 @@ locals {
   slack_enabled = var.slack_team_id != "" && var.slack_channel_id != ""
   topics = {
     events = aws_sns_topic.events.arn
+    chat   = aws_sns_topic.chat.arn
     ops    = aws_sns_topic.ops.arn
   }
 }
 
 resource "aws_sns_topic" "events" {
   name              = "${var.name}-events"
+  kms_master_key_id = var.kms_key_arn
+
+  tags = var.tags
+}
+
+# Exists whether or not Slack is configured, so the services' configuration does not depend on
+# it; without a Chatbot channel it simply has no subscribers.
+resource "aws_sns_topic" "chat" {
+  name              = "${var.name}-chat"
   kms_master_key_id = var.kms_key_arn
 
   tags = var.tags
@@ -32,7 +47,7 @@ resource "aws_sns_topic" "ops" {
 data "aws_iam_policy_document" "topic" {
   for_each = local.topics
 
-  # Same-account principals with an identity policy (the worker and replay roles) may publish;
+  # Same-account principals with an identity policy (the api, worker and replay roles) may publish;
   # nobody outside the account may do anything.
   statement {
     sid = "OwnerAccountManagesTopic"

@@ -25,21 +25,11 @@ resource "aws_iam_role" "chatbot" {
   tags = var.tags
 }
 
-# Chatbot subscribes itself to the listed topics through this HTTPS endpoint. Declaring the event
-# topic's subscription here first lets it carry a filter policy (Slack gets failures and replay
-# summaries, not every processed image); SNS returns this existing subscription when Chatbot
-# subscribes the same endpoint.
-resource "aws_sns_topic_subscription" "event_slack" {
-  count = local.slack_enabled ? 1 : 0
-
-  topic_arn              = aws_sns_topic.events.arn
-  protocol               = "https"
-  endpoint               = "https://global.sns-api.chatbot.amazonaws.com"
-  endpoint_auto_confirms = true
-  filter_policy_scope    = "MessageAttributes"
-  filter_policy          = jsonencode(var.slack_filter_policy)
-}
-
+# Chatbot subscribes itself to the listed topics. It renders CloudWatch alarms (ops) natively and
+# anything else only in its custom-notification schema, which is what the services publish to the
+# chat topic, for the events in CHAT_EVENTS only. The event topic is not listed: its messages are
+# the JSON event, which Chatbot would drop.
+# https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html
 resource "aws_chatbot_slack_channel_configuration" "this" {
   count = local.slack_enabled ? 1 : 0
 
@@ -47,13 +37,11 @@ resource "aws_chatbot_slack_channel_configuration" "this" {
   iam_role_arn       = aws_iam_role.chatbot[0].arn
   slack_team_id      = var.slack_team_id
   slack_channel_id   = var.slack_channel_id
-  sns_topic_arns     = [aws_sns_topic.events.arn, aws_sns_topic.ops.arn]
+  sns_topic_arns     = [aws_sns_topic.chat.arn, aws_sns_topic.ops.arn]
   # Caps what channel members could ever do through the bot at read-only, whatever role is
   # attached later (the default guardrail is AdministratorAccess).
   guardrail_policy_arns = ["arn:${data.aws_partition.current.partition}:iam::aws:policy/ReadOnlyAccess"]
   logging_level         = "ERROR"
 
   tags = var.tags
-
-  depends_on = [aws_sns_topic_subscription.event_slack]
 }

@@ -35,16 +35,19 @@ variable "slack_team_id" {
 }
 
 variable "slack_channel_id" {
-  description = "Slack channel id for events and alarms. Empty: no Slack."
+  description = "Slack channel id for chat notifications and alarms. Empty: no Slack."
   type        = string
   default     = ""
 }
 
-variable "slack_filter_policy" {
-  description = "SNS filter policy for the Slack subscription of the event topic."
-  type        = map(list(string))
-  default = {
-    event = ["image.failed", "replay.summary"]
+variable "chat_events" {
+  description = "Events the services publish to the chat topic for Slack (CHAT_EVENTS); the filtering happens in the service, not in SNS."
+  type        = list(string)
+  default     = ["image.failed", "replay.summary"]
+
+  validation {
+    condition     = alltrue([for e in var.chat_events : contains(["image.processed", "image.failed", "replay.summary"], e)])
+    error_message = "chat_events may name only image.processed, image.failed and replay.summary."
   }
 }
 

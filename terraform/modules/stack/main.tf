@@ -4,7 +4,8 @@
 #                                  │              │ ObjectCreated uploads/*
 #                                  └──SendMessage─┴──────> SQS jobs ──(maxReceiveCount)──> DLQ
 #                                                            │
-#                               worker tasks <──Receive──────┘ ──> S3 variants/, Postgres, SNS events
+#                               worker tasks <──Receive──────┘ ──> S3 variants/, Postgres,
+#                                                                  SNS events + chat topic (-> Chatbot)
 
 locals {
   name = "${var.project}-${var.env}"
@@ -56,7 +57,7 @@ module "notifications" {
   ops_email_addresses       = var.ops_email_addresses
   slack_team_id             = var.slack_team_id
   slack_channel_id          = var.slack_channel_id
-  slack_filter_policy       = var.slack_filter_policy
+  chat_events               = var.chat_events
   tags                      = local.tags
 }
 
@@ -93,6 +94,7 @@ module "iam" {
   queue_arn                = module.queues.queue_arn
   dlq_arn                  = module.queues.dlq_arn
   topic_arn                = module.notifications.events_topic_arn
+  chat_topic_arn           = module.notifications.chat_topic_arn
   kms_key_arn              = module.storage.kms_key_arn
   ecr_repository_arn       = module.registry.repository_arn
   log_group_arns           = module.observability.log_group_arns
@@ -124,16 +126,18 @@ module "compute" {
   api                      = var.api_task
   worker                   = var.worker_task
   shutdown_deadline_secs   = var.shutdown_deadline_secs
+  chat_events              = module.notifications.chat_events
   tags                     = local.tags
 
   config = {
-    s3_bucket     = module.storage.bucket_name
-    s3_kms_key_id = module.storage.kms_key_arn
-    sqs_queue_url = module.queues.queue_url
-    sqs_dlq_url   = module.queues.dlq_url
-    sns_topic_arn = module.notifications.events_topic_arn
-    database_url  = module.data.database_url
-    redis_url     = module.data.redis_url
+    s3_bucket          = module.storage.bucket_name
+    s3_kms_key_id      = module.storage.kms_key_arn
+    sqs_queue_url      = module.queues.queue_url
+    sqs_dlq_url        = module.queues.dlq_url
+    sns_topic_arn      = module.notifications.events_topic_arn
+    sns_chat_topic_arn = module.notifications.chat_topic_arn
+    database_url       = module.data.database_url
+    redis_url          = module.data.redis_url
   }
 }
 

@@ -35,6 +35,16 @@ output "sns_topic_arn" {
   value       = module.notifications.events_topic_arn
 }
 
+output "sns_chat_topic_arn" {
+  description = "SNS_CHAT_TOPIC_ARN (AWS Chatbot custom notifications)."
+  value       = module.notifications.chat_topic_arn
+}
+
+output "chat_events" {
+  description = "CHAT_EVENTS."
+  value       = join(",", module.notifications.chat_events)
+}
+
 output "database_url" {
   description = "DATABASE_URL without the password (tasks get PGPASSWORD from db_master_secret_arn)."
   value       = module.data.database_url

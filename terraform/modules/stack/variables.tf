@@ -207,12 +207,10 @@ variable "slack_channel_id" {
   default     = ""
 }
 
-variable "slack_filter_policy" {
-  description = "Filter policy for the Slack subscription of the event topic."
-  type        = map(list(string))
-  default = {
-    event = ["image.failed", "replay.summary"]
-  }
+variable "chat_events" {
+  description = "Events the services publish to the chat topic for Slack (CHAT_EVENTS)."
+  type        = list(string)
+  default     = ["image.failed", "replay.summary"]
 }
 
 variable "log_retention_days" {

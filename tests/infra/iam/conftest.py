@@ -1,5 +1,7 @@
 """Fixtures for the least-privilege check: an emulator with IAM enforcement, our resources, one
 IAM user per role holding the rendered Terraform policy, and the real binary's api and worker.
+Both publish to the event topic and, for the events in CHAT_EVENTS, to the chat topic (AWS
+Chatbot's); each topic has an SQS subscriber the tests read.
 
 Order matters: resources and users are created while moto still accepts any credentials; then
 `POST /moto-api/reset-auth` with body "0" (the number of requests still allowed without auth,
@@ -32,6 +34,11 @@ ROOT = HERE.parents[2]
 TEMPLATES = ROOT / "terraform" / "modules" / "iam" / "policies"
 REGION = "us-east-1"
 ROLES = ("api", "worker")
+# Enables the api's admin endpoints (POST /v1/admin/replay/dlq, ...), which run replays in the api.
+ADMIN_API_KEY = "iam-check-admin-key"
+# Wider than the default (image.failed,replay.summary) so that the successful jobs of the tests
+# also publish to the chat topic, exercising the worker's grant on it.
+CHAT_EVENTS = "image.processed,replay.summary"
 
 
 def free_port() -> int:
@@ -77,8 +84,10 @@ class Stack:
     dlq_url: str
     dlq_arn: str
     topic_arn: str
+    chat_topic_arn: str
     other_topic_arn: str
     subscriber_url: str
+    chat_subscriber_url: str
     policies: dict[str, str]
     creds: dict[str, Creds]
 
@@ -165,6 +174,9 @@ def stack(emulator) -> Stack:
     other_topic_arn = sns.create_topic(Name="someone-elses-topic")["TopicArn"]
     subscriber_url, subscriber_arn = queue("image-service-events-subscriber")
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=subscriber_arn)
+    chat_topic_arn = sns.create_topic(Name="image-service-chat")["TopicArn"]
+    chat_subscriber_url, chat_subscriber_arn = queue("image-service-chat-subscriber")
+    sns.subscribe(TopicArn=chat_topic_arn, Protocol="sqs", Endpoint=chat_subscriber_arn)
 
     # Direct uploads: S3 tells the job queue about objects created under uploads/.
     s3.put_bucket_notification_configuration(
@@ -185,6 +197,7 @@ def stack(emulator) -> Stack:
         "queue_arn": queue_arn,
         "dlq_arn": dlq_arn,
         "topic_arn": topic_arn,
+        "chat_topic_arn": chat_topic_arn,
         "kms_key_arn": key_arn,
         "ecs_tasks_arn": "arn:aws:ecs:us-east-1:123456789012:task/image-service-test/*",
     }
@@ -212,8 +225,10 @@ def stack(emulator) -> Stack:
         dlq_url=dlq_url,
         dlq_arn=dlq_arn,
         topic_arn=topic_arn,
+        chat_topic_arn=chat_topic_arn,
         other_topic_arn=other_topic_arn,
         subscriber_url=subscriber_url,
+        chat_subscriber_url=chat_subscriber_url,
         policies=policies,
         creds=dict(creds, setup=setup),
     )
@@ -255,6 +270,8 @@ def service_env(stack, tmp_path_factory):
         SQS_QUEUE_URL=stack.queue_url,
         SQS_DLQ_URL=stack.dlq_url,
         SNS_TOPIC_ARN=stack.topic_arn,
+        SNS_CHAT_TOPIC_ARN=stack.chat_topic_arn,
+        CHAT_EVENTS=CHAT_EVENTS,
         AWS_ENDPOINT_URL=stack.endpoint,
         AWS_REGION=REGION,
         AWS_EC2_METADATA_DISABLED="true",
@@ -265,7 +282,8 @@ def service_env(stack, tmp_path_factory):
         APP_ENV="iam-check",
         RUST_LOG="info",
     )
-    env.pop("WEBHOOK_URL", None)
+    for name in ("WEBHOOK_URL", "SLACK_WEBHOOK_URL", "DISCORD_WEBHOOK_URL", "ADMIN_API_KEY", "PUBLIC_BASE_URL"):
+        env.pop(name, None)
     env.pop("REDIS_URL", None)
     return work, env
 
@@ -285,7 +303,7 @@ def services(service_env, stack):
     # An upload over MAX_UPLOAD_BYTES that is still longer than one 8 MiB part takes the
     # multipart path and then has to be aborted (test_api_can_abort_its_multipart_uploads).
     role_env = {
-        "api": dict(LISTEN_ADDR=f"127.0.0.1:{port}", MAX_UPLOAD_BYTES=str(9 * 1024 * 1024)),
+        "api": dict(LISTEN_ADDR=f"127.0.0.1:{port}", MAX_UPLOAD_BYTES=str(9 * 1024 * 1024), ADMIN_API_KEY=ADMIN_API_KEY),
         "worker": dict(WORKER_CONCURRENCY="2"),
     }
     procs: list[subprocess.Popen] = []
@@ -326,26 +344,35 @@ def services(service_env, stack):
 
 
 class EventLog:
-    """Everything the event topic delivered to its SQS subscriber, by job id."""
+    """Everything the event topic delivered to its SQS subscriber: job events by job id, and
+    replay summaries (which have no job) in order."""
 
     def __init__(self, stack: Stack):
         self.sqs = stack.client("sqs", "admin")
         self.url = stack.subscriber_url
         self.events: dict[str, tuple[dict, dict]] = {}
+        self.summaries: list[tuple[dict, dict]] = []
+
+    def _keep(self, envelope: dict, body) -> None:
+        if isinstance(body, dict) and body.get("job_id"):  # the tests' own publishes carry none
+            self.events[body["job_id"]] = (envelope, body)
+        elif isinstance(body, dict) and body.get("event") == "replay.summary":
+            self.summaries.append((envelope, body))
+
+    def _candidates(self) -> list[tuple[dict, dict]]:
+        return list(self.events.values()) + self.summaries
 
     def _poll(self) -> None:
         answer = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
         for message in answer.get("Messages", []):
             envelope = json.loads(message["Body"])
-            body = json.loads(envelope["Message"])
-            if isinstance(body, dict) and "job_id" in body:  # the tests' own publishes carry none
-                self.events[body["job_id"]] = (envelope, body)
+            self._keep(envelope, json.loads(envelope["Message"]))
             self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
 
     def wait(self, predicate, timeout: float = 15) -> tuple[dict, dict] | None:
         deadline = time.monotonic() + timeout
         while True:
-            for event in self.events.values():
+            for event in self._candidates():
                 if predicate(*event):
                     return event
             if time.monotonic() > deadline:
@@ -353,6 +380,28 @@ class EventLog:
             self._poll()
 
 
+class ChatLog(EventLog):
+    """Everything the chat topic delivered to its SQS subscriber: AWS Chatbot custom
+    notifications, whose `id` is the event's `event_id`."""
+
+    def __init__(self, stack: Stack):
+        super().__init__(stack)
+        self.url = stack.chat_subscriber_url
+        self.notifications: list[tuple[dict, dict]] = []
+
+    def _keep(self, envelope: dict, body) -> None:
+        if isinstance(body, dict) and body.get("source") == "custom":  # the tests' own publishes are "{}"
+            self.notifications.append((envelope, body))
+
+    def _candidates(self) -> list[tuple[dict, dict]]:
+        return list(self.notifications)
+
+
 @pytest.fixture(scope="session")
 def events(stack) -> EventLog:
     return EventLog(stack)
+
+
+@pytest.fixture(scope="session")
+def chat(stack) -> ChatLog:
+    return ChatLog(stack)

@@ -1,6 +1,7 @@
 """Least privilege, proven: the api and worker task-role policies Terraform deploys
 (terraform/modules/iam/policies/{api,worker}.json.tpl, rendered with the emulator's ARNs) are
-enough for real jobs end to end, and they refuse what the roles must not do.
+enough for real jobs end to end and for the api's admin DLQ replay, and they refuse what the
+roles must not do.
 
 How: moto 5.2.5 (the suite's pin) with IAM enforcement on (`POST /moto-api/reset-auth`, body
 "0": no more requests without auth); one IAM user per role holds its rendered policy inline, as
@@ -35,6 +36,9 @@ What it does not enforce, so this test does not prove:
 - S3 answering 403 instead of 404 for a missing key to a caller without s3:ListBucket (neither
   role has it); moto answers NoSuchKey.
 - The ECS agent: the worker's scale-in protection (ECS_AGENT_URI) is not run here.
+- SQS move tasks: moto 5.2.5 has no StartMessageMoveTask or ListMessageMoveTasks, so the api's
+  admin DLQ replay is run in copy mode here (receive, send back, delete); those two grants are
+  checked only against the contract (tests/infra/terraform/test_structure.py).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-from conftest import ROOT, Creds, Stack, make_client
+from conftest import ADMIN_API_KEY, ROOT, Creds, Stack, make_client
 
 ORIGINAL = ROOT / "testdata" / "orient3.jpg"
 JOB_DEADLINE_SECS = 60
@@ -197,10 +201,11 @@ def assert_nothing_refused(services) -> None:
         assert refused == [], f"{role} was refused something:\n" + "\n".join(refused[:5])
 
 
-def test_end_to_end_job_succeeds_under_least_privilege(stack: Stack, services, events):
+def test_end_to_end_job_succeeds_under_least_privilege(stack: Stack, services, events, chat):
     """POST /v1/images to the api (s3:PutObject originals/*, sqs:SendMessage), then the worker
     (sqs:GetQueueAttributes at start, ReceiveMessage, ChangeMessageVisibility for the
-    heartbeat, s3:GetObject originals/*, s3:PutObject variants/*, sns:Publish, and
+    heartbeat, s3:GetObject originals/*, s3:PutObject variants/*, sns:Publish on the event
+    topic and, image.processed being in CHAT_EVENTS here, on the chat topic, and
     DeleteMessageBatch as sqs:DeleteMessage)."""
     answer = requests.post(
         f"{services.api_url}/v1/images",
@@ -209,7 +214,12 @@ def test_end_to_end_job_succeeds_under_least_privilege(stack: Stack, services, e
         timeout=30,
     )
     assert answer.status_code == 202, f"{answer.status_code} {answer.text}\n{services.tail()}"
-    assert_processed(stack, services, events, answer.json()["id"])
+    _, body = assert_processed(stack, services, events, answer.json()["id"])
+    notification = chat.wait(lambda envelope, note: note["id"] == body["event_id"])
+    assert notification is not None, f"no chat notification for event {body['event_id']}\n{services.tail()}"
+    envelope, note = notification
+    assert envelope["TopicArn"] == stack.chat_topic_arn
+    assert note["metadata"]["eventType"] == "image.processed"
     assert_queue_drained(stack, services)
     assert_nothing_refused(services)
 
@@ -256,6 +266,41 @@ def test_api_can_abort_its_multipart_uploads(stack: Stack, services):
     assert left == [], f"multipart uploads left behind: {[u['Key'] for u in left]}"
 
 
+def test_api_admin_replay_redrives_the_dlq_and_publishes_its_summary(stack: Stack, services, events, chat):
+    """POST /v1/admin/replay/dlq runs the replay inside the api task: sqs:GetQueueAttributes on
+    the DLQ for its depth, then (copy mode) ReceiveMessage on the DLQ, SendMessageBatch to the job
+    queue as sqs:SendMessage, DeleteMessageBatch on the DLQ as sqs:DeleteMessage, and one
+    replay.summary published to the event topic and the chat topic."""
+    admin = stack.client("sqs", "admin")
+    # Not a job: the worker acknowledges it as unparseable once it is back on the job queue.
+    admin.send_message(QueueUrl=stack.dlq_url, MessageBody=json.dumps({"iam_check": "dead letter"}))
+
+    answer = requests.post(
+        f"{services.api_url}/v1/admin/replay/dlq",
+        json={"mode": "copy"},
+        headers={"Authorization": f"Bearer {ADMIN_API_KEY}"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, f"{answer.status_code} {answer.text}\n{services.tail()}"
+    summary = answer.json()
+    assert summary["operation"] == "replay dlq" and summary["dry_run"] is False, summary
+    assert summary["counts"].get("moved") == 1, summary
+    left = admin.get_queue_attributes(
+        QueueUrl=stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    assert left == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}, left
+
+    event = events.wait(lambda envelope, body: body["event"] == "replay.summary" and body["summary"] == summary)
+    assert event is not None, f"no replay.summary on the event topic\n{services.tail()}"
+    envelope, body = event
+    assert envelope["TopicArn"] == stack.topic_arn
+    notification = chat.wait(lambda envelope, note: note["id"] == body["event_id"])
+    assert notification is not None, f"no replay.summary on the chat topic\n{services.tail()}"
+    assert notification[0]["TopicArn"] == stack.chat_topic_arn
+    assert notification[1]["metadata"]["eventType"] == "replay.summary"
+    assert_nothing_refused(services)
+
+
 # --- (b) what the roles must not do is refused -----------------------------------------------
 
 IMAGE = "0190aaaa-0000-7000-8000-000000000000"
@@ -299,14 +344,26 @@ DENIED = {
         lambda s: ("schedule_key_deletion", dict(KeyId=s.kms_key_arn, PendingWindowInDays=7)),
     ),
     "worker mints itself a key": ("worker", "iam", lambda s: ("create_access_key", dict(UserName="worker"))),
-    # The api: it enqueues and stores originals; it does not consume, publish or delete.
+    # The api: it enqueues and stores originals, and its admin endpoints redrive the DLQ and
+    # publish the run's summary; it does not consume jobs, purge, publish elsewhere or delete.
     "api receives from the job queue": (
         "api",
         "sqs",
         lambda s: ("receive_message", dict(QueueUrl=s.queue_url, WaitTimeSeconds=0)),
     ),
     "api sends to the DLQ": ("api", "sqs", lambda s: ("send_message", dict(QueueUrl=s.dlq_url, MessageBody="{}"))),
-    "api publishes events": ("api", "sns", lambda s: ("publish", dict(TopicArn=s.topic_arn, Message="{}"))),
+    "api purges the DLQ": ("api", "sqs", lambda s: ("purge_queue", dict(QueueUrl=s.dlq_url))),
+    "api purges the job queue": ("api", "sqs", lambda s: ("purge_queue", dict(QueueUrl=s.queue_url))),
+    "api publishes to another topic": (
+        "api",
+        "sns",
+        lambda s: ("publish", dict(TopicArn=s.other_topic_arn, Message="{}")),
+    ),
+    "api subscribes to the chat topic": (
+        "api",
+        "sns",
+        lambda s: ("subscribe", dict(TopicArn=s.chat_topic_arn, Protocol="sqs", Endpoint=s.dlq_arn)),
+    ),
     "api writes variants": ("api", "s3", lambda s: ("put_object", dict(Bucket=s.bucket, Key=f"variants/{IMAGE}/x.webp", Body=b"x"))),
     "api deletes an original": ("api", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"originals/{IMAGE}"))),
     "api deletes the bucket": ("api", "s3", lambda s: ("delete_bucket", dict(Bucket=s.bucket))),
@@ -331,6 +388,7 @@ ALLOWED = {
         lambda s: ("delete_message_batch", dict(QueueUrl=s.queue_url, Entries=[{"Id": "0", "ReceiptHandle": "not-a-receipt"}])),
     ),
     "worker publishes to the event topic": ("worker", "sns", lambda s: ("publish", dict(TopicArn=s.topic_arn, Message="{}"))),
+    "worker publishes to the chat topic": ("worker", "sns", lambda s: ("publish", dict(TopicArn=s.chat_topic_arn, Message="{}"))),
     "worker reads the redrive policy": (
         "worker",
         "sqs",
@@ -342,6 +400,19 @@ ALLOWED = {
         lambda s: ("generate_data_key", dict(KeyId=s.kms_key_arn, KeySpec="AES_256")),
     ),
     "api uses the service key": ("api", "kms", lambda s: ("generate_data_key", dict(KeyId=s.kms_key_arn, KeySpec="AES_256"))),
+    # The admin endpoints' replays: a DLQ redrive and a replay.summary per run.
+    "api receives from the DLQ": (
+        "api",
+        "sqs",
+        lambda s: ("receive_message", dict(QueueUrl=s.dlq_url, WaitTimeSeconds=0)),
+    ),
+    "api reads the DLQ's depth": (
+        "api",
+        "sqs",
+        lambda s: ("get_queue_attributes", dict(QueueUrl=s.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])),
+    ),
+    "api publishes to the event topic": ("api", "sns", lambda s: ("publish", dict(TopicArn=s.topic_arn, Message="{}"))),
+    "api publishes to the chat topic": ("api", "sns", lambda s: ("publish", dict(TopicArn=s.chat_topic_arn, Message="{}"))),
     "api stores an original": (
         "api",
         "s3",

@@ -142,7 +142,7 @@ def test_bucket_without_the_service_key_is_caught(copy):
 
 def test_wildcard_resource_in_a_policy_template_is_caught(copy):
     templates = copy / "modules/iam/policies"
-    replace(templates / "worker.json.tpl", '"Resource": ["${topic_arn}"]', '"Resource": ["*"]')
+    replace(templates / "worker.json.tpl", '"Resource": ["${topic_arn}", "${chat_topic_arn}"]', '"Resource": ["*"]')
 
     violations = template_policy_violations(templates)
 

@@ -36,6 +36,8 @@ CONTRACT_ENV = {
     "SQS_QUEUE_URL",
     "SQS_DLQ_URL",
     "SNS_TOPIC_ARN",
+    "SNS_CHAT_TOPIC_ARN",
+    "CHAT_EVENTS",
     "AWS_REGION",
     "AWS_ENDPOINT_URL",
     "REDIS_URL",
@@ -163,6 +165,7 @@ def test_task_role_templates_use_only_the_simple_variables():
             "queue_arn",
             "dlq_arn",
             "topic_arn",
+            "chat_topic_arn",
             "kms_key_arn",
             "ecs_tasks_arn",
         }
@@ -180,8 +183,10 @@ def test_iam_module_passes_every_template_variable(tree):
         assert template_variables(template) <= passed, template.name
 
 
-B, Q, D, T, K = (SAMPLE_ARNS[k] for k in ("bucket_arn", "queue_arn", "dlq_arn", "topic_arn", "kms_key_arn"))
+B, Q, D, T, C, K = (SAMPLE_ARNS[k] for k in ("bucket_arn", "queue_arn", "dlq_arn", "topic_arn", "chat_topic_arn", "kms_key_arn"))
 KMS = {("kms:GenerateDataKey", K), ("kms:Decrypt", K)}
+# Events go to the event topic and, for those in CHAT_EVENTS, to the chat topic (AWS Chatbot).
+PUBLISH = {("sns:Publish", T), ("sns:Publish", C)}
 CONTRACT_GRANTS = {
     "api": {
         ("s3:PutObject", f"{B}/originals/*"),
@@ -192,7 +197,21 @@ CONTRACT_GRANTS = {
         ("s3:GetObject", f"{B}/originals/*"),
         ("sqs:SendMessage", Q),
         ("sqs:GetQueueAttributes", Q),
+        # The admin endpoints (POST /v1/admin/replay/dlq, /replay/jobs, /reprocess) run the same
+        # replays as the replay task, inside the api task: DLQ redrive (move task, or copy with
+        # receive + send to the job queue + delete), and one replay.summary event per run.
+        *{
+            (a, D)
+            for a in (
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:StartMessageMoveTask",
+                "sqs:ListMessageMoveTasks",
+            )
+        },
     }
+    | PUBLISH
     | KMS,
     "worker": {
         ("s3:GetObject", f"{B}/originals/*"),
@@ -204,10 +223,10 @@ CONTRACT_GRANTS = {
         ("sqs:DeleteMessage", Q),
         ("sqs:ChangeMessageVisibility", Q),
         ("sqs:GetQueueAttributes", Q),
-        ("sns:Publish", T),
         # The ECS agent calls UpdateTaskProtection with the task role's credentials.
         ("ecs:UpdateTaskProtection", SAMPLE_ARNS["ecs_tasks_arn"]),
     }
+    | PUBLISH
     | KMS,
     "replay": {
         *{
@@ -222,8 +241,8 @@ CONTRACT_GRANTS = {
             )
         },
         ("sqs:SendMessage", Q),
-        ("sns:Publish", T),
     }
+    | PUBLISH
     | KMS,
 }
 
@@ -290,15 +309,33 @@ def test_queue_policy_lets_only_our_bucket_in_our_account_send(tree):
 # --- Notifications ------------------------------------------------------------------------------
 
 
-def test_slack_is_optional_and_filtered(tree):
+def test_slack_is_optional_and_hears_only_the_chat_and_ops_topics(tree):
     chatbot = tree.resource("aws_chatbot_slack_channel_configuration", "this")
     assert attr(chatbot.body, "count") == "${local.slack_enabled ? 1 : 0}"
     assert 'var.slack_team_id != ""' in tree.locals("modules/notifications")["slack_enabled"]
-    sub = tree.resource("aws_sns_topic_subscription", "event_slack")
-    assert attr(sub.body, "filter_policy") == "${jsonencode(var.slack_filter_policy)}"
-    assert attr(sub.body, "filter_policy_scope") == "MessageAttributes"
-    default = tree.variables("modules/notifications")["slack_filter_policy"]["default"][0]
-    assert default == {"event": ["image.failed", "replay.summary"]}
+    # Chatbot renders only its custom-notification schema (the chat topic) and CloudWatch alarms
+    # (the ops topic); the event topic carries the raw JSON event, which it cannot render.
+    assert attr(chatbot.body, "sns_topic_arns") == ["${aws_sns_topic.chat.arn}", "${aws_sns_topic.ops.arn}"]
+    subscriptions = tree.resources("aws_sns_topic_subscription", "modules/notifications")
+    assert not [s for s in subscriptions if attr(s.body, "protocol") in ("https", "http")], "Chatbot subscribes itself"
+    assert "slack_filter_policy" not in tree.variables("modules/notifications")
+
+
+def test_chat_topic_is_encrypted_with_the_same_topic_policy_and_exported(tree):
+    chat = tree.resource("aws_sns_topic", "chat")
+    assert attr(chat.body, "kms_master_key_id") == attr(tree.resource("aws_sns_topic", "events").body, "kms_master_key_id")
+    assert tree.locals("modules/notifications")["topics"]["chat"] == "${aws_sns_topic.chat.arn}"
+    assert attr(tree.outputs("modules/notifications")["chat_topic_arn"], "value") == "${aws_sns_topic.chat.arn}"
+    assert tree.variables("modules/notifications")["chat_events"]["default"] == [["image.failed", "replay.summary"]]
+
+
+def test_services_get_the_chat_topic_and_chat_events(tree):
+    common = tree.locals("modules/compute/ecs")["common_environment"]
+    assert common["SNS_CHAT_TOPIC_ARN"] == "${var.config.sns_chat_topic_arn}"
+    assert re.sub(r"\s", "", common["CHAT_EVENTS"]) == '${join(",",var.chat_events)}'
+    config = tree.module_calls("modules/stack")["compute"]["config"][0]
+    assert config["sns_chat_topic_arn"] == "${module.notifications.chat_topic_arn}"
+    assert tree.module_calls("modules/stack")["iam"]["chat_topic_arn"] == ["${module.notifications.chat_topic_arn}"]
 
 
 def test_email_subscriptions_come_from_variables_with_filter_policies(tree):
@@ -504,7 +541,18 @@ def test_env_roots_pin_the_aws_provider(tree, env):
 @pytest.mark.parametrize("env", ENVS)
 def test_env_outputs_are_named_like_config_keys(tree, env):
     outputs = set(tree.outputs(env))
-    assert {"s3_bucket", "s3_kms_key_id", "sqs_queue_url", "sqs_dlq_url", "sns_topic_arn", "database_url", "redis_url", "aws_region"} <= outputs
+    assert {
+        "s3_bucket",
+        "s3_kms_key_id",
+        "sqs_queue_url",
+        "sqs_dlq_url",
+        "sns_topic_arn",
+        "sns_chat_topic_arn",
+        "chat_events",
+        "database_url",
+        "redis_url",
+        "aws_region",
+    } <= outputs
 
 
 def test_env_roots_are_thin(tree):

@@ -36,6 +36,7 @@ SAMPLE_ARNS = {
     "queue_arn": "arn:aws:sqs:eu-west-1:123456789012:image-service-test-jobs",
     "dlq_arn": "arn:aws:sqs:eu-west-1:123456789012:image-service-test-jobs-dlq",
     "topic_arn": "arn:aws:sns:eu-west-1:123456789012:image-service-test-events",
+    "chat_topic_arn": "arn:aws:sns:eu-west-1:123456789012:image-service-test-chat",
     "kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000",
     "ecr_repository_arn": "arn:aws:ecr:eu-west-1:123456789012:repository/image-service-test",
     "api_log_group_arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/image-service-test/api",

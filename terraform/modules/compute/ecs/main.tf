@@ -26,6 +26,10 @@ locals {
     SQS_DLQ_URL   = var.config.sqs_dlq_url
     SNS_TOPIC_ARN = var.config.sns_topic_arn
     REDIS_URL     = var.config.redis_url
+    # Chat (AWS Chatbot) gets its own topic; the services publish there only the events named in
+    # CHAT_EVENTS (docs/notifications.md).
+    SNS_CHAT_TOPIC_ARN = var.config.sns_chat_topic_arn
+    CHAT_EVENTS        = join(",", var.chat_events)
   }
 
   # Secrets reach the container through the execution role, never as plain environment values.

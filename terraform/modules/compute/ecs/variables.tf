@@ -78,14 +78,21 @@ variable "log_group_names" {
 variable "config" {
   description = "Service configuration passed as environment (names from the contract)."
   type = object({
-    s3_bucket     = string
-    s3_kms_key_id = string
-    sqs_queue_url = string
-    sqs_dlq_url   = string
-    sns_topic_arn = string
-    database_url  = string
-    redis_url     = string
+    s3_bucket          = string
+    s3_kms_key_id      = string
+    sqs_queue_url      = string
+    sqs_dlq_url        = string
+    sns_topic_arn      = string
+    sns_chat_topic_arn = string
+    database_url       = string
+    redis_url          = string
   })
+}
+
+variable "chat_events" {
+  description = "Events published to the chat topic (CHAT_EVENTS, joined with commas)."
+  type        = list(string)
+  default     = ["image.failed", "replay.summary"]
 }
 
 variable "db_secret_arn" {

@@ -26,6 +26,24 @@
       "Resource": ["${queue_arn}"]
     },
     {
+      "Sid": "AdminReplayRedrivesDeadLetters",
+      "Effect": "Allow",
+      "Action": [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:StartMessageMoveTask",
+        "sqs:ListMessageMoveTasks"
+      ],
+      "Resource": ["${dlq_arn}"]
+    },
+    {
+      "Sid": "AdminReplayPublishesSummary",
+      "Effect": "Allow",
+      "Action": ["sns:Publish"],
+      "Resource": ["${topic_arn}", "${chat_topic_arn}"]
+    },
+    {
       "Sid": "UseServiceKey",
       "Effect": "Allow",
       "Action": ["kms:GenerateDataKey", "kms:Decrypt"],

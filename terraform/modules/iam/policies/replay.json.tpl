@@ -24,7 +24,7 @@
       "Sid": "PublishReplaySummary",
       "Effect": "Allow",
       "Action": ["sns:Publish"],
-      "Resource": ["${topic_arn}"]
+      "Resource": ["${topic_arn}", "${chat_topic_arn}"]
     },
     {
       "Sid": "UseServiceKey",

@@ -40,7 +40,7 @@
       "Sid": "PublishEvents",
       "Effect": "Allow",
       "Action": ["sns:Publish"],
-      "Resource": ["${topic_arn}"]
+      "Resource": ["${topic_arn}", "${chat_topic_arn}"]
     },
     {
       "Sid": "UseServiceKey",
