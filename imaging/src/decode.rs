@@ -47,16 +47,10 @@ pub(crate) fn decode(input: &[u8], limits: &Limits, target_edge: u32, clock: &Cl
     }
 }
 
-#[cfg(feature = "heic")]
-fn decode_heic(input: &[u8], limits: &Limits) -> Result<Decoded, ImagingError> {
-    let pixels = crate::heic::decode(input, limits)?;
-    let full_size = (pixels.width, pixels.height);
-    Ok(Decoded { pixels, format: "heic", full_size })
-}
-
-#[cfg(not(feature = "heic"))]
+/// HEIC is recognised but not decoded: the bindings to libheif need 1.17 or
+/// later, and Debian 12 ships 1.15 (see docs/benchmarks.md, "Not done").
 fn decode_heic(_input: &[u8], _limits: &Limits) -> Result<Decoded, ImagingError> {
-    Err(ImagingError::UnsupportedFormat(Some("HEIC (this build has no `heic` feature)".into())))
+    Err(ImagingError::UnsupportedFormat(Some("HEIC".into())))
 }
 
 /// Everything but JPEG and HEIC: the pure-Rust decoders of the `image` crate.

@@ -35,7 +35,6 @@
 //!   and corrupt-data warnings turned into errors.
 //! - `jpeg_scan`: the completeness check that keeps truncated JPEGs from
 //!   turning into silently grey images.
-//! - `heic` (feature `heic`): HEIC through the system libheif.
 //! - `colour`: ICC (Adobe RGB, Display P3, CMYK, …) to sRGB with moxcms.
 //! - `orient`: EXIF orientations 1–8.
 //! - `resize`: Lanczos3 via `fast_image_resize`, never upscaling.
@@ -46,8 +45,6 @@ mod colour;
 mod decode;
 mod encode;
 pub mod error;
-#[cfg(feature = "heic")]
-mod heic;
 mod jpeg;
 mod jpeg_scan;
 mod orient;
@@ -127,7 +124,7 @@ impl Clock {
 /// What the engine learnt about the original.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceInfo {
-    /// Detected container format, lower case (`jpeg`, `png`, `gif`, `webp`, `bmp`, `tiff`, `heic`).
+    /// Detected container format, lower case (`jpeg`, `png`, `gif`, `webp`, `bmp`, `tiff`).
     pub format: &'static str,
     /// Width after the EXIF orientation was applied.
     pub width: u32,
