@@ -1,20 +1,26 @@
-//! Probe, limits, decode and orientation.
+//! Probe, limits and decode into upright sRGB pixels.
 
 use std::io::Cursor;
 
-use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageReader};
 
-use crate::{ImagingError, Limits, jpeg_scan};
+use crate::probe::{self, Format};
+use crate::resize::Pixels;
+use crate::{Clock, ImagingError, Limits, colour, jpeg, orient};
 
-/// A decoded, upright image.
+/// A decoded, upright, sRGB image.
 pub(crate) struct Decoded {
-    pub image: DynamicImage,
+    pub pixels: Pixels,
     pub format: &'static str,
+    /// The full upright size of the original; `pixels` may be smaller when
+    /// the decoder could scale down for free (JPEG's DCT scaling).
+    pub full_size: (u32, u32),
 }
 
 /// Decodes `input` once, after checking its declared size against `limits`.
-pub(crate) fn decode(input: &[u8], limits: &Limits) -> Result<Decoded, ImagingError> {
+/// `target_edge` is the longest edge the largest variant needs; decoders that
+/// can scale while decoding stop there.
+pub(crate) fn decode(input: &[u8], limits: &Limits, target_edge: u32, clock: &Clock) -> Result<Decoded, ImagingError> {
     if input.is_empty() {
         return Err(ImagingError::Empty);
     }
@@ -25,21 +31,40 @@ pub(crate) fn decode(input: &[u8], limits: &Limits) -> Result<Decoded, ImagingEr
             limits.max_input_bytes
         )));
     }
-    let format = image::guess_format(input).map_err(|_| ImagingError::UnsupportedFormat(None))?;
-    let name = match format {
-        ImageFormat::Jpeg => "jpeg",
-        ImageFormat::Png => "png",
-        ImageFormat::Gif => "gif",
-        ImageFormat::WebP => "webp",
-        ImageFormat::Bmp => "bmp",
-        ImageFormat::Tiff => "tiff",
-        other => return Err(ImagingError::UnsupportedFormat(Some(format!("{other:?}")))),
-    };
-    if format == ImageFormat::Jpeg && !jpeg_scan::reaches_end_of_image(input) {
-        return Err(ImagingError::Truncated);
+    let format = probe::detect(input)?;
+    probe::check_frames(format, input, limits)?;
+    match format {
+        Format::Jpeg => {
+            // libjpeg would pad a cut stream with grey; see `jpeg_scan`.
+            if !crate::jpeg_scan::reaches_end_of_image(input) {
+                return Err(ImagingError::Truncated);
+            }
+            let decoded = jpeg::decode(input, limits, target_edge, clock)?;
+            Ok(Decoded { pixels: decoded.pixels, format: format.name(), full_size: decoded.full_size })
+        }
+        Format::Heic => decode_heic(input, limits),
+        _ => decode_with_image(input, format, limits),
     }
+}
 
-    let mut reader = ImageReader::with_format(Cursor::new(input), format);
+/// HEIC is recognised but not decoded: the bindings to libheif need 1.17 or
+/// later, and Debian 12 ships 1.15 (see docs/benchmarks.md, "Not done").
+fn decode_heic(_input: &[u8], _limits: &Limits) -> Result<Decoded, ImagingError> {
+    Err(ImagingError::UnsupportedFormat(Some("HEIC".into())))
+}
+
+/// Everything but JPEG and HEIC: the pure-Rust decoders of the `image` crate.
+/// Animated GIF and WebP give their first frame.
+fn decode_with_image(input: &[u8], format: Format, limits: &Limits) -> Result<Decoded, ImagingError> {
+    let image_format = match format {
+        Format::Png => image::ImageFormat::Png,
+        Format::Gif => image::ImageFormat::Gif,
+        Format::Webp => image::ImageFormat::WebP,
+        Format::Bmp => image::ImageFormat::Bmp,
+        Format::Tiff => image::ImageFormat::Tiff,
+        Format::Jpeg | Format::Heic => return Err(ImagingError::UnsupportedFormat(Some(format.name().into()))),
+    };
+    let mut reader = ImageReader::with_format(Cursor::new(input), image_format);
     let mut decoder_limits = image::Limits::default();
     decoder_limits.max_image_width = Some(limits.max_width);
     decoder_limits.max_image_height = Some(limits.max_height);
@@ -48,27 +73,24 @@ pub(crate) fn decode(input: &[u8], limits: &Limits) -> Result<Decoded, ImagingEr
 
     let mut decoder = reader.into_decoder()?;
     let (width, height) = decoder.dimensions();
-    check_dimensions(width, height, limits)?;
-    // A broken EXIF block must not fail an otherwise good image: treat it as upright.
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder)?;
-    image.apply_orientation(orientation);
-    Ok(Decoded { image, format: name })
-}
-
-fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), ImagingError> {
-    if width == 0 || height == 0 {
-        return Err(ImagingError::Corrupt(format!("declared size {width}x{height}")));
-    }
-    if width > limits.max_width || height > limits.max_height {
+    probe::check_dimensions(width, height, limits)?;
+    // The decoded buffer, then its 8-bit RGBA copy.
+    let budget = decoder.total_bytes().saturating_add(u64::from(width) * u64::from(height) * 4);
+    if budget > limits.max_alloc_bytes {
         return Err(ImagingError::TooLarge(format!(
-            "{width}x{height} exceeds {}x{}",
-            limits.max_width, limits.max_height
+            "decoding needs about {budget} bytes, over the {}-byte budget",
+            limits.max_alloc_bytes
         )));
     }
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > limits.max_pixels {
-        return Err(ImagingError::TooLarge(format!("{pixels} pixels exceeds the {}-pixel limit", limits.max_pixels)));
+    // A broken EXIF block or ICC profile must not fail an otherwise good image.
+    let orientation = decoder.orientation().map(orient::from_image).unwrap_or(1);
+    let icc = decoder.icc_profile().ok().flatten();
+    let image = DynamicImage::from_decoder(decoder)?;
+    let mut pixels = Pixels::from_image(image);
+    if let Some(icc) = icc {
+        colour::rgb_to_srgb(&mut pixels, &icc);
     }
-    Ok(())
+    let pixels = orient::apply(pixels, orientation);
+    let full_size = (pixels.width, pixels.height);
+    Ok(Decoded { pixels, format: format.name(), full_size })
 }

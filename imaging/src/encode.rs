@@ -1,33 +1,24 @@
 //! Encoders. Every output is written from pixels alone, so no EXIF, XMP, IPTC,
 //! ICC or comment from the original can reach it.
 
-use image::ImageEncoder;
-use image::codecs::jpeg::JpegEncoder;
-use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-
 use crate::ImagingError;
 use crate::preset::{Effort, OutputFormat, Preset};
 use crate::resize::Pixels;
 
-pub(crate) fn encode(pixels: &Pixels, preset: &Preset) -> Result<Vec<u8>, ImagingError> {
+pub(crate) fn encode(
+    pixels: &Pixels,
+    preset: &Preset,
+    remaining: std::time::Duration,
+) -> Result<Vec<u8>, ImagingError> {
     match preset.format {
         OutputFormat::Webp => encode_webp(pixels, preset),
         OutputFormat::Jpeg => {
+            // JPEG has no alpha: composite over white, as browsers show it.
             let rgb = pixels.to_rgb_over_white();
-            let mut out = Vec::new();
-            JpegEncoder::new_with_quality(&mut out, preset.quality.clamp(1, 100))
-                .write_image(&rgb, pixels.width, pixels.height, image::ExtendedColorType::Rgb8)
-                .map_err(|e| ImagingError::Encode(e.to_string()))?;
-            Ok(out)
+            crate::jpeg::encode(&rgb, pixels.width, pixels.height, preset.quality, preset.effort)
         }
-        OutputFormat::Png => {
-            let color = if pixels.has_alpha { image::ExtendedColorType::Rgba8 } else { image::ExtendedColorType::Rgb8 };
-            let mut out = Vec::new();
-            PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::Adaptive)
-                .write_image(&pixels.data, pixels.width, pixels.height, color)
-                .map_err(|e| ImagingError::Encode(e.to_string()))?;
-            Ok(out)
-        }
+        OutputFormat::Png => encode_png(pixels, preset, remaining),
+        OutputFormat::Avif => encode_avif(pixels, preset),
     }
 }
 
@@ -49,4 +40,49 @@ fn encode_webp(pixels: &Pixels, preset: &Preset) -> Result<Vec<u8>, ImagingError
         .encode_advanced(&config)
         .map_err(|e| ImagingError::Encode(format!("libwebp: {e:?}")))?;
     Ok(encoded.to_vec())
+}
+
+/// Lossless PNG through oxipng: it picks the colour type (palette, grey,
+/// dropping alpha), bit depth and filters, and writes only critical chunks.
+fn encode_png(pixels: &Pixels, preset: &Preset, remaining: std::time::Duration) -> Result<Vec<u8>, ImagingError> {
+    use oxipng::{BitDepth, ColorType, Options, RawImage, StripChunks};
+    let color = if pixels.has_alpha { ColorType::RGBA } else { ColorType::RGB { transparent_color: None } };
+    let raw = RawImage::new(pixels.width, pixels.height, color, BitDepth::Eight, pixels.data.clone())
+        .map_err(|e| ImagingError::Encode(format!("oxipng: {e}")))?;
+    let mut options = Options::from_preset(match preset.effort {
+        Effort::Fast => 1,
+        Effort::Balanced => 2,
+        Effort::Max => 4,
+    });
+    options.strip = StripChunks::All;
+    // oxipng keeps its best result so far when the time is up.
+    options.timeout = Some(remaining);
+    raw.create_optimized_png(&options).map_err(|e| ImagingError::Encode(format!("oxipng: {e}")))
+}
+
+#[cfg(feature = "avif")]
+fn encode_avif(pixels: &Pixels, preset: &Preset) -> Result<Vec<u8>, ImagingError> {
+    use ravif::{Encoder, Img};
+    use rgb::FromSlice;
+    let encoder = Encoder::new()
+        .with_quality(f32::from(preset.quality.clamp(1, 100)))
+        .with_alpha_quality(f32::from(preset.quality.clamp(1, 100)))
+        .with_speed(match preset.effort {
+            Effort::Fast => 9,
+            Effort::Balanced => 6,
+            Effort::Max => 3,
+        })
+        .with_num_threads(Some(1));
+    let (w, h) = (pixels.width as usize, pixels.height as usize);
+    let encoded = if pixels.has_alpha {
+        encoder.encode_rgba(Img::new(pixels.data.as_rgba(), w, h))
+    } else {
+        encoder.encode_rgb(Img::new(pixels.data.as_rgb(), w, h))
+    };
+    encoded.map(|e| e.avif_file).map_err(|e| ImagingError::Encode(format!("ravif: {e}")))
+}
+
+#[cfg(not(feature = "avif"))]
+fn encode_avif(_pixels: &Pixels, _preset: &Preset) -> Result<Vec<u8>, ImagingError> {
+    Err(ImagingError::Encode("AVIF output needs the `avif` feature of the imaging crate".into()))
 }

@@ -21,6 +21,10 @@ pub enum ImagingError {
     /// The image is larger than the configured limits.
     #[error("the image is too large: {0}")]
     TooLarge(String),
+    /// The job ran past [`crate::Limits::deadline`]. Permanent like the rest:
+    /// an input that needs more time than the budget will need it again.
+    #[error("the image took longer than the {0:?} budget")]
+    DeadlineExceeded(std::time::Duration),
     /// An encoder refused the pixels.
     #[error("encoding failed: {0}")]
     Encode(String),
@@ -38,6 +42,7 @@ impl ImagingError {
             Self::Truncated => "truncated-image",
             Self::Corrupt(_) => "corrupt-image",
             Self::TooLarge(_) => "image-too-large",
+            Self::DeadlineExceeded(_) => "deadline-exceeded",
             Self::Encode(_) => "encode-failed",
             Self::Panicked => "engine-panic",
         }

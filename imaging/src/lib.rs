@@ -4,37 +4,62 @@
 //! worker runs it on the blocking pool and tests run it on plain byte slices.
 //!
 //! One call to [`process`] does the whole job for one original:
-//! probe the format, check the size limits from the headers, decode once,
-//! apply the EXIF orientation, drop every piece of metadata (outputs are
-//! re-encoded from pixels, so nothing is carried over), resize into each
-//! preset with a cascade (largest first, each smaller size from the previous
-//! one), and encode.
+//! probe the format, check the size limits from the headers, decode once (for
+//! JPEG, straight to the smallest DCT scale that still covers the largest
+//! variant), apply the EXIF orientation, convert to sRGB, drop every piece of
+//! metadata (outputs are re-encoded from pixels, so nothing is carried over),
+//! resize into each preset with a cascade (largest first, each smaller size
+//! from the previous one), and encode.
+//!
+//! Policies a caller sees:
+//! - Animated GIF and WebP: the first frame only.
+//! - Alpha is kept where some pixel is not opaque and dropped otherwise; JPEG
+//!   output composites it over white.
+//! - 16-bit inputs are rounded to the nearest 8-bit value.
+//! - Truncated JPEGs are `truncated-image`; JPEGs whose scan data is damaged
+//!   are `corrupt-image` (libjpeg would paint grey or smeared blocks).
+//! - Every failure is permanent for its input and has a stable code
+//!   ([`ImagingError::code`]); a panic is caught and reported as `engine-panic`.
 //!
 //! # Layout
 //! - [`error`]: [`ImagingError`], whose [`ImagingError::code`] is the stable,
 //!   kebab-case code that reaches users.
-//! - [`preset`]: [`Preset`] and [`OutputFormat`]; a preset's version is derived
-//!   from its settings so stale variants can be found after a preset changes.
-//! - `decode`: probe, limits, decode and orientation.
+//! - [`preset`]: [`Preset`], [`Fit`] and [`OutputFormat`]; a preset's version
+//!   is derived from its settings so stale variants can be found after a
+//!   preset changes.
+//! - `probe`: format detection and the header checks (sizes, frames) that run
+//!   before any decoder.
+//! - `decode`: dispatch to a decoder; the `image` crate's decoders for PNG,
+//!   GIF, WebP, BMP and TIFF.
+//! - `jpeg`: mozjpeg decode (DCT-scaled) and encode, with libjpeg's errors
+//!   and corrupt-data warnings turned into errors.
 //! - `jpeg_scan`: the completeness check that keeps truncated JPEGs from
 //!   turning into silently grey images.
+//! - `colour`: ICC (Adobe RGB, Display P3, CMYK, …) to sRGB with moxcms.
+//! - `orient`: EXIF orientations 1–8.
 //! - `resize`: Lanczos3 via `fast_image_resize`, never upscaling.
-//! - `encode`: WebP (libwebp), JPEG and PNG.
+//! - `encode`: WebP (libwebp), JPEG (mozjpeg), PNG (oxipng), AVIF (feature
+//!   `avif`, ravif).
 
+mod colour;
 mod decode;
 mod encode;
 pub mod error;
+mod jpeg;
 mod jpeg_scan;
+mod orient;
 pub mod preset;
+mod probe;
 mod resize;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
 
 pub use error::ImagingError;
-pub use preset::{Effort, OutputFormat, Preset, default_presets};
+pub use preset::{Effort, Fit, OutputFormat, Preset, default_presets};
 
 /// Bounds checked before any pixel is decoded, so a hostile header cannot make
-/// the engine allocate without limit.
+/// the engine allocate without limit or run for ever.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest accepted width in pixels.
@@ -45,8 +70,16 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Largest accepted encoded input.
     pub max_input_bytes: usize,
-    /// Upper bound on what the decoder may allocate for one image.
+    /// The per-job memory budget: the engine estimates what decoding will
+    /// allocate from the headers and refuses the image beforehand when the
+    /// estimate is over it; the `image` crate's decoders also enforce it.
     pub max_alloc_bytes: u64,
+    /// Most frames an animated GIF or WebP may declare (only the first is
+    /// used, but a file with millions of frames is not a photo).
+    pub max_frames: u32,
+    /// Wall-clock budget for one call to [`process`]; checked while decoding
+    /// JPEG, between every step, and handed to the PNG optimiser.
+    pub deadline: Duration,
 }
 
 impl Default for Limits {
@@ -56,9 +89,35 @@ impl Default for Limits {
             max_height: 20_000,
             max_pixels: 50_000_000,
             max_input_bytes: 64 * 1024 * 1024,
-            // 50 MP of RGBA at 16 bits per channel, plus headroom for the decoder.
+            // 50 MP of RGBA at 8 bits per channel, twice over, plus headroom.
             max_alloc_bytes: 512 * 1024 * 1024,
+            max_frames: 1_000,
+            deadline: Duration::from_secs(30),
         }
+    }
+}
+
+/// The deadline of one job.
+pub(crate) struct Clock {
+    started: Instant,
+    budget: Duration,
+}
+
+impl Clock {
+    fn start(budget: Duration) -> Self {
+        Self { started: Instant::now(), budget }
+    }
+
+    /// Fails once the budget is spent.
+    pub(crate) fn check(&self) -> Result<(), ImagingError> {
+        if self.started.elapsed() > self.budget {
+            return Err(ImagingError::DeadlineExceeded(self.budget));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn remaining(&self) -> Duration {
+        self.budget.saturating_sub(self.started.elapsed())
     }
 }
 
@@ -113,32 +172,61 @@ pub fn process(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Outp
 }
 
 fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Output, ImagingError> {
-    let decoded = decode::decode(input, limits)?;
-    let pixels = resize::Pixels::from_image(decoded.image);
-    let source =
-        SourceInfo { format: decoded.format, width: pixels.width, height: pixels.height, has_alpha: pixels.has_alpha };
+    let clock = Clock::start(limits.deadline);
+    // The largest resize any preset needs, in the original's longest edge;
+    // `u32::MAX` (decode at full size) until the original's size is known.
+    let target_edge = presets.iter().map(|p| p.max_edge).max().unwrap_or(u32::MAX);
+    // A `cover` preset resizes the shortest edge to `max_edge`, so the longest
+    // may need more: decode those at full size.
+    let target_edge = if presets.iter().any(|p| p.fit == Fit::Cover) { u32::MAX } else { target_edge };
+    let decoded = decode::decode(input, limits, target_edge, &clock)?;
+    clock.check()?;
+    let (full_w, full_h) = decoded.full_size;
+    let pixels = decoded.pixels;
+    let source = SourceInfo { format: decoded.format, width: full_w, height: full_h, has_alpha: pixels.has_alpha };
 
+    // Each preset's resize, and the square it is cropped to for `cover`.
+    let plans: Vec<((u32, u32), Option<u32>)> = presets
+        .iter()
+        .map(|p| match p.fit {
+            Fit::Inside => (resize::fit_inside(full_w, full_h, p.max_edge), None),
+            Fit::Cover => (resize::fit_cover(full_w, full_h, p.max_edge), Some(p.max_edge)),
+        })
+        .collect();
     // Largest first, so each smaller size is resized from the previous one:
     // the cascade touches far fewer source pixels than resizing every variant
     // from the full-size original.
     let mut order: Vec<usize> = (0..presets.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(presets[i].max_edge));
+    order.sort_by_key(|&i| std::cmp::Reverse(u64::from(plans[i].0.0) * u64::from(plans[i].0.1)));
 
     let mut outputs: Vec<Option<Variant>> = vec![None; presets.len()];
     let mut current = pixels;
     for i in order {
         let preset = &presets[i];
-        let (width, height) = resize::fit_inside(source.width, source.height, preset.max_edge);
+        let ((width, height), crop) = plans[i];
+        // Never resize up: the decode may be a little smaller than the plan
+        // when it was DCT-scaled to exactly the target.
+        let (width, height) = (width.min(current.width), height.min(current.height));
         if (width, height) != (current.width, current.height) {
             current = current.resize(width, height)?;
+            clock.check()?;
         }
-        let data = encode::encode(&current, preset)?;
+        let cropped;
+        let out = match crop {
+            Some(side) => {
+                cropped = current.crop_centre(side, side);
+                &cropped
+            }
+            None => &current,
+        };
+        let data = encode::encode(out, preset, clock.remaining())?;
+        clock.check()?;
         outputs[i] = Some(Variant {
             preset: preset.name.clone(),
             preset_version: preset.version(),
             format: preset.format,
-            width,
-            height,
+            width: out.width,
+            height: out.height,
             data,
         });
     }

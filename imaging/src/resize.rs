@@ -46,6 +46,24 @@ impl Pixels {
         Ok(Self { width, height, has_alpha: self.has_alpha, data: dst.into_vec() })
     }
 
+    /// The centred `width` x `height` window.
+    pub fn crop_centre(&self, width: u32, height: u32) -> Self {
+        let bpp = if self.has_alpha { 4 } else { 3 };
+        let (width, height) = (width.min(self.width), height.min(self.height));
+        let left = ((self.width - width) / 2) as usize;
+        let top = ((self.height - height) / 2) as usize;
+        let stride = self.width as usize * bpp;
+        let data = self
+            .data
+            .chunks_exact(stride)
+            .skip(top)
+            .take(height as usize)
+            .flat_map(|row| &row[left * bpp..(left + width as usize) * bpp])
+            .copied()
+            .collect();
+        Self { width, height, has_alpha: self.has_alpha, data }
+    }
+
     /// The pixels as RGB; alpha, if any, is composited over white.
     pub fn to_rgb_over_white(&self) -> Vec<u8> {
         if !self.has_alpha {
@@ -74,6 +92,19 @@ pub(crate) fn fit_inside(width: u32, height: u32, max_edge: u32) -> (u32, u32) {
     (scaled(width), scaled(height))
 }
 
+/// The size that covers a `max_edge` square (the shortest edge at most
+/// `max_edge`), keeping the aspect ratio and never upscaling. A centred
+/// square crop of it is the `cover` output.
+pub(crate) fn fit_cover(width: u32, height: u32, max_edge: u32) -> (u32, u32) {
+    let shortest = width.min(height);
+    if shortest <= max_edge {
+        return (width, height);
+    }
+    let scale = f64::from(max_edge) / f64::from(shortest);
+    let scaled = |side: u32| ((f64::from(side) * scale).round() as u32).max(max_edge);
+    (scaled(width), scaled(height))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +115,14 @@ mod tests {
         assert_eq!(fit_inside(3391, 6028, 256), (144, 256));
         assert_eq!(fit_inside(512, 512, 1024), (512, 512));
         assert_eq!(fit_inside(10_000, 1, 256), (256, 1));
+    }
+
+    #[test]
+    fn fit_cover_scales_the_shortest_edge_and_crop_takes_the_centre() {
+        assert_eq!(fit_cover(6028, 3391, 256), (455, 256));
+        assert_eq!(fit_cover(200, 100, 256), (200, 100));
+        let stripes = Pixels { width: 4, height: 1, has_alpha: false, data: (0..4).flat_map(|i| [i, i, i]).collect() };
+        assert_eq!(stripes.crop_centre(2, 1).data, [1, 1, 1, 2, 2, 2]);
     }
 
     #[test]

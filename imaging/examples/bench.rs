@@ -1,0 +1,159 @@
+//! The engine's side of `scripts/bench-compare`.
+//!
+//! ```text
+//! bench run   --format webp|jpeg [--effort fast|balanced|max] [--out DIR] FILE...
+//! bench dssim --ext webp|jpg DIR... -- FILE...
+//! ```
+//!
+//! `run` reads every file into memory, then times one pass of the standard
+//! job over all of them (longest edge 2048, 1024 and 256, quality 80) and
+//! prints one `RESULT` line: images, seconds, output bytes. With `--out` it
+//! writes each 1024 px variant as `DIR/<stem>.1024.<ext>` (after timing).
+//!
+//! `dssim` scores the `<stem>.1024.<ext>` files in each DIR against a
+//! reference: the original decoded at full size by the `image` crate,
+//! oriented, and resized in one Lanczos3 step to the variant's exact size.
+//! It prints the mean DSSIM per DIR (lower is closer; 0 is identical).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, ImageDecoder, ImageReader};
+use imaging::{Effort, Limits, OutputFormat, Preset};
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("dssim") => dssim(&args[1..]),
+        _ => Err("usage: bench run|dssim …".into()),
+    }
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let mut format = OutputFormat::Webp;
+    let mut effort = Effort::Balanced;
+    let mut out_dir: Option<PathBuf> = None;
+    let mut files = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--format" => {
+                format = match it.next().map(String::as_str) {
+                    Some("webp") => OutputFormat::Webp,
+                    Some("jpeg") => OutputFormat::Jpeg,
+                    Some("png") => OutputFormat::Png,
+                    Some("avif") => OutputFormat::Avif,
+                    other => return Err(format!("unknown format {other:?}")),
+                }
+            }
+            "--effort" => {
+                effort = match it.next().map(String::as_str) {
+                    Some("fast") => Effort::Fast,
+                    Some("balanced") => Effort::Balanced,
+                    Some("max") => Effort::Max,
+                    other => return Err(format!("unknown effort {other:?}")),
+                }
+            }
+            "--out" => out_dir = it.next().map(PathBuf::from),
+            file => files.push(PathBuf::from(file)),
+        }
+    }
+    let inputs: Vec<(PathBuf, Vec<u8>)> = files
+        .into_iter()
+        .map(|path| {
+            std::fs::read(&path).map(|bytes| (path.clone(), bytes)).map_err(|e| format!("{}: {e}", path.display()))
+        })
+        .collect::<Result<_, _>>()?;
+    let presets: Vec<Preset> = [("large", 2048), ("medium", 1024), ("thumb", 256)]
+        .into_iter()
+        .map(|(name, edge)| Preset { format, ..Preset::webp(name, edge) }.with_effort(effort))
+        .collect();
+    let limits = Limits::default();
+
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    let mut medium = Vec::new();
+    for (path, input) in &inputs {
+        let output = imaging::process(input, &presets, &limits).map_err(|e| format!("{}: {e}", path.display()))?;
+        bytes += output.variants.iter().map(|v| v.data.len()).sum::<usize>();
+        if out_dir.is_some() {
+            medium.push((stem(path), output.variants.into_iter().nth(1)));
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "RESULT engine=ours format={} effort={effort:?} images={} seconds={seconds:.4} bytes={bytes}",
+        format.as_str(),
+        inputs.len()
+    );
+    if let Some(dir) = out_dir {
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        for (name, variant) in medium {
+            if let Some(variant) = variant {
+                let path = dir.join(format!("{name}.1024.{}", format.extension()));
+                std::fs::write(&path, &variant.data).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dssim(args: &[String]) -> Result<(), String> {
+    let split = args.iter().position(|a| a == "--").ok_or("missing -- before the originals")?;
+    let (head, files) = (&args[..split], &args[split + 1..]);
+    let ext = head.get(1).filter(|_| head.first().is_some_and(|a| a == "--ext")).ok_or("missing --ext")?;
+    let dirs = &head[2..];
+    let attr = dssim_core::Dssim::new();
+    let mut totals = vec![(0.0f64, 0usize); dirs.len()];
+    for file in files {
+        let path = Path::new(file);
+        let original = decode_reference(path)?;
+        for (d, dir) in dirs.iter().enumerate() {
+            let variant_path = Path::new(dir).join(format!("{}.1024.{ext}", stem(path)));
+            let variant =
+                image::open(&variant_path).map_err(|e| format!("{}: {e}", variant_path.display()))?.into_rgb8();
+            let (w, h) = variant.dimensions();
+            let reference = lanczos(&original, w, h)?;
+            let to_rgb =
+                |data: &[u8]| data.chunks_exact(3).map(|p| rgb::RGB8::new(p[0], p[1], p[2])).collect::<Vec<_>>();
+            let a = attr.create_image_rgb(&to_rgb(&reference), w as usize, h as usize).ok_or("dssim: reference")?;
+            let b = attr.create_image_rgb(&to_rgb(variant.as_raw()), w as usize, h as usize).ok_or("dssim: variant")?;
+            let (value, _) = attr.compare(&a, b);
+            totals[d].0 += f64::from(value);
+            totals[d].1 += 1;
+        }
+    }
+    for (dir, (sum, n)) in dirs.iter().zip(totals) {
+        println!("DSSIM dir={dir} mean={:.6} images={n}", sum / n.max(1) as f64);
+    }
+    Ok(())
+}
+
+/// The original at full size, upright, as RGB.
+fn decode_reference(path: &Path) -> Result<image::RgbImage, String> {
+    let mut decoder = ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| e.to_string())?
+        .into_decoder()
+        .map_err(|e| e.to_string())?;
+    let orientation = decoder.orientation().map_err(|e| e.to_string())?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    image.apply_orientation(orientation);
+    Ok(image.into_rgb8())
+}
+
+fn lanczos(source: &image::RgbImage, width: u32, height: u32) -> Result<Vec<u8>, String> {
+    let src =
+        ImageRef::new(source.width(), source.height(), source.as_raw(), PixelType::U8x3).map_err(|e| e.to_string())?;
+    let mut dst = Image::new(width, height, PixelType::U8x3);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    Resizer::new().resize(&src, &mut dst, &options).map_err(|e| e.to_string())?;
+    Ok(dst.into_vec())
+}
