@@ -158,6 +158,19 @@ pub struct Output {
     pub source: SourceInfo,
     /// One variant per preset, in the order the presets were given.
     pub variants: Vec<Variant>,
+    /// Where the time went, for the worker's stage metrics.
+    pub timings: Timings,
+}
+
+/// Time spent in each stage of one [`process`] call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// Probe, limits, decode, colour conversion and orientation.
+    pub decode: std::time::Duration,
+    /// Every resize of the cascade (and crops).
+    pub resize: std::time::Duration,
+    /// Every encode.
+    pub encode: std::time::Duration,
 }
 
 /// Turns one original into one variant per preset.
@@ -179,7 +192,10 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
     // A `cover` preset resizes the shortest edge to `max_edge`, so the longest
     // may need more: decode those at full size.
     let target_edge = if presets.iter().any(|p| p.fit == Fit::Cover) { u32::MAX } else { target_edge };
+    let mut timings = Timings::default();
+    let started = std::time::Instant::now();
     let decoded = decode::decode(input, limits, target_edge, &clock)?;
+    timings.decode = started.elapsed();
     clock.check()?;
     let (full_w, full_h) = decoded.full_size;
     let pixels = decoded.pixels;
@@ -207,6 +223,7 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
         // Never resize up: the decode may be a little smaller than the plan
         // when it was DCT-scaled to exactly the target.
         let (width, height) = (width.min(current.width), height.min(current.height));
+        let started = std::time::Instant::now();
         if (width, height) != (current.width, current.height) {
             current = current.resize(width, height)?;
             clock.check()?;
@@ -219,7 +236,10 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
             }
             None => &current,
         };
+        timings.resize += started.elapsed();
+        let started = std::time::Instant::now();
         let data = encode::encode(out, preset, clock.remaining())?;
+        timings.encode += started.elapsed();
         clock.check()?;
         outputs[i] = Some(Variant {
             preset: preset.name.clone(),
@@ -230,5 +250,5 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
             data,
         });
     }
-    Ok(Output { source, variants: outputs.into_iter().flatten().collect() })
+    Ok(Output { source, variants: outputs.into_iter().flatten().collect(), timings })
 }

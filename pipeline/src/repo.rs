@@ -31,6 +31,27 @@ pub struct NewUpload {
     pub idempotency_key: Option<String>,
 }
 
+/// A new `queued` job row for an image.
+fn queued_job(id: Uuid, image_id: Uuid) -> jobs::ActiveModel {
+    let now = Utc::now();
+    jobs::ActiveModel {
+        id: Set(id),
+        image_id: Set(image_id),
+        status: Set(JobStatus::Queued),
+        attempts: Set(0),
+        error_code: Set(None),
+        error_message: Set(None),
+        idempotency_key: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        started_at: Set(None),
+        finished_at: Set(None),
+        event_published_at: Set(None),
+        replay_of: Set(None),
+        presets: Set(None),
+    }
+}
+
 /// Records an image and its queued job in one transaction.
 ///
 /// # Errors
@@ -51,20 +72,8 @@ pub async fn record_upload(db: &DatabaseConnection, upload: NewUpload) -> Result
     .exec_without_returning(&txn)
     .await?;
     let job = jobs::ActiveModel {
-        id: Set(upload.job_id),
-        image_id: Set(upload.image_id),
-        status: Set(JobStatus::Queued),
-        attempts: Set(0),
-        error_code: Set(None),
-        error_message: Set(None),
         idempotency_key: Set(upload.idempotency_key),
-        created_at: Set(now),
-        updated_at: Set(now),
-        started_at: Set(None),
-        finished_at: Set(None),
-        event_published_at: Set(None),
-        replay_of: Set(None),
-        presets: Set(None),
+        ..queued_job(upload.job_id, upload.image_id)
     };
     jobs::Entity::insert(job).exec_without_returning(&txn).await?;
     txn.commit().await?;
@@ -413,23 +422,11 @@ pub async fn create_replay(
         txn.rollback().await?;
         return Ok(None);
     }
-    let now = Utc::now();
     let id = Uuid::now_v7();
     jobs::Entity::insert(jobs::ActiveModel {
-        id: Set(id),
-        image_id: Set(original.image_id),
-        status: Set(JobStatus::Queued),
-        attempts: Set(0),
-        error_code: Set(None),
-        error_message: Set(None),
-        idempotency_key: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        started_at: Set(None),
-        finished_at: Set(None),
-        event_published_at: Set(None),
         replay_of: Set(Some(original.id)),
         presets: Set(presets),
+        ..queued_job(id, original.image_id)
     })
     .exec_without_returning(&txn)
     .await?;
@@ -539,24 +536,8 @@ pub async fn pending_job_for(db: &DatabaseConnection, image_id: Uuid, presets: &
 /// # Errors
 /// Database errors.
 pub async fn create_preset_job(db: &DatabaseConnection, image_id: Uuid, presets: &str) -> Result<jobs::Model, DbErr> {
-    let now = Utc::now();
     let id = Uuid::now_v7();
-    let job = jobs::ActiveModel {
-        id: Set(id),
-        image_id: Set(image_id),
-        status: Set(JobStatus::Queued),
-        attempts: Set(0),
-        error_code: Set(None),
-        error_message: Set(None),
-        idempotency_key: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        started_at: Set(None),
-        finished_at: Set(None),
-        event_published_at: Set(None),
-        replay_of: Set(None),
-        presets: Set(Some(presets.to_owned())),
-    };
+    let job = jobs::ActiveModel { presets: Set(Some(presets.to_owned())), ..queued_job(id, image_id) };
     jobs::Entity::insert(job).exec_without_returning(db).await?;
     find_job(db, id).await?.ok_or_else(|| DbErr::RecordNotFound(format!("job {id} after insert")))
 }

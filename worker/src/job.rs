@@ -311,7 +311,6 @@ impl Worker {
         metrics.stage(Stage::Download, started.elapsed());
 
         let presets = self.presets_for(message)?;
-        let started = Instant::now();
         let (output, sha256) = {
             let _cpu = self.inner.cpu_slots.acquire().await.map_err(|e| Failure::transient("worker-stopping", e))?;
             let limits = self.inner.limits.clone();
@@ -327,7 +326,9 @@ impl Worker {
             imaging::ImagingError::Panicked => Failure::transient(err.code(), &err),
             other => Failure::permanent(other.code(), &other),
         })?;
-        metrics.stage(Stage::Engine, started.elapsed());
+        metrics.stage(Stage::Decode, output.timings.decode);
+        metrics.stage(Stage::Resize, output.timings.resize);
+        metrics.stage(Stage::Encode, output.timings.encode);
 
         let started = Instant::now();
         let source = output.source;

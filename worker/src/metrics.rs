@@ -33,8 +33,12 @@ pub enum Outcome {
 pub enum Stage {
     /// Reading the original from the store.
     Download,
-    /// Decode, orient, resize and encode, on the blocking pool.
-    Engine,
+    /// Probe, decode, colour conversion and orientation (engine).
+    Decode,
+    /// The resize cascade (engine).
+    Resize,
+    /// Encoding every variant (engine).
+    Encode,
     /// Writing the variants.
     Upload,
     /// The recording transaction.
@@ -139,12 +143,12 @@ mod tests {
         let metrics = Metrics::default();
         metrics.outcome(Outcome::Succeeded);
         metrics.outcome(Outcome::Retried);
-        metrics.stage(Stage::Engine, Duration::from_millis(30));
+        metrics.stage(Stage::Encode, Duration::from_millis(30));
 
         let text = metrics.render();
 
         assert!(text.contains("image_worker_jobs_total{outcome=\"Succeeded\"} 1"), "{text}");
         assert!(text.contains("image_worker_retries_total 1"), "{text}");
-        assert!(text.contains("image_worker_stage_seconds_count{stage=\"Engine\"} 1"), "{text}");
+        assert!(text.contains("image_worker_stage_seconds_count{stage=\"Encode\"} 1"), "{text}");
     }
 }

@@ -34,7 +34,7 @@ impl S3BlobStore {
         Self { client, bucket, kms_key_id }
     }
 
-    async fn put_part_or_object(&self, key: &str, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
+    async fn put_whole(&self, key: &str, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -138,7 +138,7 @@ fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError
 impl BlobStore for S3BlobStore {
     #[tracing::instrument(skip_all, fields(key))]
     async fn put(&self, key: &str, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
-        self.put_part_or_object(key, body, meta).await
+        self.put_whole(key, body, meta).await
     }
 
     #[tracing::instrument(skip_all, fields(key))]
@@ -149,7 +149,7 @@ impl BlobStore for S3BlobStore {
         while first.len() < PART_SIZE {
             match body.next().await {
                 Some(chunk) => first.extend_from_slice(&chunk?),
-                None => return self.put_part_or_object(key, first.freeze(), meta).await,
+                None => return self.put_whole(key, first.freeze(), meta).await,
             }
         }
         self.multipart(key, first.freeze(), body, meta).await
