@@ -55,6 +55,11 @@ output "redis_url" {
   value       = module.stack.redis_url
 }
 
+output "public_base_url" {
+  description = "PUBLIC_BASE_URL."
+  value       = module.stack.public_base_url
+}
+
 output "db_master_secret_arn" {
   description = "RDS-managed master user secret."
   value       = module.stack.db_master_secret_arn

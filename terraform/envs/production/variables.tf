@@ -38,8 +38,14 @@ variable "slack_channel_id" {
   default     = ""
 }
 
-variable "cors_allowed_origins" {
-  description = "Browser origins allowed to PUT presigned uploads."
+variable "upload_cors_allowed_origins" {
+  description = "Browser origins allowed to PUT to presigned upload URLs, e.g. [\"https://app.example.com\"]."
   type        = list(string)
   default     = []
+}
+
+variable "public_base_url" {
+  description = "PUBLIC_BASE_URL: the API hostname the certificate is for, e.g. https://images.example.com (links in events). Empty: https://<ALB DNS name>."
+  type        = string
+  default     = ""
 }

@@ -8,10 +8,11 @@ module "stack" {
   vpc_cidr           = "10.40.0.0/16"
   single_nat_gateway = true
 
-  certificate_arn         = var.certificate_arn
-  alb_deletion_protection = true
-  cors_allowed_origins    = var.cors_allowed_origins
-  image_tag               = var.image_tag
+  certificate_arn             = var.certificate_arn
+  alb_deletion_protection     = true
+  upload_cors_allowed_origins = var.upload_cors_allowed_origins
+  public_base_url             = var.public_base_url
+  image_tag                   = var.image_tag
 
   api_task = {
     cpu           = 256

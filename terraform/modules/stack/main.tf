@@ -30,9 +30,9 @@ module "network" {
 module "storage" {
   source = "../storage"
 
-  name                 = local.name
-  cors_allowed_origins = var.cors_allowed_origins
-  tags                 = local.tags
+  name                        = local.name
+  upload_cors_allowed_origins = var.upload_cors_allowed_origins
+  tags                        = local.tags
 }
 
 module "queues" {
@@ -127,6 +127,10 @@ module "compute" {
   worker                   = var.worker_task
   shutdown_deadline_secs   = var.shutdown_deadline_secs
   chat_events              = module.notifications.chat_events
+  public_base_url          = var.public_base_url
+  upload_url_ttl_secs      = var.upload_url_ttl_secs
+  rate_limit_per_second    = var.rate_limit_per_second
+  rate_limit_burst         = var.rate_limit_burst
   tags                     = local.tags
 
   config = {

@@ -55,6 +55,11 @@ output "redis_url" {
   value       = module.data.redis_url
 }
 
+output "public_base_url" {
+  description = "PUBLIC_BASE_URL (public_base_url, else https://<ALB DNS name>)."
+  value       = module.compute.public_base_url
+}
+
 output "db_master_secret_arn" {
   description = "RDS-managed secret with the master user's password."
   value       = module.data.db_master_secret_arn

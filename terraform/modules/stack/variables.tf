@@ -46,10 +46,16 @@ variable "alb_deletion_protection" {
   default     = true
 }
 
-variable "cors_allowed_origins" {
-  description = "Browser origins allowed to PUT presigned uploads."
+variable "upload_cors_allowed_origins" {
+  description = "Browser origins allowed to PUT to presigned upload URLs (POST /v1/uploads); empty: no CORS rule."
   type        = list(string)
   default     = []
+}
+
+variable "public_base_url" {
+  description = "PUBLIC_BASE_URL: the API's public address for links in events (https://images.example.com). Empty: https://<ALB DNS name>, whose certificate will not match; set the hostname the certificate is for."
+  type        = string
+  default     = ""
 }
 
 # --- Containers ------------------------------------------------------------------------------
@@ -89,6 +95,24 @@ variable "shutdown_deadline_secs" {
   description = "SHUTDOWN_DEADLINE_SECS of the worker."
   type        = number
   default     = 30
+}
+
+variable "upload_url_ttl_secs" {
+  description = "UPLOAD_URL_TTL_SECS: how long a presigned upload URL of POST /v1/uploads stays valid."
+  type        = number
+  default     = 900
+}
+
+variable "rate_limit_per_second" {
+  description = "RATE_LIMIT_PER_SECOND: average requests per second each API key may make."
+  type        = number
+  default     = 20
+}
+
+variable "rate_limit_burst" {
+  description = "RATE_LIMIT_BURST: requests a key may make at once above its average rate."
+  type        = number
+  default     = 40
 }
 
 # --- Queue and scaling -------------------------------------------------------------------------

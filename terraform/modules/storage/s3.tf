@@ -121,15 +121,26 @@ resource "aws_s3_bucket_lifecycle_configuration" "media" {
   depends_on = [aws_s3_bucket_versioning.media]
 }
 
+# Browsers PUT straight to the presigned URL of `POST /v1/uploads`: cross-origin, so S3 must answer
+# the preflight. The URL carries its auth in the query string and is signed with Content-Type and
+# Content-Length; when the api also signs the SSE-KMS headers (S3_KMS_KEY_ID set), the browser must
+# send those two as well. Nothing else is allowed, and there is no rule at all without origins.
 resource "aws_s3_bucket_cors_configuration" "media" {
-  count = length(var.cors_allowed_origins) > 0 ? 1 : 0
+  count = length(var.upload_cors_allowed_origins) > 0 ? 1 : 0
 
   bucket = aws_s3_bucket.media.id
 
   cors_rule {
+    id              = "presigned-upload-put"
     allowed_methods = ["PUT"]
-    allowed_origins = var.cors_allowed_origins
-    allowed_headers = ["content-type", "content-length", "x-amz-*"]
+    allowed_origins = var.upload_cors_allowed_origins
+    allowed_headers = [
+      "content-type",
+      "content-length",
+      "x-amz-server-side-encryption",
+      "x-amz-server-side-encryption-aws-kms-key-id",
+    ]
+    expose_headers  = ["ETag"]
     max_age_seconds = 3600
   }
 }
@@ -171,8 +182,12 @@ data "aws_iam_policy_document" "media" {
     }
   }
 
-  # A writer may leave the encryption headers out (bucket default applies) but may not pick
-  # another key: S3_KMS_KEY_ID must be this key.
+  # A writer may leave the encryption headers out, and presigned browser PUTs do: the bucket's
+  # default encryption (the service key, bucket key on) applies. A writer that sends a header must
+  # name aws:kms and this key. Each deny therefore needs the header present (Null = false) AND a
+  # different value: StringNotEquals alone, or ...IfExists, is true for a missing key and would
+  # deny every header-less PUT.
+  # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
   statement {
     sid       = "DenyOtherKmsKeys"
     effect    = "Deny"
@@ -185,9 +200,40 @@ data "aws_iam_policy_document" "media" {
     }
 
     condition {
-      test     = "StringNotEqualsIfExists"
+      test     = "Null"
+      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+      values   = ["false"]
+    }
+
+    condition {
+      test     = "StringNotEquals"
       variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
       values   = [aws_kms_key.this.arn]
+    }
+  }
+
+  # aws:kms without a key id would encrypt with the AWS managed key aws/s3, not the service key.
+  statement {
+    sid       = "DenyKmsWithoutServiceKeyId"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.media.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["false"]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+      values   = ["true"]
     }
   }
 
@@ -203,7 +249,13 @@ data "aws_iam_policy_document" "media" {
     }
 
     condition {
-      test     = "StringNotEqualsIfExists"
+      test     = "Null"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["false"]
+    }
+
+    condition {
+      test     = "StringNotEquals"
       variable = "s3:x-amz-server-side-encryption"
       values   = ["aws:kms"]
     }

@@ -39,10 +39,17 @@ variable "access_log_retention_days" {
   default     = 90
 }
 
-variable "cors_allowed_origins" {
-  description = "Browser origins allowed to PUT to presigned upload URLs. Empty: no CORS rule."
+variable "upload_cors_allowed_origins" {
+  description = "Browser origins (scheme://host[:port]) allowed to PUT to presigned upload URLs. Empty: no CORS rule."
   type        = list(string)
   default     = []
+
+  validation {
+    # One origin per entry, no path and no bare "*": S3 allows a wildcard inside a host
+    # (https://*.example.com), but "*" would let any site's scripts use a leaked upload URL.
+    condition     = alltrue([for o in var.upload_cors_allowed_origins : can(regex("^https?://[^/]+$", o))])
+    error_message = "Each origin must look like https://app.example.com (scheme and host, no path, not \"*\")."
+  }
 }
 
 variable "kms_deletion_window_days" {

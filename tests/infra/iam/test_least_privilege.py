@@ -33,6 +33,12 @@ What it does not enforce, so this test does not prove:
   not on the object path as AWS checks them.
 - CopyObject's read of the source: moto checks only s3:PutObject on the destination, so the
   worker's s3:GetObject on uploads/* is not exercised.
+- Presigned (query-string signed) requests: moto's IAM check reads only the Authorization
+  header and answers a presigned request with HTTP 500 (test_moto_cannot_authorize_presigned_
+  requests). A presigned PUT of POST /v1/uploads acts with the api's permissions, so the direct
+  upload test makes the same PUT (api credentials, Content-Type, no encryption headers) signed
+  in the header instead. The bucket policy that must let such a header-less PUT through is
+  checked in tests/infra/terraform (test_media_bucket_policy_admits_presigned_puts_...).
 - S3 answering 403 instead of 404 for a missing key to a caller without s3:ListBucket (neither
   role has it); moto answers NoSuchKey.
 - The ECS agent: the worker's scale-in protection (ECS_AGENT_URI) is not run here.
@@ -100,6 +106,16 @@ def test_stock_moto_cannot_scope_sns_or_kms(stack: Stack):
     # ...while the real resource is.
     assert worker.is_action_permitted("sns:Publish", stack.topic_arn) == PermissionResult.PERMITTED
     assert worker.is_action_permitted("kms:GenerateDataKey", stack.kms_key_arn) == PermissionResult.PERMITTED
+
+
+def test_moto_cannot_authorize_presigned_requests(stack: Stack):
+    """Why the direct upload is header-signed; fails once moto judges presigned requests, and
+    then the upload test should PUT to a real presigned URL."""
+    url = stack.client("s3", "api").generate_presigned_url(
+        "put_object", Params={"Bucket": stack.bucket, "Key": f"uploads/{IMAGE}", "ContentType": "image/jpeg"}, ExpiresIn=900
+    )
+    answer = requests.put(url, data=b"x", headers={"Content-Type": "image/jpeg"}, timeout=10)
+    assert answer.status_code == 500, f"moto answers presigned PUTs now ({answer.status_code}): test a real one"
 
 
 def test_enforcement_is_on(stack: Stack):
@@ -226,9 +242,9 @@ def test_end_to_end_job_succeeds_under_least_privilege(stack: Stack, services, e
 
 def test_direct_upload_is_processed_under_least_privilege(stack: Stack, services, events):
     """A client PUT under uploads/ with what the api's presigned URL carries (its s3:PutObject
-    on uploads/*); S3 notifies the job queue; the worker copies the object to originals/
-    (s3:GetObject uploads/* + s3:PutObject originals/* on AWS; moto checks only the latter)
-    and processes it."""
+    on uploads/*, Content-Type, no encryption headers: the bucket default encrypts it); S3
+    notifies the job queue; the worker copies the object to originals/ (s3:GetObject uploads/*
+    + s3:PutObject originals/* on AWS; moto checks only the latter) and processes it."""
     known = set(events.events)
     data = ORIGINAL.read_bytes()
     stack.client("s3", "api").put_object(Bucket=stack.bucket, Key="uploads/direct upload (1).jpg", Body=data, ContentType="image/jpeg")
@@ -367,6 +383,9 @@ DENIED = {
     "api writes variants": ("api", "s3", lambda s: ("put_object", dict(Bucket=s.bucket, Key=f"variants/{IMAGE}/x.webp", Body=b"x"))),
     "api deletes an original": ("api", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"originals/{IMAGE}"))),
     "api deletes the bucket": ("api", "s3", lambda s: ("delete_bucket", dict(Bucket=s.bucket))),
+    # Presigned uploads: the api only signs PUTs to uploads/; what clients upload is the worker's.
+    "api reads an upload": ("api", "s3", lambda s: ("get_object", dict(Bucket=s.bucket, Key=f"uploads/{IMAGE}"))),
+    "api deletes an upload": ("api", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"uploads/{IMAGE}"))),
 }
 
 
@@ -398,6 +417,12 @@ ALLOWED = {
         "worker",
         "kms",
         lambda s: ("generate_data_key", dict(KeyId=s.kms_key_arn, KeySpec="AES_256")),
+    ),
+    # After copying uploads/{job_id} to originals/{image_id}.
+    "worker deletes a processed upload": (
+        "worker",
+        "s3",
+        lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"uploads/{IMAGE}")),
     ),
     "api uses the service key": ("api", "kms", lambda s: ("generate_data_key", dict(KeyId=s.kms_key_arn, KeySpec="AES_256"))),
     # The admin endpoints' replays: a DLQ redrive and a replay.summary per run.

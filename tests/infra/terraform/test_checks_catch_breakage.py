@@ -21,6 +21,7 @@ from tfhcl import (
     Tree,
     backlog_policy_violations,
     hcl_policy_violations,
+    media_put_object_violations,
     s3_encryption_violations,
     sqs_encryption_violations,
     template_policy_violations,
@@ -59,6 +60,7 @@ def test_the_unbroken_copy_passes_every_check(copy):
     assert hcl_policy_violations(tree) == []
     assert template_policy_violations(copy / "modules/iam/policies") == []
     assert backlog_policy_violations(tree) == []
+    assert media_put_object_violations(tree) == []
 
 
 def test_fmt_check_flags_a_badly_formatted_file(copy):
@@ -188,3 +190,51 @@ def test_autoscaling_on_queue_depth_alone_is_caught(copy):
     violations = backlog_policy_violations(Tree(copy))
 
     assert violations and "is not a / b" in violations[0]
+
+
+# The DenyNonKmsEncryption statement as it was before presigned uploads: ...IfExists makes a missing
+# header count as "not aws:kms", so every header-less (presigned, browser) PUT was denied.
+DENY_NON_KMS_WITH_NULL = """    condition {
+      test     = "Null"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["false"]
+    }
+
+    condition {
+      test     = "StringNotEquals"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["aws:kms"]
+    }"""
+DENY_NON_KMS_IF_EXISTS = """    condition {
+      test     = "StringNotEqualsIfExists"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["aws:kms"]
+    }"""
+
+
+def test_bucket_policy_denying_header_less_puts_is_caught(copy):
+    replace(copy / "modules/storage/s3.tf", DENY_NON_KMS_WITH_NULL, DENY_NON_KMS_IF_EXISTS)
+
+    violations = media_put_object_violations(Tree(copy))
+
+    assert violations == ["presigned PUT without encryption headers (bucket default): denied by ['DenyNonKmsEncryption']"]
+
+
+def test_bucket_policy_deny_without_presence_check_is_caught(copy):
+    # StringNotEquals alone is also true for a missing key.
+    replace(copy / "modules/storage/s3.tf", DENY_NON_KMS_WITH_NULL, DENY_NON_KMS_IF_EXISTS.replace("IfExists", ""))
+
+    violations = media_put_object_violations(Tree(copy))
+
+    assert violations == ["presigned PUT without encryption headers (bucket default): denied by ['DenyNonKmsEncryption']"]
+
+
+def test_bucket_policy_allowing_other_encryption_is_caught(copy):
+    s3 = copy / "modules/storage/s3.tf"
+    replace(s3, '      values   = ["aws:kms"]\n', '      values   = ["aws:kms", "AES256"]\n')
+    # The aws:kms-without-key-id deny turned into an Allow (which grants nothing here).
+    replace(s3, 'sid       = "DenyKmsWithoutServiceKeyId"\n    effect    = "Deny"', 'sid       = "DenyKmsWithoutServiceKeyId"\n    effect    = "Allow"')
+
+    violations = media_put_object_violations(Tree(copy))
+
+    assert violations == ["PUT naming aws:kms without a key id: not denied", "PUT asking for SSE-S3: not denied"]

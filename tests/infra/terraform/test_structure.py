@@ -20,6 +20,7 @@ from tfhcl import (
     blocks,
     granted,
     hcl_policy_violations,
+    media_put_object_violations,
     refers_to,
     render_template,
     s3_encryption_violations,
@@ -47,6 +48,10 @@ CONTRACT_ENV = {
     "SHUTDOWN_DEADLINE_SECS",
     "LOG_FORMAT",
     "APP_ENV",
+    "PUBLIC_BASE_URL",
+    "UPLOAD_URL_TTL_SECS",
+    "RATE_LIMIT_PER_SECOND",
+    "RATE_LIMIT_BURST",
 }
 SECRET_ENV = {"ADMIN_API_KEY", "PGPASSWORD"}
 ENVS = ["envs/staging", "envs/production"]
@@ -138,6 +143,60 @@ def test_uploads_prefix_notifies_the_job_queue(tree):
     assert attr(queue, "events") == ["s3:ObjectCreated:*"]
     # S3 validates the destination when the notification is saved: the queue policy must exist first.
     assert any(refers_to(d, "aws_sqs_queue_policy.jobs") for d in attr(note.body, "depends_on"))
+
+
+def test_media_bucket_policy_admits_presigned_puts_and_denies_other_encryption(tree):
+    # A presigned browser PUT carries no x-amz-server-side-encryption header; the bucket default
+    # (SSE-KMS with the service key) applies. Any header that is sent must be aws:kms + our key.
+    assert media_put_object_violations(tree) == []
+
+
+def test_media_bucket_default_encryption_is_the_service_key_with_bucket_key(tree):
+    sse = tree.resource("aws_s3_bucket_server_side_encryption_configuration", "media")
+    (rule,) = blocks(sse.body, "rule")
+    default = blocks(rule, "apply_server_side_encryption_by_default")[0]
+    assert attr(default, "sse_algorithm") == "aws:kms"
+    assert attr(default, "kms_master_key_id") == "${aws_kms_key.this.arn}"
+    assert attr(rule, "bucket_key_enabled") is True
+
+
+def test_upload_cors_rule_exists_only_when_origins_are_set(tree):
+    cors = tree.resource("aws_s3_bucket_cors_configuration", "media")
+    assert re.sub(r"\s", "", attr(cors.body, "count")) == "${length(var.upload_cors_allowed_origins)>0?1:0}"
+    (rule,) = blocks(cors.body, "cors_rule")
+    assert attr(rule, "allowed_methods") == ["PUT"]
+    assert attr(rule, "allowed_origins") == "${var.upload_cors_allowed_origins}"
+    # What the presigned PUT is signed with: Content-Type and Content-Length, and the SSE-KMS
+    # headers when the api signs them too. No wildcard.
+    assert set(attr(rule, "allowed_headers")) == {
+        "content-type",
+        "content-length",
+        "x-amz-server-side-encryption",
+        "x-amz-server-side-encryption-aws-kms-key-id",
+    }
+    variable = tree.variables("modules/storage")["upload_cors_allowed_origins"]
+    assert variable["default"] == [[]]
+    assert "cors_allowed_origins" not in tree.variables("modules/storage")
+
+
+def test_upload_cors_origins_must_be_scheme_and_host():
+    text = (REPO / "terraform/modules/storage/variables.tf").read_text()
+    pattern = re.search(r'can\(regex\("([^"]+)", o\)\)', text).group(1).replace("\\\\", "\\")
+    for good in ("https://app.example.com", "http://localhost:5173", "https://*.example.com"):
+        assert re.search(pattern, good), good
+    for bad in ("*", "https://app.example.com/", "app.example.com", "https://app.example.com/upload"):
+        assert not re.search(pattern, bad), bad
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_upload_cors_origins_are_plumbed_from_the_env_roots(tree, env):
+    stack = tree.module_calls(env)["stack"]
+    assert attr(stack, "upload_cors_allowed_origins") == "${var.upload_cors_allowed_origins}"
+    assert tree.variables(env)["upload_cors_allowed_origins"]["default"] == [[]]
+    assert "cors_allowed_origins" not in tree.variables(env) and "cors_allowed_origins" not in stack
+    storage = tree.module_calls("modules/stack")["storage"]
+    assert attr(storage, "upload_cors_allowed_origins") == "${var.upload_cors_allowed_origins}"
+    assert tree.variables("modules/stack")["upload_cors_allowed_origins"]["default"] == [[]]
 
 
 # --- IAM ------------------------------------------------------------------------------------------
@@ -250,6 +309,31 @@ CONTRACT_GRANTS = {
 @pytest.mark.parametrize("role", sorted(CONTRACT_GRANTS))
 def test_task_role_grants_exactly_the_contract_actions_on_our_arns(role):
     assert granted(render_template(POLICY_TEMPLATES / f"{role}.json.tpl")) == CONTRACT_GRANTS[role]
+
+
+def test_presigned_uploads_sign_with_the_api_role_and_the_worker_moves_them():
+    """POST /v1/uploads presigns a PUT to uploads/{job_id} with the api role's credentials (the
+    URL acts with the signer's permissions); S3 encrypts it with the service key on the caller's
+    behalf (kms:GenerateDataKey). The worker copies uploads/{job_id} to originals/{image_id}
+    (CopyObject is authorised as s3:GetObject on the source and s3:PutObject on the target;
+    there is no s3:CopyObject action) and deletes the upload."""
+    api = granted(render_template(POLICY_TEMPLATES / "api.json.tpl"))
+    worker = granted(render_template(POLICY_TEMPLATES / "worker.json.tpl"))
+    assert {("s3:PutObject", f"{B}/uploads/*"), ("kms:GenerateDataKey", K)} <= api
+    # The api never reads or removes what clients upload, and writes no variants.
+    assert not {(a, r) for a, r in api if r == f"{B}/uploads/*" and a != "s3:PutObject"}
+    assert not {(a, r) for a, r in api if r.startswith(f"{B}/variants/") and a != "s3:GetObject"}
+    assert {
+        ("s3:GetObject", f"{B}/uploads/*"),
+        ("s3:DeleteObject", f"{B}/uploads/*"),
+        ("s3:PutObject", f"{B}/originals/*"),
+        ("kms:Decrypt", K),
+        ("kms:GenerateDataKey", K),
+    } <= worker
+    # The worker cannot forge uploads (which would become jobs) nor delete originals.
+    assert ("s3:PutObject", f"{B}/uploads/*") not in worker
+    assert not {(a, r) for a, r in api | worker if a == "s3:DeleteObject" and r != f"{B}/uploads/*"}
+    assert not {a for a, _ in api | worker if a in ("s3:CopyObject", "s3:*", "kms:*")}
 
 
 def test_execution_role_reads_only_our_secrets_repository_and_log_groups():
@@ -412,6 +496,76 @@ def test_worker_stop_timeout_covers_the_shutdown_deadline(tree):
     assert 35 <= total <= 120
     env = env_names(local["worker_environment"])
     assert "SHUTDOWN_DEADLINE_SECS" in env
+
+
+def test_api_and_worker_get_redis_and_public_base_url(tree):
+    local = tree.locals("modules/compute/ecs")
+    common = local["common_environment"]
+    # The api reads through the cache; the worker invalidates entries when a job changes state.
+    assert common["REDIS_URL"] == "${var.config.redis_url}"
+    for role in ("api", "worker"):
+        assert re.match(r"\$\{merge\(local\.common_environment,", local[f"{role}_environment"]), role
+        assert re.search(r"'PUBLIC_BASE_URL':\s*'\$\{local\.public_base_url\}'", local[f"{role}_environment"]), role
+        assert f"local.{role}_environment" in local[f"{role}_container"]["environment"], role
+    # The one-off tasks (common environment only) must not depend on the ALB: step 6 of
+    # docs/deploy.md applies the migrate task definition alone, before the rest.
+    assert "PUBLIC_BASE_URL" not in common and "aws_lb" not in json.dumps(common)
+    assert "common_environment" in attr(tree.resource("aws_ecs_task_definition", "ops").body, "container_definitions")
+    assert tree.module_calls("modules/stack")["compute"]["config"][0]["redis_url"] == "${module.data.redis_url}"
+
+
+def test_public_base_url_defaults_to_the_alb_and_is_plumbed_from_the_env_roots(tree):
+    expr = re.sub(r"\s", "", tree.locals("modules/compute/ecs")["public_base_url"])
+    assert expr == '${var.public_base_url!=""?trimsuffix(var.public_base_url,"/"):"https://${aws_lb.api.dns_name}"}'
+    for module in ("modules/compute/ecs", "modules/stack", *ENVS):
+        assert tree.variables(module)["public_base_url"]["default"] == [""], module
+    assert tree.variables("modules/compute/ecs")["public_base_url"].get("validation"), "https only"
+    assert attr(tree.module_calls("modules/stack")["compute"], "public_base_url") == "${var.public_base_url}"
+    for env in ENVS:
+        assert attr(tree.module_calls(env)["stack"], "public_base_url") == "${var.public_base_url}"
+        assert attr(tree.outputs(env)["public_base_url"], "value") == "${module.stack.public_base_url}"
+
+
+API_ONLY_SETTINGS = {
+    # environment variable: (variable, default)
+    "UPLOAD_URL_TTL_SECS": ("upload_url_ttl_secs", 900),
+    "RATE_LIMIT_PER_SECOND": ("rate_limit_per_second", 20),
+    "RATE_LIMIT_BURST": ("rate_limit_burst", 40),
+}
+
+
+@pytest.mark.parametrize("name", sorted(API_ONLY_SETTINGS))
+def test_api_task_gets_upload_ttl_and_rate_limits(tree, name):
+    variable, default = API_ONLY_SETTINGS[name]
+    local = tree.locals("modules/compute/ecs")
+    assert re.search(rf"'{name}':\s*'\$\{{tostring\(var\.{variable}\)\}}'", local["api_environment"]), local["api_environment"]
+    assert name not in env_names(local["worker_environment"]) and name not in local["common_environment"]
+    for module in ("modules/compute/ecs", "modules/stack"):
+        assert tree.variables(module)[variable]["default"] == [default], module
+    assert tree.variables("modules/compute/ecs")[variable].get("validation"), variable
+    assert attr(tree.module_calls("modules/stack")["compute"], variable) == f"${{var.{variable}}}"
+
+
+def test_api_and_worker_reach_redis_and_nothing_else_does(tree):
+    groups = tree.locals("modules/network")["task_groups"]
+    assert {"api", "worker"} <= set(groups)
+    egress = tree.resource("aws_vpc_security_group_egress_rule", "tasks_redis")
+    ingress = tree.resource("aws_vpc_security_group_ingress_rule", "cache_from_tasks")
+    for rule, peer in ((egress, "referenced_security_group_id"), (ingress, "referenced_security_group_id")):
+        assert attr(rule.body, "for_each") == "${local.task_groups}", rule
+        assert attr(rule.body, "from_port") == attr(rule.body, "to_port") == "${local.redis_port}"
+    assert attr(egress.body, "referenced_security_group_id") == "${aws_security_group.cache.id}"
+    assert attr(ingress.body, "security_group_id") == "${aws_security_group.cache.id}"
+    assert attr(ingress.body, "referenced_security_group_id") == "${each.value}"
+    cache_ingress = [
+        r for r in tree.resources("aws_vpc_security_group_ingress_rule", "modules/network")
+        if attr(r.body, "security_group_id") == "${aws_security_group.cache.id}"
+    ]
+    assert cache_ingress == [ingress], "only the task groups may reach the cache"
+    assert tree.locals("modules/network")["redis_port"] == 6379
+    cache = tree.resource("aws_elasticache_replication_group", "this")
+    assert attr(cache.body, "security_group_ids") == ["${var.cache_security_group_id}"]
+    assert attr(tree.module_calls("modules/stack")["data"], "cache_security_group_id") == "${module.network.security_group_ids.cache}"
 
 
 def test_container_environment_uses_contract_names_and_no_secrets(tree):

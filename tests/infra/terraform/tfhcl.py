@@ -295,6 +295,98 @@ def granted(doc: dict) -> set[tuple[str, str]]:
     return pairs
 
 
+# --- Bucket policy on PutObject ------------------------------------------------------------------
+
+# The service key as the media bucket policy names it (an expression, compared literally).
+MEDIA_KEY = "${aws_kms_key.this.arn}"
+
+# Request contexts of a PutObject to the media bucket (condition key -> value; absent = not sent),
+# over TLS 1.3, and whether the bucket policy must let each through. A presigned browser PUT sends
+# no encryption header: the bucket's default encryption (the service key) applies.
+PUT_OBJECT_CASES: dict[str, tuple[dict[str, str], bool]] = {
+    "presigned PUT without encryption headers (bucket default)": ({}, True),
+    "PUT naming aws:kms and the service key": (
+        {"s3:x-amz-server-side-encryption": "aws:kms", "s3:x-amz-server-side-encryption-aws-kms-key-id": MEDIA_KEY},
+        True,
+    ),
+    # S3 would use the AWS managed key aws/s3, not ours.
+    "PUT naming aws:kms without a key id": ({"s3:x-amz-server-side-encryption": "aws:kms"}, False),
+    "PUT naming aws:kms and another key": (
+        {
+            "s3:x-amz-server-side-encryption": "aws:kms",
+            "s3:x-amz-server-side-encryption-aws-kms-key-id": "arn:aws:kms:eu-west-1:123456789012:key/other",
+        },
+        False,
+    ),
+    "PUT asking for SSE-S3": ({"s3:x-amz-server-side-encryption": "AES256"}, False),
+    "PUT asking for DSSE-KMS with the service key": (
+        {"s3:x-amz-server-side-encryption": "aws:kms:dsse", "s3:x-amz-server-side-encryption-aws-kms-key-id": MEDIA_KEY},
+        False,
+    ),
+}
+SECURE_REQUEST = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+
+
+def _condition_holds(test: str, key: str, values: list, context: dict[str, str]) -> bool:
+    """One condition block, with IAM's semantics for a key missing from the request context:
+    Null tests presence; ...IfExists is true when the key is missing; any other positive operator
+    is false and any negated one (StringNotEquals, ...) is true.
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html"""
+    values = [str(v).lower() if isinstance(v, bool) else str(v) for v in values]
+    if test == "Null":
+        return (key not in context) == (values == ["true"])
+    if_exists = test.endswith("IfExists")
+    base = test.removesuffix("IfExists")
+    negated = "Not" in base
+    if key not in context:
+        return True if if_exists else negated
+    actual = context[key]
+    if base in ("StringEquals", "StringNotEquals", "ArnEquals", "ArnNotEquals", "Bool"):
+        match = actual in values
+    elif base in ("StringLike", "StringNotLike", "ArnLike", "ArnNotLike"):
+        match = any(re.fullmatch(re.escape(v).replace(r"\*", ".*").replace(r"\?", "."), actual) for v in values)
+    elif base == "NumericLessThan":
+        return any(float(actual) < float(v) for v in values)
+    else:
+        raise NotImplementedError(f"condition operator {test} is not modelled")
+    return not match if negated else match
+
+
+def denying_statements(doc_body: dict, action: str, context: dict[str, str]) -> list[str]:
+    """Sids of the Deny statements of an aws_iam_policy_document that apply to `action` in
+    `context` (every condition block must hold; values of one block are ORed)."""
+    denied = []
+    for i, st in enumerate(blocks(doc_body, "statement")):
+        if attr(st, "effect", "Allow") != "Deny":
+            continue
+        actions = _as_list(attr(st, "actions"))
+        service = action.split(":")[0]
+        if action not in actions and f"{service}:*" not in actions and "*" not in actions:
+            continue
+        if all(
+            _condition_holds(attr(c, "test"), attr(c, "variable"), _as_list(attr(c, "values")), context)
+            for c in blocks(st, "condition")
+        ):
+            denied.append(attr(st, "sid", f"#{i}"))
+    return denied
+
+
+def media_put_object_violations(tree: Tree) -> list[str]:
+    """The media bucket policy lets presigned (header-less) and correctly encrypted PUTs through
+    and denies every other encryption choice."""
+    policy = tree.resource("aws_s3_bucket_policy", "media", "modules/storage")
+    doc_name = re.search(r"data\.aws_iam_policy_document\.(\w+)\.json", attr(policy.body, "policy")).group(1)
+    (doc,) = [d for d in tree.data("aws_iam_policy_document", "modules/storage") if d.name == doc_name]
+    violations = []
+    for case, (headers, allowed) in PUT_OBJECT_CASES.items():
+        denied = denying_statements(doc.body, "s3:PutObject", dict(SECURE_REQUEST, **headers))
+        if allowed and denied:
+            violations.append(f"{case}: denied by {denied}")
+        if not allowed and not denied:
+            violations.append(f"{case}: not denied")
+    return violations
+
+
 # --- Autoscaling --------------------------------------------------------------------------------
 
 

@@ -14,6 +14,11 @@ locals {
   # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html
   worker_stop_timeout = var.shutdown_deadline_secs + var.stop_timeout_margin_secs
 
+  # Links in events (worker) and in API answers. Without an explicit hostname the ALB's own name is
+  # the only address this module knows; its certificate is for the API hostname, so operators set
+  # public_base_url (docs/deploy.md).
+  public_base_url = var.public_base_url != "" ? trimsuffix(var.public_base_url, "/") : "https://${aws_lb.api.dns_name}"
+
   # Configuration every role reads; names are the contract's environment variables.
   common_environment = {
     AWS_REGION    = local.region
@@ -25,7 +30,8 @@ locals {
     SQS_QUEUE_URL = var.config.sqs_queue_url
     SQS_DLQ_URL   = var.config.sqs_dlq_url
     SNS_TOPIC_ARN = var.config.sns_topic_arn
-    REDIS_URL     = var.config.redis_url
+    # The api reads through the cache; the worker invalidates entries when a job changes state.
+    REDIS_URL = var.config.redis_url
     # Chat (AWS Chatbot) gets its own topic; the services publish there only the events named in
     # CHAT_EVENTS (docs/notifications.md).
     SNS_CHAT_TOPIC_ARN = var.config.sns_chat_topic_arn
@@ -38,11 +44,20 @@ locals {
   database_secret = [{ name = "PGPASSWORD", valueFrom = "${var.db_secret_arn}:password::" }]
   admin_secret    = [{ name = "ADMIN_API_KEY", valueFrom = var.admin_api_key_secret_arn }]
 
+  # Only the services link to the API; the one-off tasks stay independent of the ALB, so the
+  # migrate task definition can still be applied on its own before it (docs/deploy.md, step 6).
   api_environment = merge(local.common_environment, {
-    LISTEN_ADDR = "0.0.0.0:${local.api_port}"
+    LISTEN_ADDR     = "0.0.0.0:${local.api_port}"
+    PUBLIC_BASE_URL = local.public_base_url
+    # POST /v1/uploads: the presigned PUT to uploads/{job_id} is valid this long.
+    UPLOAD_URL_TTL_SECS = tostring(var.upload_url_ttl_secs)
+    # Per API key token bucket: average rate and burst.
+    RATE_LIMIT_PER_SECOND = tostring(var.rate_limit_per_second)
+    RATE_LIMIT_BURST      = tostring(var.rate_limit_burst)
   })
 
   worker_environment = merge(local.common_environment, {
+    PUBLIC_BASE_URL        = local.public_base_url
     METRICS_ADDR           = "0.0.0.0:${local.metrics}"
     WORKER_CONCURRENCY     = tostring(var.worker.concurrency)
     SHUTDOWN_DEADLINE_SECS = tostring(var.shutdown_deadline_secs)

@@ -42,3 +42,8 @@ output "worker_stop_timeout" {
   description = "stopTimeout of the worker container (SHUTDOWN_DEADLINE_SECS + margin)."
   value       = local.worker_stop_timeout
 }
+
+output "public_base_url" {
+  description = "PUBLIC_BASE_URL the api and worker tasks get."
+  value       = local.public_base_url
+}

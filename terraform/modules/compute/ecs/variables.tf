@@ -161,6 +161,52 @@ variable "stop_timeout_margin_secs" {
   default     = 5
 }
 
+variable "public_base_url" {
+  description = "PUBLIC_BASE_URL of api and worker (links in events). Empty: https://<ALB DNS name>."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.public_base_url == "" || can(regex("^https://[^/]+", var.public_base_url))
+    error_message = "public_base_url must be empty or an https:// URL such as https://images.example.com."
+  }
+}
+
+variable "upload_url_ttl_secs" {
+  description = "UPLOAD_URL_TTL_SECS: lifetime of the presigned PUT URLs of POST /v1/uploads."
+  type        = number
+  default     = 900
+
+  validation {
+    # The URL is signed with the task role's temporary credentials and dies with their session
+    # anyway; keep it short.
+    condition     = var.upload_url_ttl_secs >= 60 && var.upload_url_ttl_secs <= 3600 && floor(var.upload_url_ttl_secs) == var.upload_url_ttl_secs
+    error_message = "upload_url_ttl_secs must be a whole number of seconds between 60 and 3600."
+  }
+}
+
+variable "rate_limit_per_second" {
+  description = "RATE_LIMIT_PER_SECOND: average requests per second each API key may make."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.rate_limit_per_second >= 1 && floor(var.rate_limit_per_second) == var.rate_limit_per_second
+    error_message = "rate_limit_per_second must be a whole number >= 1."
+  }
+}
+
+variable "rate_limit_burst" {
+  description = "RATE_LIMIT_BURST: requests a key may make at once above its average rate."
+  type        = number
+  default     = 40
+
+  validation {
+    condition     = var.rate_limit_burst >= 1 && floor(var.rate_limit_burst) == var.rate_limit_burst
+    error_message = "rate_limit_burst must be a whole number >= 1."
+  }
+}
+
 variable "container_insights" {
   description = "Container Insights level: enabled (required for RunningTaskCount) or enhanced."
   type        = string
