@@ -238,6 +238,9 @@ def stack(emulator) -> Stack:
 class Services:
     api_url: str
     logs: dict[str, Path]
+    # Every API call sends the bootstrap admin key: the api asks for a key on every endpoint but
+    # health, metrics and the OpenAPI document (API_AUTH=required, the default).
+    http: requests.Session
 
     def tail(self, lines: int = 40) -> str:
         parts = []
@@ -326,7 +329,9 @@ def services(service_env, stack):
                         stderr=subprocess.STDOUT,
                     )
                 )
-        running = Services(api_url=f"http://127.0.0.1:{port}", logs=logs)
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {ADMIN_API_KEY}"
+        running = Services(api_url=f"http://127.0.0.1:{port}", logs=logs, http=http)
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -53,7 +53,7 @@ import json
 import os
 import re
 import time
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import requests
@@ -163,7 +163,7 @@ def test_users_hold_exactly_the_rendered_templates(stack: Stack):
 def wait_for_job(services, job_id: str) -> dict:
     deadline = time.monotonic() + JOB_DEADLINE_SECS
     while True:
-        job = requests.get(f"{services.api_url}/v1/jobs/{job_id}", timeout=5).json()
+        job = services.http.get(f"{services.api_url}/v1/jobs/{job_id}", timeout=5).json()
         if job["status"] in ("succeeded", "failed", "dead") or time.monotonic() > deadline:
             return job
         time.sleep(0.5)
@@ -177,7 +177,7 @@ def assert_processed(stack: Stack, services, events, job_id: str) -> tuple[dict,
     image_id = job["image_id"]
 
     s3 = stack.client("s3", "admin")
-    image = requests.get(f"{services.api_url}/v1/images/{image_id}", timeout=5).json()
+    image = services.http.get(f"{services.api_url}/v1/images/{image_id}", timeout=5).json()
     assert len(image["variants"]) == 3, image
     keys = [f"originals/{image_id}"] + [v["key"] for v in image["variants"]]
     for key in keys:
@@ -223,7 +223,7 @@ def test_end_to_end_job_succeeds_under_least_privilege(stack: Stack, services, e
     heartbeat, s3:GetObject originals/*, s3:PutObject variants/*, sns:Publish on the event
     topic and, image.processed being in CHAT_EVENTS here, on the chat topic, and
     DeleteMessageBatch as sqs:DeleteMessage)."""
-    answer = requests.post(
+    answer = services.http.post(
         f"{services.api_url}/v1/images",
         data=ORIGINAL.read_bytes(),
         headers={"Content-Type": "image/jpeg"},
@@ -258,18 +258,62 @@ def test_direct_upload_is_processed_under_least_privilege(stack: Stack, services
     assert_nothing_refused(services)
 
 
+def test_presigned_upload_is_signed_by_the_api_and_processed_under_least_privilege(stack: Stack, services, events):
+    """POST /v1/uploads: the api presigns a PUT to uploads/{job_id} with its own credentials
+    (so the URL acts with the api role's s3:PutObject on uploads/*), valid UPLOAD_URL_TTL_SECS
+    (900 by default) and signed with Content-Type and Content-Length. moto cannot serve the
+    presigned URL under enforcement, so the same PUT, with the headers the api handed out, is
+    signed in the header with the api's keys; the worker then copies uploads/{job_id} to
+    originals/ and processes the job."""
+    data = ORIGINAL.read_bytes()
+    answer = services.http.post(
+        f"{services.api_url}/v1/uploads", json={"content_type": "image/jpeg", "content_length": len(data)}, timeout=10
+    )
+    assert answer.status_code == 201, f"{answer.status_code} {answer.text}\n{services.tail()}"
+    ticket = answer.json()
+    job_id, upload = ticket["job"]["id"], ticket["upload"]
+    assert upload["method"] == "PUT"
+    url = urlsplit(upload["url"])
+    assert url.path.endswith(f"/{stack.bucket}/uploads/{job_id}") or url.path == f"/uploads/{job_id}", upload["url"]
+    query = parse_qs(url.query)
+    assert query["X-Amz-Credential"][0].startswith(stack.creds["api"].access_key_id + "/"), "signed by the api's identity"
+    assert query["X-Amz-Expires"] == ["900"]
+    assert {"content-type", "content-length"} <= set(query["X-Amz-SignedHeaders"][0].split(";"))
+    headers = upload["headers"]
+    assert headers["content-type"] == "image/jpeg" and headers["content-length"] == str(len(data))
+
+    sse = {}
+    if "x-amz-server-side-encryption" in headers:
+        sse = dict(
+            ServerSideEncryption=headers["x-amz-server-side-encryption"],
+            SSEKMSKeyId=headers["x-amz-server-side-encryption-aws-kms-key-id"],
+        )
+    stack.client("s3", "api").put_object(
+        Bucket=stack.bucket, Key=f"uploads/{job_id}", Body=data, ContentType=headers["content-type"], **sse
+    )
+
+    job, _ = assert_processed(stack, services, events, job_id)
+    original = stack.client("s3", "admin").get_object(Bucket=stack.bucket, Key=f"originals/{job['image_id']}")["Body"].read()
+    assert original == data
+    assert_queue_drained(stack, services)
+    assert_nothing_refused(services)
+
+
 def test_api_can_abort_its_multipart_uploads(stack: Stack, services):
     """An upload over MAX_UPLOAD_BYTES (9 MiB here) that already started a multipart upload is
     answered 413, and the api aborts the multipart upload so no parts are left behind."""
     s3 = stack.client("s3", "admin")
 
     def body():
+        # Starts like a JPEG (the api sniffs the first bytes and answers 415 otherwise), then
+        # random bytes past the limit.
+        yield ORIGINAL.read_bytes()[:4096]
         chunk = os.urandom(1024 * 1024)
         for _ in range(12):
             yield chunk
 
     try:
-        answer = requests.post(f"{services.api_url}/v1/images", data=body(), headers={"Content-Type": "image/jpeg"}, timeout=30)
+        answer = services.http.post(f"{services.api_url}/v1/images", data=body(), headers={"Content-Type": "image/jpeg"}, timeout=30)
         assert answer.status_code == 413, f"{answer.status_code} {answer.text}"
     except requests.ConnectionError:
         pass  # the api may answer and close before the client has sent everything
@@ -291,7 +335,7 @@ def test_api_admin_replay_redrives_the_dlq_and_publishes_its_summary(stack: Stac
     # Not a job: the worker acknowledges it as unparseable once it is back on the job queue.
     admin.send_message(QueueUrl=stack.dlq_url, MessageBody=json.dumps({"iam_check": "dead letter"}))
 
-    answer = requests.post(
+    answer = services.http.post(
         f"{services.api_url}/v1/admin/replay/dlq",
         json={"mode": "copy"},
         headers={"Authorization": f"Bearer {ADMIN_API_KEY}"},
