@@ -1,13 +1,13 @@
-//! The operators' endpoints: the same replays as the CLI, behind the admin
-//! key (`Authorization: Bearer $ADMIN_API_KEY`). They run to completion and
-//! answer with the run's summary; for very large runs prefer the CLI.
+//! The operators' endpoints: the same replays as the CLI, for admin keys
+//! (`image-service keys create --scope admin`, or `ADMIN_API_KEY`). They run
+//! to completion and answer with the run's summary; for very large runs
+//! prefer the CLI.
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::header;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::middleware;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -19,7 +19,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 
 type SharedState = Arc<AppState>;
 
@@ -28,30 +28,18 @@ pub(crate) fn router(state: SharedState) -> Router<SharedState> {
         .route("/replay/dlq", post(replay_dlq))
         .route("/replay/jobs", post(replay_jobs))
         .route("/reprocess", post(reprocess))
-        .route_layer(middleware::from_fn_with_state(state, require_admin))
-}
-
-/// Compares in constant time, so response timing does not reveal the key.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn require_admin(State(state): State<SharedState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
-    let expected = state.admin_key.as_ref().ok_or(ApiError::Forbidden)?;
-    if !same(presented.trim().as_bytes(), expected.expose().as_bytes()) {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(next.run(request).await)
+        .route_layer(middleware::from_fn_with_state(state, crate::auth::require_admin))
 }
 
 fn operator(state: &AppState) -> Operator {
     Operator::new(state.backends.clone(), state.presets.clone(), state.app_env.clone())
+}
+
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(body)| body).map_err(|rejection| match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType("send application/json".into()),
+        other => ApiError::BadRequest(other.body_text()),
+    })
 }
 
 fn failed(err: ReplayError) -> ApiError {
@@ -62,9 +50,9 @@ fn failed(err: ReplayError) -> ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DlqRequest {
+pub(crate) struct DlqRequest {
     #[serde(default)]
     mode: Option<String>,
     #[serde(default)]
@@ -73,10 +61,21 @@ struct DlqRequest {
     dry_run: bool,
 }
 
-async fn replay_dlq(
+/// Moves the dead-letter queue's messages back to the job queue.
+#[utoipa::path(post, path = "/v1/admin/replay/dlq", tag = "admin", request_body = DlqRequest,
+    responses((status = 200, description = "What the run did", body = ReplaySummary),
+              (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+              (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "Not possible with this setup", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Names something that does not exist", body = Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "A backing service is unavailable", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn replay_dlq(
     State(state): State<SharedState>,
-    Json(body): Json<DlqRequest>,
+    body: Result<Json<DlqRequest>, JsonRejection>,
 ) -> Result<Json<ReplaySummary>, ApiError> {
+    let body = json_body(body)?;
     let mode = match body.mode.as_deref().unwrap_or("auto") {
         "auto" => DlqMode::Auto,
         "move-task" => DlqMode::MoveTask,
@@ -88,9 +87,9 @@ async fn replay_dlq(
     Ok(Json(summary))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct JobsRequest {
+pub(crate) struct JobsRequest {
     #[serde(default)]
     statuses: Vec<String>,
     since: Option<DateTime<Utc>>,
@@ -103,10 +102,21 @@ struct JobsRequest {
     dry_run: bool,
 }
 
-async fn replay_jobs(
+/// Re-enqueues past failed or dead jobs that match a filter.
+#[utoipa::path(post, path = "/v1/admin/replay/jobs", tag = "admin", request_body = JobsRequest,
+    responses((status = 200, description = "What the run did", body = ReplaySummary),
+              (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+              (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "Not possible with this setup", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Names something that does not exist", body = Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "A backing service is unavailable", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn replay_jobs(
     State(state): State<SharedState>,
-    Json(body): Json<JobsRequest>,
+    body: Result<Json<JobsRequest>, JsonRejection>,
 ) -> Result<Json<ReplaySummary>, ApiError> {
+    let body = json_body(body)?;
     let statuses = if body.statuses.is_empty() { vec!["failed".to_owned(), "dead".to_owned()] } else { body.statuses };
     let statuses = statuses
         .iter()
@@ -128,9 +138,9 @@ async fn replay_jobs(
     Ok(Json(summary))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReprocessRequest {
+pub(crate) struct ReprocessRequest {
     preset: String,
     #[serde(default)]
     stale_only: bool,
@@ -144,10 +154,21 @@ struct ReprocessRequest {
     dry_run: bool,
 }
 
-async fn reprocess(
+/// Regenerates one preset's variants, e.g. after the preset changed.
+#[utoipa::path(post, path = "/v1/admin/reprocess", tag = "admin", request_body = ReprocessRequest,
+    responses((status = 200, description = "What the run did", body = ReplaySummary),
+              (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+              (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "Not possible with this setup", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Names something that does not exist", body = Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "A backing service is unavailable", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn reprocess(
     State(state): State<SharedState>,
-    Json(body): Json<ReprocessRequest>,
+    body: Result<Json<ReprocessRequest>, JsonRejection>,
 ) -> Result<Json<ReplaySummary>, ApiError> {
+    let body = json_body(body)?;
     let summary = operator(&state)
         .reprocess(
             &body.preset,
@@ -161,16 +182,4 @@ async fn reprocess(
         .await
         .map_err(failed)?;
     Ok(Json(summary))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same;
-
-    #[test]
-    fn keys_compare_equal_only_when_identical() {
-        assert!(same(b"secret-key", b"secret-key"));
-        assert!(!same(b"secret-key", b"secret-kez"));
-        assert!(!same(b"secret", b"secret-key"));
-    }
 }

@@ -11,12 +11,22 @@ pub enum ApiError {
     /// 400: the request is malformed.
     #[error("{0}")]
     BadRequest(String),
-    /// 401: no credentials, or not a bearer token.
-    #[error("this endpoint needs `Authorization: Bearer <key>`")]
+    /// 401: no credentials, not a bearer token, or a key that is unknown or revoked.
+    #[error("this endpoint needs a valid API key as `Authorization: Bearer <key>`")]
     Unauthorized,
-    /// 403: the credentials do not allow this.
-    #[error("this key may not do that")]
+    /// 403: the key's scope does not cover this endpoint.
+    #[error("this key's scope does not allow this endpoint")]
     Forbidden,
+    /// 403: an upload URL's signature is wrong or expired, or the upload
+    /// does not match what was signed.
+    #[error("{0}")]
+    UploadRejected(String),
+    /// 422: an `Idempotency-Key` reused with a different request.
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    /// 429: the key is over its rate; retry after this many seconds.
+    #[error("too many requests for this key; retry in {0} s")]
+    RateLimited(u64),
     /// 409: the request conflicts with how the service is set up.
     #[error("{0}")]
     Conflict(String),
@@ -45,7 +55,9 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::UploadRejected(_) => StatusCode::FORBIDDEN,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -62,6 +74,9 @@ impl ApiError {
             Self::BadRequest(_) => "bad-request",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::UploadRejected(_) => "upload-rejected",
+            Self::IdempotencyKeyReused => "idempotency-key-reused",
+            Self::RateLimited(_) => "rate-limited",
             Self::Conflict(_) => "conflict",
             Self::Unprocessable(_) => "unprocessable",
             Self::NotFound(_) => "not-found",
@@ -73,18 +88,28 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem: every error the API answers with.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// A URL naming the problem type; ends with `code`.
     r#type: String,
+    /// The HTTP status's reason phrase.
     title: String,
     status: u16,
+    /// Stable kebab-case code to match on (`unauthorized`, `payload-too-large`, …).
     code: &'a str,
+    /// What went wrong with this request.
     detail: String,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            Self::RateLimited(secs) => Some(*secs),
+            Self::Unavailable(_) => Some(1),
+            _ => None,
+        };
         let detail = match &self {
             Self::Unavailable(cause) | Self::Internal(cause) => {
                 // The cause chain is logged once, here, inside the request span;
@@ -106,6 +131,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

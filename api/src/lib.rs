@@ -6,15 +6,24 @@
 //!
 //! # Layout
 //! - [`Application`]: binds the listener, builds the router, and serves until stopped.
-//! - `routes`: the handlers.
-//! - `admin`: the operators' endpoints (replay, reprocess), behind the admin key.
-//! - `upload`: the streaming body with its hash and size limit.
+//! - `routes`: the router and the client endpoints.
+//! - `uploads`: presigned uploads (`POST /v1/uploads`, and the API's own
+//!   signed PUT when objects are on local disk).
+//! - `admin`: the operators' endpoints (replay, reprocess), for admin keys.
+//! - `auth`: API keys, scopes and the per-key rate limit.
+//! - `upload`: the streaming body with its sniffing, hash and size limit.
+//! - `metrics`: Prometheus metrics at `/metrics`.
+//! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json`.
 //! - [`error`]: [`error::ApiError`], rendered as `application/problem+json`.
 
 mod admin;
+mod auth;
 pub mod error;
+mod metrics;
+pub mod openapi;
 mod routes;
 mod upload;
+mod uploads;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,14 +35,16 @@ use pipeline::{Backends, Settings};
 use tokio::net::TcpListener;
 
 /// What every handler can reach.
-#[derive(Clone)]
 pub(crate) struct AppState {
     backends: Backends,
     max_upload_bytes: u64,
-    /// Bearer token of the admin endpoints; `None` disables them.
-    admin_key: Option<pipeline::settings::Secret>,
+    auth: auth::Auth,
+    metrics: metrics::Metrics,
     presets: Vec<imaging::Preset>,
     app_env: String,
+    public_base_url: Option<String>,
+    upload_url_ttl: Duration,
+    upload_signer: uploads::UploadSigner,
 }
 
 /// The API, bound to its port and ready to serve.
@@ -50,12 +61,29 @@ impl Application {
     pub async fn build(settings: &Settings, backends: Backends) -> std::io::Result<Self> {
         let presets = settings.presets().map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(settings.listen_addr).await?;
+        let signing_key = match &settings.upload_signing_key {
+            Some(key) => key.expose().as_bytes().to_vec(),
+            None => {
+                let mut key = vec![0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+                key
+            }
+        };
         let state = Arc::new(AppState {
             backends,
             max_upload_bytes: settings.max_upload_bytes,
-            admin_key: settings.admin_api_key.clone(),
+            auth: auth::Auth::new(
+                settings.api_auth,
+                settings.admin_api_key.clone(),
+                settings.rate_limit_per_second,
+                settings.rate_limit_burst,
+            ),
+            metrics: metrics::Metrics::default(),
             presets,
             app_env: settings.app_env.clone(),
+            public_base_url: settings.public_base_url.clone(),
+            upload_url_ttl: Duration::from_secs(settings.upload_url_ttl_secs),
+            upload_signer: uploads::UploadSigner::new(signing_key),
         });
         Ok(Self { listener, router: routes::router(state, Duration::from_secs(120)) })
     }

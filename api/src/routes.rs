@@ -1,45 +1,62 @@
-//! The handlers.
+//! The router and the client endpoints: uploads, jobs, images, variants.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use entities::jobs::{self, JobStatus};
 use entities::{images, variants};
-use pipeline::keys;
+use futures::StreamExt;
 use pipeline::message::JobMessage;
 use pipeline::repo::{self, NewUpload};
-use pipeline::store::{ObjectMeta, StoreError};
+use pipeline::store::{BlobStore, ByteStream, ObjectMeta, StoreError};
+use pipeline::{cache, keys};
 use serde::Serialize;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::AppState;
-use crate::error::ApiError;
+use crate::auth::{self, Principal};
+use crate::error::{ApiError, Problem};
 use crate::upload::Meter;
+use crate::{AppState, metrics, openapi, uploads};
 
-type SharedState = Arc<AppState>;
+pub(crate) type SharedState = Arc<AppState>;
+
+/// Largest JSON request body (upload requests, admin runs).
+pub(crate) const JSON_BODY_LIMIT: usize = 64 * 1024;
 
 pub(crate) fn router(state: SharedState, request_timeout: Duration) -> Router {
+    let client = Router::new()
+        .route("/v1/jobs", get(list_jobs))
+        .route("/v1/jobs/{id}", get(get_job))
+        // Uploads are limited while they stream (see `Meter`), not by buffering.
+        .route("/v1/images", post(create_image).layer(DefaultBodyLimit::disable()))
+        .route("/v1/images/{id}", get(get_image))
+        .route("/v1/images/{id}/variants/{preset}", get(get_variant))
+        .route("/v1/uploads", post(uploads::create_upload))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_client));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/v1/jobs", get(list_jobs))
-        .route("/v1/images", post(create_image))
-        .route("/v1/images/{id}", get(get_image))
-        .route("/v1/images/{id}/variants/{preset}", get(get_variant))
-        .route("/v1/jobs/{id}", get(get_job))
+        .route("/metrics", get(metrics::serve))
+        .route("/openapi.json", get(openapi::serve))
+        // Authenticated by the URL's own signature, like a presigned S3 PUT.
+        .route("/v1/uploads/{id}", put(uploads::receive_upload).layer(DefaultBodyLimit::disable()))
+        .merge(client)
         .nest("/v1/admin", crate::admin::router(state.clone()))
-        // Uploads are limited while they stream (see `Meter`), not by buffering.
-        .layer(DefaultBodyLimit::disable())
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
         .layer(
             ServiceBuilder::new()
@@ -54,80 +71,154 @@ pub(crate) fn router(state: SharedState, request_timeout: Duration) -> Router {
         )
 }
 
-/// Liveness: the process answers.
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "The process is alive", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
-/// Readiness: the database, the queue and the store all answer. A 503 names
-/// the failing dependency, never its internal error.
-async fn readyz(State(state): State<SharedState>) -> axum::response::Response {
+/// Liveness.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    status: &'static str,
+}
+
+/// Readiness and what it checked.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Readiness {
+    /// `ready` or `unavailable`.
+    status: &'static str,
+    checks: ReadinessChecks,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ReadinessChecks {
+    database: bool,
+    queue: bool,
+    store: bool,
+}
+
+/// The database, the queue and the store all answer. A 503 names the failing
+/// dependency, never its internal error.
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses((status = 200, description = "Ready", body = Readiness),
+              (status = 503, description = "A dependency is unreachable", body = Readiness)))]
+async fn readyz(State(state): State<SharedState>) -> Response {
     let backends = &state.backends;
     let database = backends.db.ping().await.is_ok();
     let queue = backends.queue.approximate_depth().await.is_ok();
     // A read of a key that never exists: "not found" proves the store answers.
     let store = matches!(backends.store.get("readyz/probe").await, Ok(_) | Err(StoreError::NotFound(_)));
-    let body = serde_json::json!({
-        "status": if database && queue && store { "ready" } else { "unavailable" },
-        "checks": { "database": database, "queue": queue, "store": store },
-    });
-    let status = if database && queue && store { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let ready = database && queue && store;
+    let body = Readiness {
+        status: if ready { "ready" } else { "unavailable" },
+        checks: ReadinessChecks { database, queue, store },
+    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }
 
 /// Query of `GET /v1/jobs`.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
-    status: Option<String>,
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Only jobs in this state.
+    status: Option<JobStatusView>,
+    /// Only jobs created at or after this instant (RFC 3339).
     since: Option<DateTime<Utc>>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size, 1–200 (default 50).
     limit: Option<u64>,
 }
 
 /// A page of jobs and the cursor of the next one.
-#[derive(Serialize)]
-struct JobPage {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobPage {
     jobs: Vec<JobView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
     next_cursor: Option<String>,
 }
 
-/// `GET /v1/jobs?status=&since=&cursor=&limit=`: newest first.
+/// Lists jobs, newest first, one page at a time.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
+    responses((status = 200, description = "A page of jobs", body = JobPage),
+              (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+              (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json")))]
 async fn list_jobs(
     State(state): State<SharedState>,
     query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
     let axum::extract::Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let status = query
-        .status
-        .as_deref()
-        .map(|s| {
-            [JobStatus::Queued, JobStatus::Processing, JobStatus::Succeeded, JobStatus::Failed, JobStatus::Dead]
-                .into_iter()
-                .find(|known| known.as_str() == s)
-                .ok_or_else(|| ApiError::BadRequest(format!("status {s:?} is not a job status")))
-        })
-        .transpose()?;
     let before = query
         .cursor
         .as_deref()
-        .map(|c| parse_id(c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
+        .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
         .transpose()?;
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
-    let jobs = repo::list_jobs(&state.backends.db, status, query.since, before, limit)
+    let jobs = repo::list_jobs(&state.backends.db, query.status.map(JobStatus::from), query.since, before, limit)
         .await
         .map_err(|e| ApiError::Unavailable(e.into()))?;
     let next_cursor = (jobs.len() as u64 == limit).then(|| jobs.last().map(|j| j.id.to_string())).flatten();
     Ok(Json(JobPage { jobs: jobs.into_iter().map(JobView::from).collect(), next_cursor }))
 }
 
+/// Where a job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum JobStatusView {
+    /// Created by `POST /v1/uploads`; waits for the client's PUT.
+    AwaitingUpload,
+    /// Accepted and enqueued.
+    Queued,
+    /// A worker is on it.
+    Processing,
+    /// Every variant is stored.
+    Succeeded,
+    /// Ended with a permanent error.
+    Failed,
+    /// Failed transiently too many times; operators can replay it.
+    Dead,
+}
+
+impl From<JobStatus> for JobStatusView {
+    fn from(status: JobStatus) -> Self {
+        match status {
+            JobStatus::AwaitingUpload => Self::AwaitingUpload,
+            JobStatus::Queued => Self::Queued,
+            JobStatus::Processing => Self::Processing,
+            JobStatus::Succeeded => Self::Succeeded,
+            JobStatus::Failed => Self::Failed,
+            JobStatus::Dead => Self::Dead,
+        }
+    }
+}
+
+impl From<JobStatusView> for JobStatus {
+    fn from(status: JobStatusView) -> Self {
+        match status {
+            JobStatusView::AwaitingUpload => Self::AwaitingUpload,
+            JobStatusView::Queued => Self::Queued,
+            JobStatusView::Processing => Self::Processing,
+            JobStatusView::Succeeded => Self::Succeeded,
+            JobStatusView::Failed => Self::Failed,
+            JobStatusView::Dead => Self::Dead,
+        }
+    }
+}
+
 /// A job as clients see it.
-#[derive(Serialize)]
-struct JobView {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobView {
     id: Uuid,
     image_id: Uuid,
-    status: JobStatus,
+    status: JobStatusView,
+    /// How many times a worker has started it.
     attempts: i32,
+    /// Why it failed (or why its last attempt did).
     error: Option<ErrorView>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -135,14 +226,15 @@ struct JobView {
     links: JobLinks,
 }
 
-#[derive(Serialize)]
-struct ErrorView {
+/// A job's error: a stable code and a human-readable message.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorView {
     code: String,
     message: String,
 }
 
-#[derive(Serialize)]
-struct JobLinks {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobLinks {
     #[serde(rename = "self")]
     this: String,
     image: String,
@@ -154,7 +246,7 @@ impl From<jobs::Model> for JobView {
             links: JobLinks { this: format!("/v1/jobs/{}", job.id), image: format!("/v1/images/{}", job.image_id) },
             id: job.id,
             image_id: job.image_id,
-            status: job.status,
+            status: job.status.into(),
             attempts: job.attempts,
             error: job.error_code.map(|code| ErrorView { code, message: job.error_message.unwrap_or_default() }),
             created_at: job.created_at,
@@ -165,34 +257,42 @@ impl From<jobs::Model> for JobView {
 }
 
 /// An image and its variants as clients see them.
-#[derive(Serialize)]
-struct ImageView {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ImageView {
     id: Uuid,
-    sha256: String,
+    /// Hex SHA-256 of the original; absent until known (presigned uploads).
+    sha256: Option<String>,
     bytes: i64,
+    /// Detected format, once a worker decoded it.
     format: Option<String>,
     width: Option<i32>,
     height: Option<i32>,
     created_at: DateTime<Utc>,
+    /// Largest first.
     variants: Vec<VariantView>,
 }
 
-#[derive(Serialize)]
-struct VariantView {
+/// One encoded output.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct VariantView {
     preset: String,
+    /// Derived from the preset's settings; changes when they do.
     preset_version: String,
     format: String,
     width: i32,
     height: i32,
     bytes: i64,
     key: String,
+    /// Where to fetch it (a redirect to a short-lived URL).
+    url: String,
 }
 
 impl ImageView {
     fn new(image: images::Model, variants: Vec<variants::Model>) -> Self {
+        let id = image.id;
         Self {
-            id: image.id,
-            sha256: image.sha256,
+            id,
+            sha256: Some(image.sha256).filter(|s| !s.is_empty()),
             bytes: image.bytes,
             format: image.format,
             width: image.width,
@@ -201,6 +301,7 @@ impl ImageView {
             variants: variants
                 .into_iter()
                 .map(|v| VariantView {
+                    url: format!("/v1/images/{id}/variants/{}", v.preset),
                     preset: v.preset,
                     preset_version: v.preset_version,
                     format: v.format,
@@ -218,33 +319,99 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a valid id")))
 }
 
-async fn get_job(State(state): State<SharedState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
-    let id = parse_id(&id)?;
-    let job = repo::find_job(&state.backends.db, id)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.into()))?
-        .ok_or(ApiError::NotFound("job"))?;
-    Ok(Json(job.into()))
+/// How long a cached job view lives: short while it can still change, long
+/// once final (only an operator's replay changes it, and that invalidates).
+fn job_ttl(status: JobStatus) -> Duration {
+    if status.is_final() { Duration::from_secs(300) } else { Duration::from_secs(10) }
 }
 
-async fn get_image(State(state): State<SharedState>, Path(id): Path<String>) -> Result<Json<ImageView>, ApiError> {
+/// A JSON body from the read cache, or from `load` (then cached for the TTL
+/// it returns). Redis being down only makes this a miss.
+async fn read_through<T, F>(state: &AppState, key: String, load: F) -> Result<Response, ApiError>
+where
+    T: Serialize,
+    F: Future<Output = Result<(T, Duration), ApiError>>,
+{
+    if let Some(body) = state.backends.cache.get(&key).await {
+        state.metrics.cache_lookup(true);
+        return Ok(json_bytes(body, "hit"));
+    }
+    state.metrics.cache_lookup(false);
+    let (value, ttl) = load.await?;
+    let body = Bytes::from(serde_json::to_vec(&value).map_err(|e| ApiError::Internal(e.into()))?);
+    state.backends.cache.put(&key, body.clone(), ttl).await;
+    Ok(json_bytes(body, "miss"))
+}
+
+fn json_bytes(body: Bytes, cache: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (CACHE_HEADER, HeaderValue::from_static(cache)),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Tells clients (and the benchmark) whether a read came from the cache.
+const CACHE_HEADER: header::HeaderName = header::HeaderName::from_static("x-cache");
+
+/// One job.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path, description = "Job id")),
+    responses((status = 200, description = "The job", body = JobView),
+              (status = 400, description = "Not an id", body = Problem, content_type = "application/problem+json"),
+              (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+              (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json")))]
+async fn get_job(State(state): State<SharedState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let (image, variants) = repo::find_image(&state.backends.db, id)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.into()))?
-        .ok_or(ApiError::NotFound("image"))?;
-    Ok(Json(ImageView::new(image, variants)))
+    read_through(&state, cache::job_key(id), async {
+        let job = repo::find_job(&state.backends.db, id)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.into()))?
+            .ok_or(ApiError::NotFound("job"))?;
+        let ttl = job_ttl(job.status);
+        Ok((JobView::from(job), ttl))
+    })
+    .await
+}
+
+/// One image and its variants.
+#[utoipa::path(get, path = "/v1/images/{id}", tag = "images", params(("id" = Uuid, Path, description = "Image id")),
+    responses((status = 200, description = "The image", body = ImageView),
+              (status = 400, description = "Not an id", body = Problem, content_type = "application/problem+json"),
+              (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+              (status = 404, description = "No such image", body = Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json")))]
+async fn get_image(State(state): State<SharedState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    read_through(&state, cache::image_key(id), async {
+        let (image, variants) = repo::find_image(&state.backends.db, id)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.into()))?
+            .ok_or(ApiError::NotFound("image"))?;
+        Ok((ImageView::new(image, variants), Duration::from_secs(60)))
+    })
+    .await
 }
 
 /// How long a redirect to a variant stays valid.
 const VARIANT_URL_TTL: Duration = Duration::from_secs(300);
 
-/// `GET /v1/images/{id}/variants/{preset}`: a short-lived redirect to the
-/// object on S3, or the bytes themselves from local disk.
+/// A variant: a short-lived redirect to the object on S3, or the bytes
+/// themselves from local disk.
+#[utoipa::path(get, path = "/v1/images/{id}/variants/{preset}", tag = "images",
+    params(("id" = Uuid, Path, description = "Image id"), ("preset" = String, Path, description = "Preset name")),
+    responses((status = 302, description = "Redirect to a presigned GET (S3)"),
+              (status = 200, description = "The variant's bytes (local disk)", content_type = "image/*"),
+              (status = 400, description = "Not an id", body = Problem, content_type = "application/problem+json"),
+              (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+              (status = 404, description = "No such variant", body = Problem, content_type = "application/problem+json")))]
 async fn get_variant(
     State(state): State<SharedState>,
     Path((id, preset)): Path<(String, String)>,
-) -> Result<axum::response::Response, ApiError> {
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let variant = repo::find_variant(&state.backends.db, id, &preset)
         .await
@@ -261,15 +428,9 @@ async fn get_variant(
         StoreError::NotFound(_) => ApiError::NotFound("variant"),
         other => ApiError::Unavailable(other.into()),
     })?;
-    let content_type = match variant.format.as_str() {
-        "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "avif" => "image/avif",
-        _ => "image/webp",
-    };
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_TYPE, HeaderValue::from_static(media_type(&variant.format))),
             (header::CACHE_CONTROL, HeaderValue::from_static(keys::VARIANT_CACHE_CONTROL)),
         ],
         bytes,
@@ -277,15 +438,69 @@ async fn get_variant(
         .into_response())
 }
 
-/// `POST /v1/images`: a raw body with an `image/*` Content-Type, or a
-/// multipart form with a `file` field. The body streams into the store.
-#[tracing::instrument(skip_all, fields(job_id, image_id))]
-async fn create_image(
-    State(state): State<SharedState>,
-    headers: HeaderMap,
-    request: Request,
-) -> Result<impl IntoResponse, ApiError> {
-    let content_type = headers
+/// The media type of an encoded format.
+fn media_type(format: &str) -> &'static str {
+    match format {
+        "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "avif" => "image/avif",
+        "gif" => "image/gif",
+        "bmp" => "image/bmp",
+        "tiff" => "image/tiff",
+        _ => "image/webp",
+    }
+}
+
+/// The `Idempotency-Key` header, validated, and namespaced by the caller so
+/// two clients cannot collide.
+pub(crate) fn idempotency_key(headers: &HeaderMap, principal: &Principal) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .ok_or_else(|| ApiError::BadRequest("Idempotency-Key must be 1 to 200 visible ASCII characters".into()))?;
+    Ok(Some(format!("{}:{key}", principal.idempotency_scope())))
+}
+
+/// The answer to a repeated request: the job the first one made, if it asked
+/// for the same thing; 422 otherwise.
+pub(crate) fn replayed(job: &jobs::Model, fingerprint: &str) -> Result<(), ApiError> {
+    if job.request_fingerprint.as_deref() == Some(fingerprint) { Ok(()) } else { Err(ApiError::IdempotencyKeyReused) }
+}
+
+/// Marks a response as the replay of an earlier request.
+pub(crate) const REPLAYED_HEADER: header::HeaderName = header::HeaderName::from_static("idempotent-replayed");
+
+/// Where an upload's bytes go: the store, or nowhere (a repeated request
+/// only needs their hash).
+enum Sink<'a> {
+    Store(&'a dyn BlobStore, &'a str),
+    Discard,
+}
+
+impl Sink<'_> {
+    async fn consume(&self, body: ByteStream<'_>, meta: &ObjectMeta) -> Result<(), StoreError> {
+        match self {
+            Self::Store(store, key) => store.put_stream(key, body, meta).await,
+            Self::Discard => {
+                let mut body = body;
+                while let Some(chunk) = body.next().await {
+                    chunk?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Streams the image of a raw or multipart request through `meter` into `sink`.
+async fn stream_image(request: Request, meter: &Meter, limit: u64, sink: Sink<'_>) -> Result<(), ApiError> {
+    let content_type = request
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<mime::Mime>().ok())
@@ -294,15 +509,6 @@ async fn create_image(
                 "send an image/* Content-Type, or multipart/form-data with a `file` field".into(),
             )
         })?;
-
-    let image_id = Uuid::now_v7();
-    let job_id = Uuid::now_v7();
-    tracing::Span::current().record("job_id", tracing::field::display(job_id));
-    tracing::Span::current().record("image_id", tracing::field::display(image_id));
-    let source_key = keys::original(image_id);
-    let meter = Meter::default();
-    let limit = state.max_upload_bytes;
-
     let stored = if content_type.type_() == mime::MULTIPART && content_type.subtype() == mime::FORM_DATA {
         let mut form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
         loop {
@@ -318,49 +524,139 @@ async fn create_image(
                 content_type: field.content_type().unwrap_or("application/octet-stream").to_owned(),
                 cache_control: None,
             };
-            break state.backends.store.put_stream(&source_key, meter.wrap(field, limit), &meta).await;
+            break sink.consume(meter.wrap(field, limit), &meta).await;
         }
     } else if content_type.type_() == mime::IMAGE {
         let meta = ObjectMeta { content_type: content_type.essence_str().to_owned(), cache_control: None };
-        let body = request.into_body().into_data_stream();
-        state.backends.store.put_stream(&source_key, meter.wrap(body, limit), &meta).await
+        sink.consume(meter.wrap(request.into_body().into_data_stream(), limit), &meta).await
     } else {
         return Err(ApiError::UnsupportedMediaType(format!(
             "{} is not an image type; send image/* or multipart/form-data",
             content_type.essence_str()
         )));
     };
+    upload_outcome(stored, meter, limit)
+}
+
+/// What a streamed upload's result means for the client.
+pub(crate) fn upload_outcome(stored: Result<(), StoreError>, meter: &Meter, limit: u64) -> Result<(), ApiError> {
     match stored {
-        Ok(()) => {}
-        Err(_) if meter.too_large() => return Err(ApiError::PayloadTooLarge(limit)),
-        Err(StoreError::Body(detail)) => {
-            return Err(ApiError::BadRequest(format!("the upload was interrupted: {detail}")));
-        }
-        Err(err) => return Err(ApiError::Unavailable(err.into())),
+        Err(_) if meter.too_large() => Err(ApiError::PayloadTooLarge(limit)),
+        Err(StoreError::Body(_)) | Ok(()) if meter.not_an_image() => Err(ApiError::UnsupportedMediaType(
+            "the body is not a supported image (JPEG, PNG, WebP, GIF, BMP or TIFF)".into(),
+        )),
+        Ok(()) => Ok(()),
+        Err(StoreError::Body(detail)) => Err(ApiError::BadRequest(format!("the upload was interrupted: {detail}"))),
+        Err(err) => Err(ApiError::Unavailable(err.into())),
     }
+}
+
+/// Uploads an image through the API: a raw body with an `image/*`
+/// Content-Type, or a multipart form with a `file` field. The body streams
+/// into the store; the job is queued at once.
+#[utoipa::path(post, path = "/v1/images", tag = "images",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat the request safely: the same key and image return the same job")),
+    request_body(content(
+        (Vec<u8> = "image/*"),
+        (UploadForm = "multipart/form-data"),
+    )),
+    responses((status = 202, description = "Accepted; poll the job", body = JobView,
+                headers(("Location" = String, description = "The job"))),
+              (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+              (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+              (status = 413, description = "Over MAX_UPLOAD_BYTES", body = Problem, content_type = "application/problem+json"),
+              (status = 415, description = "Not a supported image", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Idempotency-Key reused with another image", body = Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "A backing service is unavailable", body = Problem, content_type = "application/problem+json")))]
+#[tracing::instrument(skip_all, fields(job_id, image_id))]
+async fn create_image(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let db = &state.backends.db;
+    let limit = state.max_upload_bytes;
+    let idempotency_key = idempotency_key(&headers, &principal)?;
+    if let Some(key) = &idempotency_key
+        && let Some(job) =
+            repo::find_job_by_idempotency_key(db, key).await.map_err(|e| ApiError::Unavailable(e.into()))?
+    {
+        let meter = Meter::default();
+        stream_image(request, &meter, limit, Sink::Discard).await?;
+        replayed(&job, &meter.finish().1)?;
+        return Ok(accepted(job, true));
+    }
+
+    let image_id = Uuid::now_v7();
+    let job_id = Uuid::now_v7();
+    tracing::Span::current().record("job_id", tracing::field::display(job_id));
+    tracing::Span::current().record("image_id", tracing::field::display(image_id));
+    let source_key = keys::original(image_id);
+    let meter = Meter::default();
+    stream_image(request, &meter, limit, Sink::Store(state.backends.store.as_ref(), &source_key)).await?;
 
     let (bytes, sha256) = meter.finish();
     let upload = NewUpload {
         image_id,
         job_id,
         source_key: source_key.clone(),
-        sha256,
+        request_fingerprint: idempotency_key.as_ref().map(|_| sha256.clone()),
+        sha256: sha256.clone(),
         bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
-        idempotency_key: None,
+        idempotency_key: idempotency_key.clone(),
+        api_key_id: principal.key_id,
+        awaiting_upload: false,
     };
-    let job = repo::record_upload(&state.backends.db, upload).await.map_err(|e| ApiError::Unavailable(e.into()))?;
+    let job = match repo::record_upload(db, upload).await {
+        Ok(job) => job,
+        // A concurrent request with the same key won the race.
+        Err(err) if repo::is_unique_violation(&err) && idempotency_key.is_some() => {
+            let key = idempotency_key.as_deref().unwrap_or_default();
+            let job = repo::find_job_by_idempotency_key(db, key)
+                .await
+                .map_err(|e| ApiError::Unavailable(e.into()))?
+                .ok_or_else(|| ApiError::Unavailable(err.into()))?;
+            replayed(&job, &sha256)?;
+            return Ok(accepted(job, true));
+        }
+        Err(err) => return Err(ApiError::Unavailable(err.into())),
+    };
+    enqueue(&state, &job).await?;
+    tracing::info!(bytes, "upload accepted");
+    Ok(accepted(job, false))
+}
 
-    let message = JobMessage::new(job_id, image_id, source_key);
+/// The multipart form of `POST /v1/images`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct UploadForm {
+    /// The image.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    file: String,
+}
+
+/// Sends a queued job's message. Without a message no worker would ever see
+/// the job, so a failed send ends it rather than leave it queued forever;
+/// the client gets a 503 and retries.
+pub(crate) async fn enqueue(state: &AppState, job: &jobs::Model) -> Result<(), ApiError> {
+    let message = JobMessage::for_job(job);
     if let Err(err) = state.backends.queue.send(&message.to_body()).await {
-        // Without a message no worker would ever see this job: end it now
-        // rather than leave it `queued` forever. The client gets a 503 and retries.
         let _ =
-            repo::finish_with_error(&state.backends.db, job_id, JobStatus::Failed, "enqueue-failed", &err.to_string())
+            repo::finish_with_error(&state.backends.db, job.id, JobStatus::Failed, "enqueue-failed", &err.to_string())
                 .await;
+        state.backends.cache.forget(&[cache::job_key(job.id)]).await;
         return Err(ApiError::Unavailable(err.into()));
     }
-    tracing::info!(bytes, "upload accepted");
+    Ok(())
+}
 
-    let location = HeaderValue::from_str(&format!("/v1/jobs/{job_id}")).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(JobView::from(job))))
+fn accepted(job: jobs::Model, replay: bool) -> Response {
+    let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).unwrap_or(HeaderValue::from_static("/"));
+    let mut response = (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(JobView::from(job))).into_response();
+    if replay {
+        response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    response
 }

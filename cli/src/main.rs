@@ -9,10 +9,15 @@
 //! - `worker`: the queue consumer alone.
 //! - `migrate`: apply (or roll back, or list) the database migrations.
 //! - `replay dlq|jobs` and `reprocess`: the operators' replays (`ops`).
+//! - `keys create|list|revoke`: API keys (`keys`).
+//! - `submit FILE… [--wait]`: upload images and follow their jobs (`submit`).
+//! - `openapi`: print the API's OpenAPI document.
 //!
 //! Settings come from flags or environment variables: see `--help`.
 
+mod keys;
 mod ops;
+mod submit;
 mod telemetry;
 
 use std::time::Duration;
@@ -55,6 +60,13 @@ enum Command {
     Replay(ops::Replay),
     /// Regenerate a preset's variants (after the preset changed).
     Reprocess(ops::ReprocessArgs),
+    /// Create, list or revoke API keys.
+    #[command(subcommand)]
+    Keys(keys::Keys),
+    /// Upload images to a running API; with --wait, follow them to the end.
+    Submit(submit::SubmitArgs),
+    /// Print the API's OpenAPI 3.1 document (as served at /openapi.json).
+    Openapi,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -81,6 +93,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate { action } => migrate(settings, action).await,
         Command::Replay(command) => ops::replay(settings, command).await,
         Command::Reprocess(args) => ops::reprocess(settings, args).await,
+        Command::Keys(command) => keys::keys(settings, command).await,
+        Command::Submit(args) => submit::submit(args).await,
+        Command::Openapi => {
+            print!("{}", api::openapi::document());
+            Ok(())
+        }
     }
 }
 
@@ -122,6 +140,7 @@ fn shutdown_token() -> CancellationToken {
 async fn run_all(settings: Settings) -> anyhow::Result<()> {
     let backends = connect(&settings).await?;
     pipeline::db::migrate(&backends.db).await.context("failed to migrate the database")?;
+    let key_note = bootstrap_key(&settings, &backends).await?;
     let app = api::Application::build(&settings, backends.clone())
         .await
         .with_context(|| format!("failed to listen on {}", settings.listen_addr))?;
@@ -130,6 +149,9 @@ async fn run_all(settings: Settings) -> anyhow::Result<()> {
     println!(
         "image-service listening on http://{address}  (POST /v1/images, GET /v1/jobs/{{id}}, GET /v1/images/{{id}})"
     );
+    if let Some(note) = key_note {
+        println!("{note}");
+    }
 
     let shutdown = shutdown_token();
     let deadline = Duration::from_secs(settings.shutdown_deadline_secs);
@@ -138,6 +160,37 @@ async fn run_all(settings: Settings) -> anyhow::Result<()> {
     app.run_until_stopped(shutdown.cancelled_owned()).await.context("the API failed")?;
     worker_task.await.context("the worker task failed")?;
     Ok(())
+}
+
+/// On a first start with keys required and none to use, creates an admin
+/// key and saves it to `DATA_DIR/api-key` (mode 0600), so the all-in-one
+/// command is usable at once. Returns a line telling where the key is.
+async fn bootstrap_key(settings: &Settings, backends: &Backends) -> anyhow::Result<Option<String>> {
+    if settings.api_auth == pipeline::settings::AuthMode::Off || settings.admin_api_key.is_some() {
+        return Ok(None);
+    }
+    let path = settings.data_dir.join("api-key");
+    if !pipeline::api_keys::list(&backends.db).await?.is_empty() {
+        return Ok(path.exists().then(|| format!("API key: in {} (send it as Authorization: Bearer)", path.display())));
+    }
+    let (_, secret) =
+        pipeline::api_keys::create(&backends.db, "local (created by `run`)", entities::api_keys::Scope::Admin).await?;
+    std::fs::create_dir_all(&settings.data_dir)?;
+    write_private(&path, &secret).with_context(|| format!("failed to save the key to {}", path.display()))?;
+    Ok(Some(format!("API key created and saved to {}: {secret}", path.display())))
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    writeln!(file, "{secret}")
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    std::fs::write(path, format!("{secret}\n"))
 }
 
 async fn run_api(settings: Settings) -> anyhow::Result<()> {

@@ -9,6 +9,9 @@ use serde::Serialize;
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
+    /// Created for a presigned upload; waits for the client to PUT the bytes.
+    #[sea_orm(string_value = "awaiting_upload")]
+    AwaitingUpload,
     /// Accepted and enqueued; no worker has started it.
     #[sea_orm(string_value = "queued")]
     Queued,
@@ -30,6 +33,7 @@ impl JobStatus {
     /// The name stored and shown to users.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::AwaitingUpload => "awaiting_upload",
             Self::Queued => "queued",
             Self::Processing => "processing",
             Self::Succeeded => "succeeded",
@@ -79,6 +83,11 @@ pub struct Model {
     pub replay_of: Option<Uuid>,
     /// Comma-separated preset names this job makes; `None` means all.
     pub presets: Option<String>,
+    /// The API key that created the job, if any.
+    pub api_key_id: Option<Uuid>,
+    /// With an idempotency key: a digest of what the request asked for, so
+    /// the same key with a different request can be refused.
+    pub request_fingerprint: Option<String>,
 }
 
 /// Relations of [`Model`].

@@ -5,6 +5,7 @@
 //! writes it, on Postgres and SQLite alike.
 //!
 //! # Layout
+//! - [`api_keys`]: the hashed keys clients authenticate with.
 //! - [`images`]: one row per uploaded original.
 //! - [`variants`]: one row per encoded output of an image and a preset version.
 //! - [`jobs`]: one row per processing attempt chain, with its [`jobs::JobStatus`].
@@ -13,6 +14,7 @@
 //! - [`operator_cursors`]: where a resumable operator run stopped.
 //! - [`prelude`]: the entities under short names.
 
+pub mod api_keys;
 pub mod images;
 pub mod job_audit;
 pub mod jobs;

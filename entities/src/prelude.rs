@@ -1,5 +1,6 @@
 //! The entities under short names.
 
+pub use super::api_keys::Entity as ApiKeys;
 pub use super::images::Entity as Images;
 pub use super::job_audit::Entity as JobAudit;
 pub use super::jobs::Entity as Jobs;

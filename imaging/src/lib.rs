@@ -58,6 +58,16 @@ use std::time::{Duration, Instant};
 pub use error::ImagingError;
 pub use preset::{Effort, Fit, OutputFormat, Preset, default_presets};
 
+/// The format of an input this engine decodes, from its first bytes (16 are
+/// enough), or `None` for anything else (text, SVG, PDF, video, HEIC).
+/// Callers use it to refuse a non-image before storing it.
+pub fn sniff(prefix: &[u8]) -> Option<&'static str> {
+    match probe::detect(prefix) {
+        Ok(probe::Format::Heic) | Err(_) => None,
+        Ok(format) => Some(format.name()),
+    }
+}
+
 /// Bounds checked before any pixel is decoded, so a hostile header cannot make
 /// the engine allocate without limit or run for ever.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,6 +16,7 @@ mod m20261126_000002_create_jobs;
 mod m20261126_000003_create_variants;
 mod m20261126_000004_create_queue_messages;
 mod m20261126_000005_replay;
+mod m20261126_000006_api_product;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_create_variants::Migration),
             Box::new(m20261126_000004_create_queue_messages::Migration),
             Box::new(m20261126_000005_replay::Migration),
+            Box::new(m20261126_000006_api_product::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use aws_config::BehaviorVersion;
 use sea_orm::{DatabaseConnection, DbErr};
 
+use crate::cache::{Cache, NoCache, RedisCache};
 use crate::db;
 use crate::notify::{
     ChatFilter, ConsoleNotifier, FanoutNotifier, Notifier, SnsNotifier, WebhookFormat, WebhookNotifier,
@@ -29,6 +30,8 @@ pub struct Backends {
     pub store: Arc<dyn BlobStore>,
     /// Outcome events.
     pub notifier: Arc<dyn Notifier>,
+    /// The API's read cache, which the worker invalidates as jobs move.
+    pub cache: Arc<dyn Cache>,
     /// Which backend each role uses, for the start-up log line.
     pub summary: String,
 }
@@ -39,6 +42,9 @@ pub enum BackendError {
     /// The database could not be reached.
     #[error("failed to connect to the database")]
     Database(#[from] DbErr),
+    /// `REDIS_URL` is not a Redis URL.
+    #[error("REDIS_URL is invalid")]
+    Cache(#[from] redis::RedisError),
     /// The data directory could not be created.
     #[error("failed to create the data directory {0}")]
     DataDir(String, #[source] std::io::Error),
@@ -107,9 +113,14 @@ impl Backends {
         .filter_map(|(url, format)| Some(WebhookNotifier::new(url.clone()?, format, chat.clone(), base_url.clone())))
         .collect();
         let notifier: Arc<dyn Notifier> = Arc::new(FanoutNotifier::new(primary, webhooks));
+        let (cache, cache_kind): (Arc<dyn Cache>, _) = match &settings.redis_url {
+            Some(url) => (Arc::new(RedisCache::new(url)?), "redis"),
+            None => (Arc::new(NoCache), "none"),
+        };
         let db_kind = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
-        let summary = format!("db={db_kind} queue={queue_kind} store={store_kind} notifier={notifier_kind}");
-        Ok(Self { db, queue, dead_letters, store, notifier, summary })
+        let summary =
+            format!("db={db_kind} queue={queue_kind} store={store_kind} notifier={notifier_kind} cache={cache_kind}");
+        Ok(Self { db, queue, dead_letters, store, notifier, cache, summary })
     }
 }
 

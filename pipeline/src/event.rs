@@ -69,7 +69,7 @@ pub struct Timings {
 }
 
 /// What an operator's replay run did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReplaySummary {
     /// `replay dlq`, `replay jobs` or `reprocess`.
     pub operation: String,

@@ -11,6 +11,8 @@
 //! | events | [`notify::Notifier`] | [`notify::SnsNotifier`] | [`notify::ConsoleNotifier`] |
 //!
 //! Webhooks (JSON, Slack, Discord) ride along with either, in the background.
+//! The API's read cache ([`cache::Cache`]) is Redis when configured, and
+//! nothing otherwise.
 //!
 //! Metadata always goes through sea-orm, to Postgres or SQLite.
 //!
@@ -23,8 +25,12 @@
 //! - [`repo`]: the database reads and conditional writes both binaries use.
 //! - [`replay`]: the operators' replays: DLQ redrive, re-enqueue by filter, preset backfill.
 //! - [`db`]: connecting and migrating.
+//! - [`api_keys`]: creating, finding and revoking the hashed API keys.
+//! - [`cache`]: the read-through cache and the keys the worker invalidates.
 
+pub mod api_keys;
 pub mod backends;
+pub mod cache;
 pub mod db;
 pub mod event;
 pub mod keys;

@@ -27,8 +27,15 @@ pub struct NewUpload {
     pub sha256: String,
     /// Size of the original.
     pub bytes: i64,
-    /// The client's `Idempotency-Key`, if any.
+    /// The client's `Idempotency-Key` (scoped to its API key), if any.
     pub idempotency_key: Option<String>,
+    /// With an idempotency key: the digest of what was asked for.
+    pub request_fingerprint: Option<String>,
+    /// The API key that made the request.
+    pub api_key_id: Option<Uuid>,
+    /// Whether the bytes are still to come through a presigned upload (the
+    /// job waits as `awaiting_upload`) rather than stored already (`queued`).
+    pub awaiting_upload: bool,
 }
 
 /// A new `queued` job row for an image.
@@ -49,6 +56,8 @@ fn queued_job(id: Uuid, image_id: Uuid) -> jobs::ActiveModel {
         event_published_at: Set(None),
         replay_of: Set(None),
         presets: Set(None),
+        api_key_id: Set(None),
+        request_fingerprint: Set(None),
     }
 }
 
@@ -71,8 +80,12 @@ pub async fn record_upload(db: &DatabaseConnection, upload: NewUpload) -> Result
     })
     .exec_without_returning(&txn)
     .await?;
+    let status = if upload.awaiting_upload { JobStatus::AwaitingUpload } else { JobStatus::Queued };
     let job = jobs::ActiveModel {
+        status: Set(status),
         idempotency_key: Set(upload.idempotency_key),
+        request_fingerprint: Set(upload.request_fingerprint),
+        api_key_id: Set(upload.api_key_id),
         ..queued_job(upload.job_id, upload.image_id)
     };
     jobs::Entity::insert(job).exec_without_returning(&txn).await?;
@@ -80,6 +93,77 @@ pub async fn record_upload(db: &DatabaseConnection, upload: NewUpload) -> Result
     find_job(db, upload.job_id)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("job {} after insert", upload.job_id)))
+}
+
+/// Moves a job whose presigned upload arrived from `awaiting_upload` to
+/// `queued`, and records the upload's size (and hash, when known). Returns the
+/// job if this call moved it; `None` when it was not awaiting its upload (a
+/// repeated notification, or an expired upload).
+///
+/// # Errors
+/// Database errors.
+pub async fn start_uploaded_job(
+    db: &DatabaseConnection,
+    job_id: Uuid,
+    bytes: i64,
+    sha256: Option<String>,
+) -> Result<Option<jobs::Model>, DbErr> {
+    let txn = db.begin().await?;
+    let moved = jobs::Entity::update_many()
+        .col_expr(jobs::Column::Status, Expr::value(JobStatus::Queued.as_str()))
+        .col_expr(jobs::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(jobs::Column::Id.eq(job_id))
+        .filter(jobs::Column::Status.eq(JobStatus::AwaitingUpload.as_str()))
+        .exec(&txn)
+        .await?;
+    if moved.rows_affected != 1 {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let job = find_job(&txn, job_id).await?.ok_or_else(|| DbErr::RecordNotFound(format!("job {job_id}")))?;
+    let mut image = images::Entity::update_many().col_expr(images::Column::Bytes, Expr::value(bytes));
+    if let Some(sha256) = sha256 {
+        image = image.col_expr(images::Column::Sha256, Expr::value(sha256));
+    }
+    image.filter(images::Column::Id.eq(job.image_id)).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(Some(job))
+}
+
+/// Fails the jobs whose presigned upload never came: `awaiting_upload` and
+/// created before `cutoff`. Returns the jobs it failed.
+///
+/// # Errors
+/// Database errors.
+pub async fn expire_uploads(
+    db: &DatabaseConnection,
+    cutoff: chrono::DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<jobs::Model>, DbErr> {
+    let stale = jobs::Entity::find()
+        .filter(jobs::Column::Status.eq(JobStatus::AwaitingUpload.as_str()))
+        .filter(jobs::Column::CreatedAt.lt(cutoff))
+        .limit(limit)
+        .all(db)
+        .await?;
+    let mut expired = Vec::with_capacity(stale.len());
+    for job in stale {
+        let now = Utc::now();
+        let moved = jobs::Entity::update_many()
+            .col_expr(jobs::Column::Status, Expr::value(JobStatus::Failed.as_str()))
+            .col_expr(jobs::Column::ErrorCode, Expr::value("upload-expired"))
+            .col_expr(jobs::Column::ErrorMessage, Expr::value("the presigned upload was not used before it expired"))
+            .col_expr(jobs::Column::FinishedAt, Expr::value(now))
+            .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
+            .filter(jobs::Column::Id.eq(job.id))
+            .filter(jobs::Column::Status.eq(JobStatus::AwaitingUpload.as_str()))
+            .exec(db)
+            .await?;
+        if moved.rows_affected == 1 {
+            expired.push(job);
+        }
+    }
+    Ok(expired)
 }
 
 /// One job by id.

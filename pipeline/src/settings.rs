@@ -75,10 +75,37 @@ pub struct Settings {
     #[arg(long, env = "PRESETS")]
     pub presets: Option<String>,
 
-    /// Bearer token for the admin endpoints (replay, reprocess). Unset
-    /// disables them.
+    /// A bootstrap admin key, accepted besides the keys in the database
+    /// (`image-service keys create`). Unset: only database keys work.
     #[arg(long, env = "ADMIN_API_KEY", value_parser = parse_secret)]
     pub admin_api_key: Option<Secret>,
+
+    /// `required`: every endpoint but health, metrics and the OpenAPI
+    /// document needs an API key. `off`: nothing does (local experiments only).
+    #[arg(long, env = "API_AUTH", value_enum, default_value_t = AuthMode::Required)]
+    pub api_auth: AuthMode,
+
+    /// Requests per second each API key may make, on average.
+    #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = 20)]
+    pub rate_limit_per_second: u32,
+
+    /// Requests a key may make at once above its average rate.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 40)]
+    pub rate_limit_burst: u32,
+
+    /// How long a presigned upload URL stays valid, in seconds.
+    #[arg(long, env = "UPLOAD_URL_TTL_SECS", default_value_t = 900)]
+    pub upload_url_ttl_secs: u64,
+
+    /// Key that signs the API's own upload URLs when objects are on local
+    /// disk. Unset: a random key per process (URLs die with a restart).
+    #[arg(long, env = "UPLOAD_SIGNING_KEY", value_parser = parse_secret)]
+    pub upload_signing_key: Option<Secret>,
+
+    /// Redis for the API's read-through cache (`redis://` or `rediss://`).
+    /// Unset: no cache. Set it on the workers too: they invalidate entries.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
 
     /// The API's public address, for links in events (`https://images.example.com`).
     #[arg(long, env = "PUBLIC_BASE_URL")]
@@ -148,6 +175,12 @@ impl Settings {
             public_base_url: None,
             presets: None,
             admin_api_key: None,
+            api_auth: AuthMode::Required,
+            rate_limit_per_second: 20,
+            rate_limit_burst: 40,
+            upload_url_ttl_secs: 900,
+            upload_signing_key: None,
+            redis_url: None,
             app_env: "local".into(),
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_upload_bytes: 64 * 1024 * 1024,
@@ -204,6 +237,15 @@ impl Settings {
     pub fn visibility_timeout(&self) -> Duration {
         Duration::from_secs(self.visibility_timeout_secs)
     }
+}
+
+/// Whether the API asks for keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Every endpoint but health, metrics and the OpenAPI document needs a key.
+    Required,
+    /// No endpoint needs a key.
+    Off,
 }
 
 /// A secret setting: its `Debug` never shows the value, so it cannot leak

@@ -20,6 +20,10 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::Worker;
+
+/// How long after its URL expired a presigned upload may still arrive (an
+/// upload that started in time may finish late).
+const UPLOAD_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 use crate::disposition::{Disposition, Verdict, decide};
 use crate::metrics::{Outcome, Stage};
 
@@ -188,6 +192,12 @@ impl Worker {
             return Ok(None);
         }
         let db = &self.inner.backends.db;
+        // `uploads/{job_id}`: the upload a client was handed by `POST /v1/uploads`.
+        if let Some(job_id) = object.key.strip_prefix(keys::UPLOADS_PREFIX).and_then(|id| Uuid::parse_str(id).ok())
+            && let Some(job) = repo::find_job(db, job_id).await.map_err(database)?
+        {
+            return self.start_presigned_job(job, object).await.map(Some);
+        }
         let dedupe = object.dedupe_key();
         if let Some(job) = repo::find_job_by_idempotency_key(db, &dedupe).await.map_err(database)? {
             return Ok(Some(JobMessage::for_job(&job)));
@@ -208,6 +218,9 @@ impl Worker {
             sha256: String::new(),
             bytes: i64::try_from(object.size).unwrap_or(i64::MAX),
             idempotency_key: Some(dedupe.clone()),
+            request_fingerprint: None,
+            api_key_id: None,
+            awaiting_upload: false,
         };
         let job = match repo::record_upload(db, upload).await {
             Ok(job) => job,
@@ -222,6 +235,65 @@ impl Worker {
         Ok(Some(JobMessage::for_job(&job)))
     }
 
+    /// A presigned upload arrived: keep the original outside the uploads
+    /// prefix and let the job start. A repeated notification, or one for a
+    /// job that already moved on, leads to the job as it stands.
+    async fn start_presigned_job(&self, job: jobs::Model, object: &CreatedObject) -> Result<JobMessage, Failure> {
+        let db = &self.inner.backends.db;
+        if job.status != JobStatus::AwaitingUpload {
+            return Ok(JobMessage::for_job(&job));
+        }
+        let image = repo::find_image(db, job.image_id)
+            .await
+            .map_err(database)?
+            .ok_or_else(|| Failure::permanent("source-missing", "the job's image row is gone"))?
+            .0;
+        self.inner.backends.store.copy(&object.key, &image.source_key).await.map_err(|err| match err {
+            StoreError::NotFound(_) => Failure::permanent("source-missing", err),
+            other => Failure::transient("store-unavailable", other),
+        })?;
+        let bytes = i64::try_from(object.size).unwrap_or(i64::MAX);
+        let job = match repo::start_uploaded_job(db, job.id, bytes, None).await.map_err(database)? {
+            Some(job) => job,
+            // A concurrent delivery started it first.
+            None => repo::find_job(db, job.id).await.map_err(database)?.unwrap_or(job),
+        };
+        self.forget(&job).await;
+        tracing::info!(job_id = %job.id, key = %object.key, "presigned upload arrived");
+        Ok(JobMessage::for_job(&job))
+    }
+
+    /// Fails the jobs whose presigned upload never came (their URL expired
+    /// over a minute ago) and announces each. Returns how many it failed.
+    pub async fn expire_uploads(&self) -> usize {
+        let cutoff = Utc::now() - self.inner.upload_ttl - UPLOAD_GRACE;
+        let expired = match repo::expire_uploads(&self.inner.backends.db, cutoff, 500).await {
+            Ok(expired) => expired,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not expire abandoned uploads");
+                return 0;
+            }
+        };
+        for job in &expired {
+            let job =
+                repo::find_job(&self.inner.backends.db, job.id).await.ok().flatten().unwrap_or_else(|| job.clone());
+            if let Err(failure) = self.publish_once(&job).await {
+                // The job is failed either way; its event goes out when an
+                // operator replays it, or not at all for an upload nobody made.
+                tracing::warn!(job_id = %job.id, code = %failure.code, "could not announce an expired upload");
+            }
+        }
+        if !expired.is_empty() {
+            tracing::info!(count = expired.len(), "failed jobs whose upload never came");
+        }
+        expired.len()
+    }
+
+    /// Drops the API's cached views of a job that just changed.
+    async fn forget(&self, job: &jobs::Model) {
+        self.inner.backends.cache.forget(&pipeline::cache::job_entries(job.id, job.image_id)).await;
+    }
+
     async fn apply(&self, disposition: Disposition, delivery: &Delivery, failure: Option<Failure>) {
         let queue = &self.inner.backends.queue;
         let acted = match disposition {
@@ -231,6 +303,7 @@ impl Worker {
                 if let Some(Failure { job_id: Some(job_id), code, message, .. }) = &failure {
                     // Best effort: the retry happens whether or not this is recorded.
                     let _ = repo::record_retry(&self.inner.backends.db, *job_id, code, message).await;
+                    self.inner.backends.cache.forget(&[pipeline::cache::job_key(*job_id)]).await;
                 }
                 queue.change_visibility(&delivery.receipt, delay).await
             }
@@ -260,7 +333,10 @@ impl Worker {
     async fn process(&self, message: &JobMessage) -> Result<Handled, Failure> {
         let db = &self.inner.backends.db;
         let job = match repo::claim_job(db, message.job_id).await.map_err(database)? {
-            Claim::Started(job) => job,
+            Claim::Started(job) => {
+                self.forget(&job).await;
+                job
+            }
             Claim::Finished(job) => {
                 // A redelivery of a finished job: do no work again, but make
                 // sure its event went out (the last run may have crashed
@@ -400,6 +476,10 @@ impl Worker {
 
     /// Publishes the job's outcome event unless it is recorded as published.
     async fn publish_once(&self, job: &jobs::Model) -> Result<(), Failure> {
+        // Before the event goes out, so whoever reacts to it reads the final state.
+        if job.status.is_final() {
+            self.forget(job).await;
+        }
         if job.event_published_at.is_some() || !job.status.is_final() {
             return Ok(());
         }

@@ -64,12 +64,18 @@ struct Inner {
     app_env: String,
     /// The API's public address, for variant URLs in events.
     public_base_url: Option<String>,
+    /// How long a presigned upload URL lives; jobs still waiting for their
+    /// upload after it (and a grace period) are failed as `upload-expired`.
+    upload_ttl: Duration,
     acker: Acker,
     metrics: Metrics,
     /// Receipts of the messages being handled, by message id, so that a
     /// shutdown can release the ones it could not finish.
     in_flight: Mutex<HashMap<String, String>>,
 }
+
+/// How often a worker looks for presigned uploads that never came.
+const UPLOAD_SWEEP_PERIOD: Duration = Duration::from_secs(60);
 
 /// The worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +110,7 @@ impl Worker {
                 has_dead_letter_queue: queue_limit.is_some(),
                 app_env: settings.app_env.clone(),
                 public_base_url: settings.public_base_url.clone(),
+                upload_ttl: Duration::from_secs(settings.upload_url_ttl_secs),
                 acker: Acker::spawn(backends.queue.clone()),
                 metrics: Metrics::default(),
                 in_flight: Mutex::new(HashMap::new()),
@@ -155,6 +162,16 @@ impl Worker {
         let protection = ScaleInProtection::from_env();
         let mut protected = false;
         tracing::info!(concurrency = self.inner.concurrency, "worker started");
+        let sweeper = tokio::spawn({
+            let worker = self.clone();
+            async move {
+                let mut ticks = tokio::time::interval(UPLOAD_SWEEP_PERIOD);
+                loop {
+                    ticks.tick().await;
+                    worker.expire_uploads().await;
+                }
+            }
+        });
         loop {
             let first = tokio::select! {
                 () = &mut shutdown => break,
@@ -201,6 +218,7 @@ impl Worker {
             }
         }
 
+        sweeper.abort();
         tracing::info!(in_flight = tasks.len(), "shutting down: finishing jobs in flight");
         let finished = tokio::time::timeout(deadline, async { while tasks.join_next().await.is_some() {} }).await;
         if finished.is_err() {

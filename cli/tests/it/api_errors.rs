@@ -4,21 +4,13 @@ use entities::prelude::Jobs;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use tempfile::TempDir;
 
-use crate::support::{TestApp, base_settings, db};
+use crate::support::{TestApp, assert_problem, base_settings, db};
 
 async fn app(max_upload_bytes: u64) -> (TestApp, TempDir) {
     let dir = TempDir::new().expect("temp dir");
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
     settings.max_upload_bytes = max_upload_bytes;
     (TestApp::spawn(&settings).await, dir)
-}
-
-async fn assert_problem(response: reqwest::Response, status: u16, code: &str) {
-    assert_eq!(response.status(), status);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
-    let body: serde_json::Value = response.json().await.expect("problem json");
-    assert_eq!(body["code"], code, "{body}");
-    assert_eq!(body["status"], status);
 }
 
 #[tokio::test]
@@ -91,7 +83,7 @@ async fn jobs_are_listed_newest_first_by_status_with_a_cursor() {
     let (app, _dir) = app(1024 * 1024).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
-        ids.push(app.accepted(app.upload_raw("notimage.jpg", "image/jpeg").await).await.to_string());
+        ids.push(app.ingest("notimage.jpg").await.to_string());
     }
     app.worker.drain().await.expect("drain");
 

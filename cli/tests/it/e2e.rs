@@ -185,8 +185,9 @@ async fn uploads_become_variants_rows_and_one_event_each(app: TestApp, mut backe
         .as_str()
         .map(str::to_owned)
         .expect("image id");
-    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let response = no_redirects
+    // `app.http` follows no redirects.
+    let response = app
+        .http
         .get(format!("{}/v1/images/{image_id}/variants/thumb", app.address))
         .send()
         .await
@@ -221,7 +222,7 @@ async fn uploads_become_variants_rows_and_one_event_each(app: TestApp, mut backe
 
 async fn corrupt_uploads_fail_once_with_a_reason(app: TestApp, mut backend: Backend) {
     // Arrange
-    let not_an_image = upload(&app, "notimage.jpg", "image/jpeg", false).await;
+    let not_an_image = app.ingest("notimage.jpg").await;
     let truncated = upload(&app, "truncated_prog.jpg", "image/jpeg", true).await;
 
     // Act

@@ -4,6 +4,7 @@
 //! started by `scripts/test`; a test that cannot reach one fails, it never skips.
 
 mod api_errors;
+mod api_product;
 mod e2e;
 mod migrations;
 mod notifications;

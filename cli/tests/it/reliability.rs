@@ -7,10 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    Event as S3EventType, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
-    QueueConfiguration, S3KeyFilter,
-};
 use entities::jobs;
 use pipeline::Settings;
 use pipeline::event::EventKind;
@@ -224,37 +220,7 @@ async fn sigterm_during_a_job_finishes_it_and_exits_cleanly() {
 async fn an_s3_upload_notification_is_processed_once() {
     // Arrange: S3 notifies the job queue of objects under uploads/.
     let Aws { app, aws, .. } = aws(|_| {}).await;
-    let queue_arn = aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&aws.queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("arn")
-        .attributes
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
-        .expect("queue arn");
-    let filter = NotificationConfigurationFilter::builder()
-        .key(
-            S3KeyFilter::builder()
-                .filter_rules(FilterRule::builder().name(FilterRuleName::Prefix).value("uploads/").build())
-                .build(),
-        )
-        .build();
-    let config = QueueConfiguration::builder()
-        .queue_arn(queue_arn)
-        .events(S3EventType::S3ObjectCreated)
-        .filter(filter)
-        .build()
-        .expect("queue configuration");
-    aws.s3
-        .put_bucket_notification_configuration()
-        .bucket(&aws.bucket)
-        .notification_configuration(NotificationConfiguration::builder().queue_configurations(config).build())
-        .send()
-        .await
-        .expect("notification configuration");
+    aws.notify_uploads().await;
     let key = "uploads/holiday photo (1).png";
     let body = std::fs::read(crate::support::testdata("dice_rgba.png")).expect("testdata");
     let put = aws.s3.put_object().bucket(&aws.bucket).key(key).body(ByteStream::from(body)).send().await.expect("put");
@@ -360,7 +326,7 @@ async fn metrics_count_outcomes_and_time_each_stage() {
     let url = format!("http://{}/metrics", listener.local_addr().expect("address"));
     tokio::spawn(worker::serve_metrics(app.worker.clone(), listener, std::future::pending()));
     app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
-    app.accepted(app.upload_raw("notimage.jpg", "image/jpeg").await).await;
+    app.ingest("notimage.jpg").await;
 
     // Act
     app.worker.drain().await.expect("drain");

@@ -140,7 +140,7 @@ async fn replay_jobs_selects_exactly_its_filters_and_is_idempotent() {
     let settings = base_settings(dir.path(), db::sqlite(&dir));
     let app = TestApp::spawn(&settings).await;
     app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
-    let not_image = app.accepted(app.upload_raw("notimage.jpg", "image/jpeg").await).await;
+    let not_image = app.ingest("notimage.jpg").await;
     let truncated = app.accepted(app.upload_raw("truncated_prog.jpg", "image/jpeg").await).await;
     app.worker.drain().await.expect("drain");
     let operator = operator(&app, &settings);
@@ -242,7 +242,7 @@ async fn reprocess_regenerates_exactly_the_stale_variants_and_resumes_after_a_cr
 }
 
 #[tokio::test]
-async fn admin_endpoints_need_the_admin_key_and_dry_runs_change_nothing() {
+async fn admin_endpoints_need_an_admin_key_and_dry_runs_change_nothing() {
     // Arrange
     let dir = TempDir::new().expect("temp dir");
     let mut sink = WebhookSink::start().await;
@@ -250,15 +250,16 @@ async fn admin_endpoints_need_the_admin_key_and_dry_runs_change_nothing() {
     settings.admin_api_key = Some("s3cret-admin-key".into());
     settings.webhook_url = Some(sink.url.clone());
     let app = TestApp::spawn(&settings).await;
-    app.accepted(app.upload_raw("notimage.jpg", "image/jpeg").await).await;
+    app.ingest("notimage.jpg").await;
     app.worker.drain().await.expect("drain");
     sink.take_exactly(1).await;
     let url = format!("{}/v1/admin/replay/jobs", app.address);
     let body = serde_json::json!({ "statuses": ["failed"], "dry_run": true });
 
     // Act
-    let anonymous = app.http.post(&url).json(&body).send().await.expect("post");
+    let anonymous = reqwest::Client::new().post(&url).json(&body).send().await.expect("post");
     let wrong = app.http.post(&url).bearer_auth("guess").json(&body).send().await.expect("post");
+    let client = app.http.post(&url).json(&body).send().await.expect("post");
     let dry = app.http.post(&url).bearer_auth("s3cret-admin-key").json(&body).send().await.expect("post");
     let unknown = app
         .http
@@ -272,7 +273,8 @@ async fn admin_endpoints_need_the_admin_key_and_dry_runs_change_nothing() {
     // Assert
     assert_eq!(anonymous.status(), 401);
     assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
-    assert_eq!(wrong.status(), 403);
+    assert_eq!(wrong.status(), 401, "an unknown key");
+    assert_eq!(client.status(), 403, "a client key on an admin endpoint");
     assert_eq!(unknown.status(), 422);
     assert_eq!(dry.status(), 200);
     let summary: serde_json::Value = dry.json().await.expect("json");
@@ -290,7 +292,7 @@ async fn the_cli_runs_a_dry_replay_and_prints_its_summary() {
     let dir = TempDir::new().expect("temp dir");
     let settings = base_settings(dir.path(), db::sqlite(&dir));
     let app = TestApp::spawn(&settings).await;
-    app.accepted(app.upload_raw("notimage.jpg", "image/jpeg").await).await;
+    app.ingest("notimage.jpg").await;
     app.accepted(app.upload_raw("truncated_prog.jpg", "image/jpeg").await).await;
     app.worker.drain().await.expect("drain");
 

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use super::{BlobStore, ByteStream, ObjectMeta, StoreError};
+use super::{BlobStore, ByteStream, ObjectMeta, PresignedRequest, StoreError};
 
 /// Objects as files under a root directory; keys map to relative paths.
 /// Writes go to a temporary file that is renamed into place, so a reader
@@ -105,6 +105,16 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn presigned_get(&self, _key: &str, _expires_in: std::time::Duration) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
+    async fn presigned_put(
+        &self,
+        _key: &str,
+        _content_type: &str,
+        _content_length: u64,
+        _expires_in: std::time::Duration,
+    ) -> Result<Option<PresignedRequest>, StoreError> {
         Ok(None)
     }
 

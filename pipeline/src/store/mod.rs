@@ -22,6 +22,16 @@ pub struct ObjectMeta {
     pub cache_control: Option<String>,
 }
 
+/// A request a client makes itself, straight to the store: the URL and the
+/// headers it must send with it (they are part of the signature).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresignedRequest {
+    /// Where to send the request.
+    pub url: String,
+    /// Headers the request must carry, exactly.
+    pub headers: Vec<(String, String)>,
+}
+
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -65,4 +75,15 @@ pub trait BlobStore: Send + Sync + 'static {
     /// A URL that lets anyone holding it GET the object until it expires,
     /// or `None` when the store cannot hand out such URLs (local disk).
     async fn presigned_get(&self, key: &str, expires_in: std::time::Duration) -> Result<Option<String>, StoreError>;
+
+    /// A PUT that lets a client upload exactly `content_length` bytes of
+    /// `content_type` to `key` until it expires, or `None` when the store
+    /// cannot hand out such requests (local disk).
+    async fn presigned_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<PresignedRequest>, StoreError>;
 }

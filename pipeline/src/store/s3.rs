@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::{BlobStore, ByteStream, ObjectMeta, StoreError};
+use super::{BlobStore, ByteStream, ObjectMeta, PresignedRequest, StoreError};
 
 /// Characters left as they are in a CopySource key: unreserved ones and `/`.
 const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
@@ -160,6 +160,27 @@ impl BlobStore for S3BlobStore {
         let request =
             self.client.get_object().bucket(&self.bucket).key(key).presigned(config).await.map_err(unavailable)?;
         Ok(Some(request.uri().to_owned()))
+    }
+
+    async fn presigned_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<PresignedRequest>, StoreError> {
+        let config = PresigningConfig::expires_in(expires_in).map_err(|e| StoreError::InvalidKey(e.to_string()))?;
+        let length = i64::try_from(content_length).map_err(|e| StoreError::InvalidKey(e.to_string()))?;
+        let mut put =
+            self.client.put_object().bucket(&self.bucket).key(key).content_type(content_type).content_length(length);
+        // The encryption headers become signed headers the client must send,
+        // so a presigned upload is encrypted with the same key as the rest.
+        if let Some(kms_key_id) = &self.kms_key_id {
+            put = put.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(kms_key_id);
+        }
+        let request = put.presigned(config).await.map_err(unavailable)?;
+        let headers = request.headers().map(|(name, value)| (name.to_owned(), value.to_owned())).collect();
+        Ok(Some(PresignedRequest { url: request.uri().to_owned(), headers }))
     }
 
     #[tracing::instrument(skip_all, fields(from, to))]

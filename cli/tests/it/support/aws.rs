@@ -122,6 +122,47 @@ impl AwsFixture {
         settings.sns_topic_arn = Some(self.topic_arn.clone());
     }
 
+    /// Makes S3 tell the job queue about every object created under `uploads/`,
+    /// as Terraform configures the bucket.
+    pub async fn notify_uploads(&self) {
+        use aws_sdk_s3::types::{
+            Event as S3EventType, FilterRule, FilterRuleName, NotificationConfiguration,
+            NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+        };
+        let aws = self;
+        let queue_arn = aws
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&aws.queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("arn")
+            .attributes
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .expect("queue arn");
+        let filter = NotificationConfigurationFilter::builder()
+            .key(
+                S3KeyFilter::builder()
+                    .filter_rules(FilterRule::builder().name(FilterRuleName::Prefix).value("uploads/").build())
+                    .build(),
+            )
+            .build();
+        let config = QueueConfiguration::builder()
+            .queue_arn(queue_arn)
+            .events(S3EventType::S3ObjectCreated)
+            .filter(filter)
+            .build()
+            .expect("queue configuration");
+        aws.s3
+            .put_bucket_notification_configuration()
+            .bucket(&aws.bucket)
+            .notification_configuration(NotificationConfiguration::builder().queue_configurations(config).build())
+            .send()
+            .await
+            .expect("notification configuration");
+    }
+
     /// Visible plus in-flight messages on a queue.
     pub async fn depth(&self, queue_url: &str) -> u64 {
         let out = self

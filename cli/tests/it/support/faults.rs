@@ -75,6 +75,16 @@ impl BlobStore for FlakyStore {
     async fn presigned_get(&self, key: &str, expires_in: std::time::Duration) -> Result<Option<String>, StoreError> {
         self.inner.presigned_get(key, expires_in).await
     }
+
+    async fn presigned_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<pipeline::store::PresignedRequest>, StoreError> {
+        self.inner.presigned_put(key, content_type, content_length, expires_in).await
+    }
 }
 
 /// Wraps a real queue; sends fail once `sends_allowed` have gone through,

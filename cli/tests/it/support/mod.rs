@@ -36,7 +36,12 @@ pub struct TestApp {
     pub address: String,
     pub backends: Backends,
     pub worker: worker::Worker,
+    /// Sends the client key with every request.
     pub http: reqwest::Client,
+    /// A client-scope key (the one `http` sends).
+    pub client_key: String,
+    /// An admin-scope key.
+    pub admin_key: String,
 }
 
 impl TestApp {
@@ -48,7 +53,47 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         let worker = worker::Worker::new(backends.clone(), settings).await.expect("worker starts");
-        Self { address, backends, worker, http: reqwest::Client::new() }
+        let (_, client_key) = pipeline::api_keys::create(&backends.db, "tests", entities::api_keys::Scope::Client)
+            .await
+            .expect("client key");
+        let (_, admin_key) =
+            pipeline::api_keys::create(&backends.db, "tests (admin)", entities::api_keys::Scope::Admin)
+                .await
+                .expect("admin key");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {client_key}").parse().expect("header value"));
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        Self { address, backends, worker, http, client_key, admin_key }
+    }
+
+    /// Puts a testdata file in the store and enqueues its job directly, as
+    /// an upload that never passed through the API's checks would arrive
+    /// (a client's direct PUT to S3). Returns the job id.
+    pub async fn ingest(&self, file: &str) -> Uuid {
+        let body = std::fs::read(testdata(file)).expect("testdata file");
+        let (image_id, job_id) = (Uuid::now_v7(), Uuid::now_v7());
+        let source_key = pipeline::keys::original(image_id);
+        let meta = pipeline::store::ObjectMeta { content_type: "image/jpeg".into(), cache_control: None };
+        self.backends.store.put(&source_key, body.clone().into(), &meta).await.expect("store the original");
+        let upload = pipeline::repo::NewUpload {
+            image_id,
+            job_id,
+            source_key: source_key.clone(),
+            sha256: String::new(),
+            bytes: body.len() as i64,
+            idempotency_key: None,
+            request_fingerprint: None,
+            api_key_id: None,
+            awaiting_upload: false,
+        };
+        pipeline::repo::record_upload(&self.backends.db, upload).await.expect("record the upload");
+        let message = pipeline::message::JobMessage::new(job_id, image_id, source_key);
+        self.backends.queue.send(&message.to_body()).await.expect("enqueue");
+        job_id
     }
 
     /// Uploads a testdata file as a raw body; returns the response.
@@ -97,6 +142,17 @@ impl TestApp {
         assert_eq!(response.status(), status, "GET {path}");
         response.json().await.expect("json body")
     }
+}
+
+/// Checks a `application/problem+json` answer's status and stable code;
+/// returns its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(response.status(), status, "{}", response.url());
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = response.json().await.expect("problem json");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    body
 }
 
 /// Receives events POSTed to a webhook, the way a subscriber's endpoint would.

@@ -1,0 +1,330 @@
+//! Presigned uploads: `POST /v1/uploads` creates a job that waits for its
+//! bytes and hands out a short-lived PUT for them.
+//!
+//! On S3 the PUT goes straight to the bucket (`uploads/{job_id}`), signed
+//! with the Content-Type and Content-Length, and the bucket's ObjectCreated
+//! notification starts the job: the API never sees the bytes. On local disk
+//! the API signs a URL to itself (`PUT /v1/uploads/{job_id}`) with the same
+//! terms, so clients follow the same two steps everywhere.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Extension, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use entities::jobs::{self, JobStatus};
+use hmac::{Hmac, Mac};
+use pipeline::keys;
+use pipeline::repo::{self, NewUpload};
+use pipeline::store::ObjectMeta;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, Problem};
+use crate::routes::{JobView, REPLAYED_HEADER, SharedState, enqueue, idempotency_key, replayed, upload_outcome};
+use crate::upload::Meter;
+
+/// The media types a presigned upload may declare.
+const ACCEPTED_TYPES: [&str; 6] = ["image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"];
+
+/// What the client is about to upload.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UploadRequest {
+    /// The image's media type; the PUT must send exactly this Content-Type.
+    #[schema(example = "image/jpeg")]
+    content_type: String,
+    /// The image's size in bytes; the PUT must send exactly this many.
+    #[schema(minimum = 1)]
+    content_length: u64,
+}
+
+/// The job and how to send its bytes.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UploadTicket {
+    job: JobView,
+    /// How to upload; absent once the upload has arrived.
+    upload: Option<UploadInstructions>,
+}
+
+/// One HTTP request for the client to make.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UploadInstructions {
+    /// Always `PUT`.
+    method: &'static str,
+    url: String,
+    /// Headers to send exactly as given: they are part of the signature.
+    headers: BTreeMap<String, String>,
+    expires_at: DateTime<Utc>,
+}
+
+/// Creates a job that waits for its image, and a presigned PUT for it.
+#[utoipa::path(post, path = "/v1/uploads", tag = "images",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat the request safely: the same key and body return the same job")),
+    request_body = UploadRequest,
+    responses((status = 201, description = "The job, awaiting its upload, and how to upload", body = UploadTicket,
+                headers(("Location" = String, description = "The job"))),
+              (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+              (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+              (status = 413, description = "Over MAX_UPLOAD_BYTES", body = Problem, content_type = "application/problem+json"),
+              (status = 415, description = "Not a supported image type", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "A backing service is unavailable", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn create_upload(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Result<Json<UploadRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body.map_err(|rejection| match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::UnsupportedMediaType("send the upload request as application/json".into())
+        }
+        other => ApiError::BadRequest(other.body_text()),
+    })?;
+    let content_type = request.content_type.trim().to_ascii_lowercase();
+    if !ACCEPTED_TYPES.contains(&content_type.as_str()) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "{content_type:?} is not a supported image type ({})",
+            ACCEPTED_TYPES.join(", ")
+        )));
+    }
+    if request.content_length == 0 {
+        return Err(ApiError::BadRequest("content_length must be at least 1".into()));
+    }
+    if request.content_length > state.max_upload_bytes {
+        return Err(ApiError::PayloadTooLarge(state.max_upload_bytes));
+    }
+    let db = &state.backends.db;
+    let fingerprint = hex::encode(Sha256::digest(serde_json::to_vec(&request).unwrap_or_default()));
+    let idempotency_key = idempotency_key(&headers, &principal)?;
+    if let Some(key) = &idempotency_key
+        && let Some(job) =
+            repo::find_job_by_idempotency_key(db, key).await.map_err(|e| ApiError::Unavailable(e.into()))?
+    {
+        replayed(&job, &fingerprint)?;
+        return ticket(&state, &headers, job, &content_type, request.content_length, true).await;
+    }
+
+    let (image_id, job_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let upload = NewUpload {
+        image_id,
+        job_id,
+        source_key: keys::original(image_id),
+        // Learnt when the bytes arrive.
+        sha256: String::new(),
+        bytes: i64::try_from(request.content_length).unwrap_or(i64::MAX),
+        idempotency_key: idempotency_key.clone(),
+        request_fingerprint: idempotency_key.as_ref().map(|_| fingerprint.clone()),
+        api_key_id: principal.key_id,
+        awaiting_upload: true,
+    };
+    let job = match repo::record_upload(db, upload).await {
+        Ok(job) => job,
+        Err(err) if repo::is_unique_violation(&err) && idempotency_key.is_some() => {
+            let key = idempotency_key.as_deref().unwrap_or_default();
+            let job = repo::find_job_by_idempotency_key(db, key)
+                .await
+                .map_err(|e| ApiError::Unavailable(e.into()))?
+                .ok_or_else(|| ApiError::Unavailable(err.into()))?;
+            replayed(&job, &fingerprint)?;
+            return ticket(&state, &headers, job, &content_type, request.content_length, true).await;
+        }
+        Err(err) => return Err(ApiError::Unavailable(err.into())),
+    };
+    tracing::info!(%job_id, content_length = request.content_length, "presigned upload issued");
+    ticket(&state, &headers, job, &content_type, request.content_length, false).await
+}
+
+/// `201 Created` with the job and, while it awaits its bytes, a fresh PUT.
+async fn ticket(
+    state: &AppState,
+    headers: &HeaderMap,
+    job: jobs::Model,
+    content_type: &str,
+    content_length: u64,
+    replay: bool,
+) -> Result<Response, ApiError> {
+    let upload = if job.status == JobStatus::AwaitingUpload {
+        Some(instructions(state, headers, job.id, content_type, content_length).await?)
+    } else {
+        None
+    };
+    let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut response =
+        (StatusCode::CREATED, [(header::LOCATION, location)], Json(UploadTicket { job: job.into(), upload }))
+            .into_response();
+    if replay {
+        response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+async fn instructions(
+    state: &AppState,
+    headers: &HeaderMap,
+    job_id: Uuid,
+    content_type: &str,
+    content_length: u64,
+) -> Result<UploadInstructions, ApiError> {
+    let ttl = state.upload_url_ttl;
+    let expires_at = Utc::now() + ttl;
+    let key = format!("{}{job_id}", keys::UPLOADS_PREFIX);
+    let presigned = state
+        .backends
+        .store
+        .presigned_put(&key, content_type, content_length, ttl)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))?;
+    if let Some(presigned) = presigned {
+        let mut signed: BTreeMap<String, String> =
+            presigned.headers.into_iter().map(|(name, value)| (name.to_ascii_lowercase(), value)).collect();
+        signed.entry("content-type".into()).or_insert_with(|| content_type.to_owned());
+        signed.entry("content-length".into()).or_insert_with(|| content_length.to_string());
+        return Ok(UploadInstructions { method: "PUT", url: presigned.url, headers: signed, expires_at });
+    }
+    let expires = expires_at.timestamp();
+    let signature = state.upload_signer.sign(job_id, expires, content_type, content_length);
+    let url = format!("{}/v1/uploads/{job_id}?expires={expires}&signature={signature}", base_url(state, headers));
+    let headers = BTreeMap::from([
+        ("content-type".to_owned(), content_type.to_owned()),
+        ("content-length".to_owned(), content_length.to_string()),
+    ]);
+    Ok(UploadInstructions { method: "PUT", url, headers, expires_at })
+}
+
+/// `PUBLIC_BASE_URL`, or the address the client used to reach us.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(base) = &state.public_base_url {
+        return base.trim_end_matches('/').to_owned();
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// Signs the API's own upload URLs (local-disk deployments).
+pub(crate) struct UploadSigner {
+    key: Vec<u8>,
+}
+
+impl UploadSigner {
+    pub fn new(key: Vec<u8>) -> Self {
+        Self { key }
+    }
+
+    fn mac(&self, job_id: Uuid, expires: i64, content_type: &str, content_length: u64) -> Hmac<Sha256> {
+        // Any key length is valid for HMAC.
+        #[allow(clippy::expect_used)]
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(format!("PUT\n{job_id}\n{expires}\n{content_type}\n{content_length}").as_bytes());
+        mac
+    }
+
+    fn sign(&self, job_id: Uuid, expires: i64, content_type: &str, content_length: u64) -> String {
+        hex::encode(self.mac(job_id, expires, content_type, content_length).finalize().into_bytes())
+    }
+
+    fn verify(&self, job_id: Uuid, expires: i64, content_type: &str, content_length: u64, signature: &str) -> bool {
+        let Ok(signature) = hex::decode(signature) else { return false };
+        self.mac(job_id, expires, content_type, content_length).verify_slice(&signature).is_ok()
+    }
+}
+
+/// The query of a signed upload URL.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct Signed {
+    /// Unix time after which the URL is refused.
+    expires: i64,
+    /// Hex HMAC-SHA256 over the job, the expiry, the Content-Type and the Content-Length.
+    signature: String,
+}
+
+/// Receives the bytes of a presigned upload when objects are on local disk
+/// (on S3 the client PUTs to the bucket instead). The URL's signature is
+/// the credential: no API key.
+#[utoipa::path(put, path = "/v1/uploads/{id}", tag = "images", security(()),
+    params(("id" = Uuid, Path, description = "Job id"), Signed),
+    request_body(content = Vec<u8>, content_type = "image/*"),
+    responses((status = 200, description = "Received; the job is queued", body = JobView),
+              (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "Bad or expired signature, or the request differs from what was signed", body = Problem, content_type = "application/problem+json"),
+              (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "The upload was already received", body = Problem, content_type = "application/problem+json"),
+              (status = 415, description = "Not a supported image", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "A backing service is unavailable", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn receive_upload(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    query: Result<Query<Signed>, axum::extract::rejection::QueryRejection>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let job_id = Uuid::parse_str(&id).map_err(|_| ApiError::BadRequest(format!("{id:?} is not a valid id")))?;
+    let Query(signed) = query.map_err(|_| ApiError::UploadRejected("the upload URL is not signed".into()))?;
+    let headers = request.headers();
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned).unwrap_or_default();
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    if !state.upload_signer.verify(job_id, signed.expires, &content_type, content_length, &signed.signature) {
+        return Err(ApiError::UploadRejected(
+            "the signature does not match this URL, Content-Type and Content-Length".into(),
+        ));
+    }
+    if Utc::now().timestamp() > signed.expires {
+        return Err(ApiError::UploadRejected("the upload URL has expired".into()));
+    }
+    let db = &state.backends.db;
+    let job = repo::find_job(db, job_id)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))?
+        .ok_or(ApiError::NotFound("job"))?;
+    if job.status != JobStatus::AwaitingUpload {
+        return Err(ApiError::Conflict("this job's upload was already received".into()));
+    }
+    let source_key = keys::original(job.image_id);
+    let meter = Meter::default();
+    let meta = ObjectMeta { content_type, cache_control: None };
+    let body = meter.wrap(request.into_body().into_data_stream(), content_length);
+    upload_outcome(state.backends.store.put_stream(&source_key, body, &meta).await, &meter, content_length)?;
+    let (bytes, sha256) = meter.finish();
+    let job = repo::start_uploaded_job(db, job_id, i64::try_from(bytes).unwrap_or(i64::MAX), Some(sha256))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))?
+        .ok_or_else(|| ApiError::Conflict("this job's upload was already received".into()))?;
+    state.backends.cache.forget(&pipeline::cache::job_entries(job.id, job.image_id)).await;
+    enqueue(&state, &job).await?;
+    tracing::info!(%job_id, bytes, "presigned upload received");
+    Ok(Json(JobView::from(job)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_covers_the_job_the_expiry_the_type_and_the_length() {
+        let signer = UploadSigner::new(b"test key".to_vec());
+        let job = Uuid::now_v7();
+        let signature = signer.sign(job, 1_900_000_000, "image/png", 1234);
+        assert!(signer.verify(job, 1_900_000_000, "image/png", 1234, &signature));
+        assert!(!signer.verify(Uuid::now_v7(), 1_900_000_000, "image/png", 1234, &signature));
+        assert!(!signer.verify(job, 1_900_000_001, "image/png", 1234, &signature));
+        assert!(!signer.verify(job, 1_900_000_000, "image/jpeg", 1234, &signature));
+        assert!(!signer.verify(job, 1_900_000_000, "image/png", 1235, &signature));
+        assert!(!signer.verify(job, 1_900_000_000, "image/png", 1234, "not hex"));
+        let other = UploadSigner::new(b"another key".to_vec());
+        assert!(!other.verify(job, 1_900_000_000, "image/png", 1234, &signature));
+    }
+}
