@@ -20,6 +20,7 @@ use pipeline::store::{BlobStore, ByteStream, ObjectMeta, StoreError};
 use pipeline::{cache, keys};
 use serde::Serialize;
 use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -67,6 +68,11 @@ pub(crate) fn router(state: SharedState, request_timeout: Duration) -> Router {
                     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id())
+                // A bug answers 500 (problem+json), never a dropped connection.
+                .layer(CatchPanicLayer::custom(|_| {
+                    tracing::error!("a handler panicked");
+                    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+                }))
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout)),
         )
 }

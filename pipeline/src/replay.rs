@@ -79,8 +79,10 @@ struct RateLimit(Option<tokio::time::Interval>);
 
 impl RateLimit {
     fn new(per_second: Option<u32>) -> Self {
-        Self(per_second.filter(|n| *n > 0).map(|n| {
-            let mut interval = tokio::time::interval(Duration::from_secs(1) / n);
+        // Past a billion a second the period rounds to zero: that is no limit.
+        let period = per_second.filter(|n| *n > 0).map(|n| Duration::from_secs(1) / n).filter(|p| !p.is_zero());
+        Self(period.map(|period| {
+            let mut interval = tokio::time::interval(period);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             interval
         }))
@@ -350,5 +352,17 @@ impl Operator {
             repo::save_cursor(db, &cursor_name, None).await?;
         }
         Ok(self.finish("reprocess", dry_run, counts).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RateLimit;
+
+    #[tokio::test]
+    async fn any_rate_is_a_valid_limit() {
+        for rate in [None, Some(0), Some(1), Some(1_000_000_000), Some(u32::MAX)] {
+            RateLimit::new(rate).wait().await;
+        }
     }
 }
