@@ -312,6 +312,9 @@ class Stack:
         )
         for name in ("PRESETS", "WORKER_CONCURRENCY", "STORAGE_DIR", "DATA_DIR"):
             env.pop(name, None)
+        for setting in args.env:
+            name, _, value = setting.partition("=")
+            env[name] = value
         if backend == "embedded":
             env["DATA_DIR"] = str(work / "data")
             # `migrate` does not create DATA_DIR (only `api`/`worker`/`run` do).
@@ -447,8 +450,12 @@ class Stack:
     def clear_objects(self) -> None:
         """Deletes stored originals and variants between photo batches (disk/emulator memory)."""
         if self.backend == "embedded":
+            objects = self.work / "data" / "objects"
             for sub in ("originals", "variants"):
-                shutil.rmtree(self.work / "data" / "objects" / sub, ignore_errors=True)
+                if (objects / sub).is_dir():
+                    trash = self.work / f"trash-{uuid.uuid4().hex[:8]}"
+                    (objects / sub).rename(trash)
+                    shutil.rmtree(trash, ignore_errors=True)
             return
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket):
@@ -1042,6 +1049,10 @@ def run_backend(
         log(f"{backend}: warming up")
         closed_loop(stack, events, "warm-up", [tiny], 10, 2, 60)
 
+        if moto:
+            log(f"{backend}: timing raw emulator calls on a fresh emulator")
+            out["emulator_raw_start"] = emulator_burst(moto, 50 if q else 200)
+
         # 2. overhead on tiny images, first jobs
         log(f"{backend}: {args.tiny_jobs} tiny jobs on fresh tables")
         out["tiny_first"] = closed_loop(stack, events, "tiny-first", [tiny], args.tiny_jobs, args.upload_concurrency, 300)
@@ -1075,8 +1086,11 @@ def run_backend(
             out["prefill"] = {"how": "jobs", "added": max(0, args.rows - have), "seconds": time.perf_counter() - t0}
         out["rows_after_prefill"] = count_jobs(stack, work)
         log(f"{backend}: {args.tiny_jobs} tiny jobs with {out['rows_after_prefill']} jobs in the tables")
+        if moto:
+            # The emulator slows as it holds more objects: give this run the
+            # same emulator state as the first one.
+            stack.clear_objects()
         out["tiny_full"] = closed_loop(stack, events, "tiny-full", [tiny], args.tiny_jobs, args.upload_concurrency, 300)
-        stack.clear_objects()
 
         # 1 and 4. photos: engine alone and three worker layouts, interleaved per round
         bodies = [p.read_bytes() for p in photos]
@@ -1113,8 +1127,8 @@ def run_backend(
         out["api_huge"] = burst_memory(stack, huge, tiny, huge_n, args.burst_concurrency)
 
         if moto:
-            log(f"{backend}: timing raw emulator calls")
-            out["emulator_raw"] = emulator_burst(moto, 50 if q else 300)
+            log(f"{backend}: timing raw emulator calls at the end")
+            out["emulator_raw"] = emulator_burst(moto, 50 if q else 200)
     finally:
         stack.close()
         if moto:
@@ -1220,14 +1234,19 @@ def report(results: list[dict], args, budget: tuple[float, str], engine: Engine)
             f"{growth_big / conc:.2f} MiB per upload in flight", f"< {allow_big:.0f} MiB (1/4 in flight)", growth_big < allow_big)
         row(b, "memory: API growth, 8 MB burst over 2 MB", f"{growth_huge:+.1f} MiB",
             "flat in upload size?", f"< {allow_huge:.0f} MiB (1/4 in flight)", growth_huge < allow_huge)
+        for key, when in (("emulator_raw_start", "fresh"), ("emulator_raw", "at the end")):
+            if key in r:
+                raw = r[key]
+                row(b, f"emulator ({when}): raw calls/s SQS send / receive / delete / S3 put",
+                    " / ".join(fmt(raw[k], 0) for k in ("sqs_send", "sqs_receive", "sqs_delete", "s3_put_4k")),
+                    "1 boto3 client, 1 call at a time")
         if "emulator_raw" in r:
-            raw = r["emulator_raw"]
-            row(b, "emulator: raw calls/s send / receive / delete / S3 put",
-                " / ".join(fmt(raw[k], 0) for k in ("sqs_send", "sqs_receive", "sqs_delete", "s3_put_4k")), "1 client, 1 at a time")
-            for label, t in (("tiny (fresh)", r["tiny_first"]), ("photos 1x2", p["1x2"][-1])):
+            for label, t in (("tiny (fresh)", r["tiny_first"]), ("tiny (full)", r["tiny_full"]), ("photos 1x2", p["1x2"][-1])):
                 reqs = t.get("emulator_requests", 0)
-                row(b, f"emulator: requests/job and req/s, {label}", f"{reqs / max(t['events'], 1):.1f}",
-                    f"{reqs / t['seconds']:.0f} req/s")
+                cpu = t["cpu_ms_per_job"]
+                share = cpu["emulator"] / (cpu["emulator"] + cpu["api"] + cpu["worker"])
+                row(b, f"emulator: requests/job, {label}", f"{reqs / max(t['events'], 1):.1f}",
+                    f"{reqs / t['seconds']:.0f} req/s; {100 * share:.0f}% of service CPU")
 
     head = ("backend", "figure", "value (median)", "runs / detail", "target", "met?")
     widths = [max(len(str(x[i])) for x in [head, *rows]) for i in range(len(head))]
@@ -1260,6 +1279,9 @@ def main() -> int:
     parser.add_argument("--job-budget-mib", type=float, help="override the per-job memory budget")
     parser.add_argument("--out", help="scratch directory (kept); default a new temporary one")
     parser.add_argument("--keep", action="store_true", help="keep the Postgres databases")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an extra setting for every image-service process (repeatable), e.g. MALLOC_ARENA_MAX=2")
+    parser.add_argument("--build-label", help="how the binary was built, for the report (default: from its path)")
     args = parser.parse_args()
     defaults = dict(rounds=(1, 3), photo_jobs=(8, 104), photo_latency_jobs=(2, 10), tiny_jobs=(100, 1000),
                     rows=(2000, 50000), latency_jobs=(20, 200), open_loop_seconds=(3.0, 15.0), burst=(16, 200))
@@ -1280,7 +1302,9 @@ def main() -> int:
     budget = job_budget_mib(args)
     engine = Engine(args.bench_bin, work / "tiny.jpg")
     events = Events()
-    build = "debug build" if "/debug/" in str(Path(args.bin).resolve()) else "release build"
+    build = args.build_label or next(
+        (f"{kind} build" for kind in ("debug", "release") if f"/{kind}/" in str(Path(args.bin).resolve())), "build unknown"
+    )
     version = subprocess.run([args.bin, "--version"], capture_output=True, text=True).stdout.strip()
     log(f"binary {args.bin} ({version}, {build}); engine: {engine.note}; work dir {work}")
 
@@ -1298,6 +1322,8 @@ def main() -> int:
     print(f"api + worker as separate processes; photos: {args.photo_jobs} jobs over the 8 large corpus photos, "
           f"{args.rounds} round(s), default presets; tiny: 64x64 JPEG, {args.tiny_jobs} jobs, {args.upload_concurrency} uploaders")
     print(f"engine alone: {engine.note}")
+    if args.env:
+        print(f"extra settings: {' '.join(args.env)}")
     print(f"per-job memory budget: {budget[0]:.0f} MiB ({budget[1]}); auth: "
           + ", ".join(f"{r['backend']} {r['auth']}" for r in results))
     print()
