@@ -195,6 +195,14 @@ fn write_private(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
 
 async fn run_api(settings: Settings) -> anyhow::Result<()> {
     let backends = connect(&settings).await?;
+    if settings.api_auth == pipeline::settings::AuthMode::Required
+        && settings.admin_api_key.is_none()
+        && pipeline::api_keys::list(&backends.db).await.map(|keys| keys.is_empty()).unwrap_or(false)
+    {
+        tracing::warn!(
+            "no API keys exist yet: every request will get 401; create one with `image-service keys create`"
+        );
+    }
     let app = api::Application::build(&settings, backends)
         .await
         .with_context(|| format!("failed to listen on {}", settings.listen_addr))?;

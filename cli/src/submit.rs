@@ -231,12 +231,13 @@ async fn wait(client: &Client, submitted: &[Submitted], timeout: Duration) -> an
             client.send(|| client.request(reqwest::Method::GET, &format!("/v1/images/{}", item.image_id))).await?;
         println!("{}\tsucceeded", item.file.display());
         for variant in image["variants"].as_array().into_iter().flatten() {
+            let number = |field: &str| variant[field].as_i64().unwrap_or_default();
             println!(
                 "  {:<10} {:>5}x{:<5} {:>9} B  {}{}",
                 variant["preset"].as_str().unwrap_or_default(),
-                variant["width"],
-                variant["height"],
-                variant["bytes"],
+                number("width"),
+                number("height"),
+                number("bytes"),
                 client.base,
                 variant["url"].as_str().unwrap_or_default()
             );

@@ -5,12 +5,21 @@
 //! slow or down, reads miss and writes are dropped, and the caller goes to
 //! the database. After a failure the cache rests for a few seconds rather
 //! than make every request wait on a dead server.
+//!
+//! In front of Redis each process keeps a small in-memory tier for
+//! [`LOCAL_TTL`]. It is only used while the process listens to the
+//! invalidation channel, on which every `forget` is published; when that
+//! subscription drops, the tier is emptied and bypassed until it is back. So
+//! an entry is never served from memory after its invalidation arrived.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use uuid::Uuid;
@@ -60,11 +69,87 @@ const REST: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(100);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How long an entry may be served from a process's memory.
+pub const LOCAL_TTL: Duration = Duration::from_secs(2);
+/// Entries the in-memory tier holds before it starts over.
+const LOCAL_CAPACITY: usize = 10_000;
+/// The channel every invalidated key is published on.
+const INVALIDATIONS: &str = "image-service:v1:invalidate";
+
+/// The in-memory tier and whether it may be trusted.
+#[derive(Default)]
+struct Local {
+    entries: Mutex<HashMap<String, (Bytes, Instant)>>,
+    /// True while subscribed to the invalidation channel.
+    listening: AtomicBool,
+    started: AtomicBool,
+}
+
+impl Local {
+    fn get(&self, key: &str) -> Option<Bytes> {
+        if !self.listening.load(Ordering::Acquire) {
+            return None;
+        }
+        let entries = self.entries.lock().ok()?;
+        let (value, expires) = entries.get(key)?;
+        (Instant::now() < *expires).then(|| value.clone())
+    }
+
+    fn put(&self, key: &str, value: Bytes, ttl: Duration) {
+        if !self.listening.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= LOCAL_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(key.to_owned(), (value, Instant::now() + ttl.min(LOCAL_TTL)));
+        }
+    }
+
+    fn remove(&self, key: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(key);
+        }
+    }
+
+    fn stop_trusting(&self) {
+        self.listening.store(false, Ordering::Release);
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
+    /// Listens to the invalidation channel for as long as the process runs,
+    /// reconnecting after a second when Redis goes away.
+    async fn listen(self: Arc<Self>, client: redis::Client) {
+        loop {
+            match client.get_async_pubsub().await {
+                Ok(mut pubsub) => {
+                    if pubsub.subscribe(INVALIDATIONS).await.is_ok() {
+                        self.listening.store(true, Ordering::Release);
+                        let mut messages = pubsub.on_message();
+                        while let Some(message) = messages.next().await {
+                            if let Ok(key) = message.get_payload::<String>() {
+                                self.remove(&key);
+                            }
+                        }
+                    }
+                    self.stop_trusting();
+                }
+                Err(_) => self.stop_trusting(),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
 /// Redis, connected lazily, so the service starts and serves while Redis is down.
 pub struct RedisCache {
     client: redis::Client,
     state: tokio::sync::Mutex<Option<ConnectionManager>>,
     resting_until: Mutex<Option<Instant>>,
+    local: Arc<Local>,
 }
 
 impl RedisCache {
@@ -78,7 +163,16 @@ impl RedisCache {
             client: redis::Client::open(url)?,
             state: tokio::sync::Mutex::new(None),
             resting_until: Mutex::new(None),
+            local: Arc::default(),
         })
+    }
+
+    /// Starts listening for invalidations, once, on the first read: only
+    /// processes that read (the API) need the in-memory tier.
+    fn start_listening(&self) {
+        if !self.local.started.swap(true, Ordering::AcqRel) {
+            tokio::spawn(self.local.clone().listen(self.client.clone()));
+        }
     }
 
     fn resting(&self) -> bool {
@@ -137,17 +231,26 @@ impl RedisCache {
 #[async_trait]
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Option<Bytes> {
+        self.start_listening();
+        if let Some(value) = self.local.get(key) {
+            return Some(value);
+        }
         let mut conn = self.connection().await?;
-        match conn.get::<_, Option<Vec<u8>>>(key).await {
+        let found = match conn.get::<_, Option<Vec<u8>>>(key).await {
             Ok(value) => value.map(Bytes::from),
             Err(err) => {
                 self.rest(&err);
-                None
+                return None;
             }
+        };
+        if let Some(value) = &found {
+            self.local.put(key, value.clone(), LOCAL_TTL);
         }
+        found
     }
 
     async fn put(&self, key: &str, value: Bytes, ttl: Duration) {
+        self.local.put(key, value.clone(), ttl);
         let Some(mut conn) = self.connection().await else { return };
         if let Err(err) = conn.set_ex::<_, _, ()>(key, value.as_ref(), ttl.as_secs().max(1)).await {
             self.rest(&err);
@@ -155,8 +258,17 @@ impl Cache for RedisCache {
     }
 
     async fn forget(&self, keys: &[String]) {
+        for key in keys {
+            self.local.remove(key);
+        }
         let Some(mut conn) = self.connection().await else { return };
-        if let Err(err) = conn.del::<_, ()>(keys).await {
+        // Delete, then tell every process to drop its in-memory copy.
+        let mut pipe = redis::pipe();
+        pipe.del(keys).ignore();
+        for key in keys {
+            pipe.publish(INVALIDATIONS, key).ignore();
+        }
+        if let Err(err) = pipe.query_async::<()>(&mut conn).await {
             self.rest(&err);
         }
     }

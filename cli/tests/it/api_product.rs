@@ -301,6 +301,8 @@ async fn a_presigned_upload_to_s3_is_started_by_the_bucket_notification() {
     assert!(signed.contains("content-length") && signed.contains("content-type"), "{url}");
 
     // Act
+    // (moto does not check the signed headers of this URL, so a mismatched
+    // PUT cannot be tested here; the local-disk test covers the API's own.)
     let put = put_upload(&ticket, body.clone(), None).await;
     app.worker.drain().await.expect("drain");
 
@@ -440,4 +442,31 @@ async fn the_cli_creates_keys_and_submits_files_until_they_finish() {
     assert!(finished.iter().all(|j| j.status == jobs::JobStatus::Succeeded), "{finished:?}");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("401"), "{}", String::from_utf8_lossy(&refused.stderr));
+}
+
+#[tokio::test]
+async fn an_invalidation_reaches_every_process_memory_tier() {
+    use pipeline::cache::{Cache, RedisCache};
+    // Arrange: two processes' caches on one Redis; the reader has the entry in memory.
+    let url = "redis://127.0.0.1:6379/";
+    let (reader, writer) = (RedisCache::new(url).expect("url"), RedisCache::new(url).expect("url"));
+    let key = pipeline::cache::job_key(Uuid::now_v7());
+    reader.put(&key, bytes::Bytes::from_static(b"old"), Duration::from_secs(60)).await;
+    assert_eq!(reader.get(&key).await.as_deref(), Some(&b"old"[..]), "Redis must be running at 127.0.0.1:6379");
+    tokio::time::sleep(Duration::from_millis(200)).await; // the reader subscribes
+    reader.put(&key, bytes::Bytes::from_static(b"old"), Duration::from_secs(60)).await;
+
+    // Act: the other process changes the job.
+    writer.forget(std::slice::from_ref(&key)).await;
+
+    // Assert
+    let mut seen = reader.get(&key).await;
+    for _ in 0..50 {
+        if seen.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        seen = reader.get(&key).await;
+    }
+    assert_eq!(seen, None, "the reader still serves the invalidated entry");
 }
