@@ -606,6 +606,16 @@ def test_alb_redirects_http_and_terminates_tls(tree):
     assert attr(health, "path") == "/readyz"
 
 
+def test_alb_keeps_the_unauthenticated_metrics_off_the_internet(tree):
+    rule = tree.resource("aws_lb_listener_rule", "hide_metrics")
+    assert attr(rule.body, "listener_arn") == "${aws_lb_listener.https.arn}"
+    paths = attr(blocks(blocks(rule.body, "condition")[0], "path_pattern")[0], "values")
+    assert "/metrics" in paths
+    action = blocks(rule.body, "action")[0]
+    assert attr(action, "type") == "fixed-response"
+    assert attr(blocks(action, "fixed_response")[0], "status_code") == "404"
+
+
 def test_ecr_repository_is_immutable_scanned_and_kms_encrypted(tree):
     repo = tree.resource("aws_ecr_repository", "this")
     assert attr(repo.body, "image_tag_mutability") == "IMMUTABLE"

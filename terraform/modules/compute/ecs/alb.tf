@@ -56,6 +56,31 @@ resource "aws_lb_listener" "https" {
   tags = var.tags
 }
 
+# The API's Prometheus metrics are for the scraper inside the VPC, which
+# reaches the tasks directly; the internet gets a 404 for them.
+resource "aws_lb_listener_rule" "hide_metrics" {
+  listener_arn = aws_lb_listener.https.arn
+  priority     = 10
+
+  condition {
+    path_pattern {
+      values = ["/metrics", "/metrics/*"]
+    }
+  }
+
+  action {
+    type = "fixed-response"
+
+    fixed_response {
+      content_type = "application/problem+json"
+      message_body = "{\"type\":\"https://image-service.dev/problems/not-found\",\"title\":\"Not Found\",\"status\":404,\"code\":\"not-found\",\"detail\":\"not found\"}"
+      status_code  = "404"
+    }
+  }
+
+  tags = var.tags
+}
+
 resource "aws_lb_listener" "http_redirect" {
   load_balancer_arn = aws_lb.api.arn
   port              = 80
