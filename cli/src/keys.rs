@@ -48,6 +48,9 @@ impl From<ScopeArg> for Scope {
 
 pub async fn keys(settings: Settings, command: Keys) -> anyhow::Result<()> {
     let url = settings.database_url();
+    if settings.database_url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir).context("failed to create DATA_DIR")?;
+    }
     let db = pipeline::db::connect(&url).await.context("failed to connect to the database")?;
     if url.starts_with("sqlite:") {
         // The embedded database belongs to this process, as in `run`; a

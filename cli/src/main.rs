@@ -236,7 +236,13 @@ fn spawn_metrics(worker: &worker::Worker, settings: &Settings, shutdown: &Cancel
 }
 
 async fn migrate(settings: Settings, action: MigrateAction) -> anyhow::Result<()> {
-    let db = pipeline::db::connect(&settings.database_url()).await.context("failed to connect to the database")?;
+    let url = settings.database_url();
+    if url.starts_with("sqlite:") && settings.database_url.is_none() {
+        // The default SQLite file lives in DATA_DIR, which may not exist yet.
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("failed to create {}", settings.data_dir.display()))?;
+    }
+    let db = pipeline::db::connect(&url).await.context("failed to connect to the database")?;
     match action {
         MigrateAction::Up => Migrator::up(&db, None).await,
         MigrateAction::Down => Migrator::down(&db, Some(1)).await,

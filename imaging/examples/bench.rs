@@ -1,9 +1,14 @@
 //! The engine's side of `scripts/bench-compare`.
 //!
 //! ```text
-//! bench run   --format webp|jpeg [--effort fast|balanced|max] [--out DIR] FILE...
-//! bench dssim --ext webp|jpg DIR... -- FILE...
+//! bench run     --format webp|jpeg [--effort fast|balanced|max] [--out DIR] FILE...
+//! bench presets [--concurrency N] FILE...
+//! bench dssim   --ext webp|jpg DIR... -- FILE...
 //! ```
+//!
+//! `presets` is the engine alone as the worker runs it (the pipeline
+//! benchmark's baseline): every FILE (repeats allowed) with the default
+//! presets, on N threads that take the next file as they finish one.
 //!
 //! `run` reads every file into memory, then times one pass of the standard
 //! job over all of them (longest edge 2048, 1024 and 256, quality 80) and
@@ -27,6 +32,7 @@ fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
+        Some("presets") => presets(&args[1..]),
         Some("dssim") => dssim(&args[1..]),
         _ => Err("usage: bench run|dssim …".into()),
     }
@@ -34,6 +40,53 @@ fn main() -> Result<(), String> {
 
 fn stem(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn presets(args: &[String]) -> Result<(), String> {
+    let mut concurrency = 1usize;
+    let mut files = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--concurrency" => {
+                concurrency = it.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0).ok_or("--concurrency N")?;
+            }
+            file => files.push(PathBuf::from(file)),
+        }
+    }
+    let inputs: Vec<Vec<u8>> = files
+        .iter()
+        .map(|path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display())))
+        .collect::<Result<_, _>>()?;
+    let presets = imaging::default_presets();
+    let limits = Limits::default();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let bytes = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..concurrency)
+            .map(|_| {
+                scope.spawn(|| -> Result<(), String> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(input) = inputs.get(i) else { return Ok(()) };
+                        let output = imaging::process(input, &presets, &limits)
+                            .map_err(|e| format!("{}: {e}", files[i].display()))?;
+                        let size = output.variants.iter().map(|v| v.data.len()).sum::<usize>();
+                        bytes.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| w.join().map_err(|_| "a worker thread panicked".to_owned())?)
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "RESULT engine=ours presets=default concurrency={concurrency} images={} seconds={seconds:.4} bytes={}",
+        inputs.len(),
+        bytes.into_inner()
+    );
+    Ok(())
 }
 
 fn run(args: &[String]) -> Result<(), String> {
