@@ -644,14 +644,15 @@ pub(crate) struct UploadForm {
 }
 
 /// Sends a queued job's message. Without a message no worker would ever see
-/// the job, so a failed send ends it rather than leave it queued forever;
-/// the client gets a 503 and retries.
+/// the job, so a failed send ends it rather than leave it queued forever,
+/// and frees its idempotency key: the client gets a 503 and its retry, with
+/// the same key, makes a new job.
 pub(crate) async fn enqueue(state: &AppState, job: &jobs::Model) -> Result<(), ApiError> {
     let message = JobMessage::for_job(job);
     if let Err(err) = state.backends.queue.send(&message.to_body()).await {
-        let _ =
-            repo::finish_with_error(&state.backends.db, job.id, JobStatus::Failed, "enqueue-failed", &err.to_string())
-                .await;
+        let db = &state.backends.db;
+        let _ = repo::finish_with_error(db, job.id, JobStatus::Failed, "enqueue-failed", &err.to_string()).await;
+        let _ = repo::release_idempotency_key(db, job.id).await;
         state.backends.cache.forget(&[cache::job_key(job.id)]).await;
         return Err(ApiError::Unavailable(err.into()));
     }

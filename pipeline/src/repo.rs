@@ -200,6 +200,20 @@ pub async fn list_jobs(
     query.all(db).await
 }
 
+/// Frees a job's idempotency key, so the client's retry of a request that
+/// failed (a 503) makes a new job instead of replaying the failed one.
+///
+/// # Errors
+/// Database errors.
+pub async fn release_idempotency_key(db: &DatabaseConnection, job_id: Uuid) -> Result<(), DbErr> {
+    jobs::Entity::update_many()
+        .col_expr(jobs::Column::IdempotencyKey, Expr::value(Option::<String>::None))
+        .filter(jobs::Column::Id.eq(job_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// The job recorded with a client's (or an S3 upload's) idempotency key.
 ///
 /// # Errors

@@ -470,3 +470,57 @@ async fn an_invalidation_reaches_every_process_memory_tier() {
     }
     assert_eq!(seen, None, "the reader still serves the invalidated entry");
 }
+
+#[tokio::test]
+async fn a_queue_outage_is_a_503_that_the_same_request_can_retry() {
+    use std::sync::Arc;
+    // Arrange: a second API on the same database whose queue refuses sends.
+    let dir = TempDir::new().expect("temp dir");
+    let settings = base_settings(dir.path(), db::sqlite(&dir));
+    let healthy = TestApp::spawn(&settings).await;
+    let mut broken = healthy.backends.clone();
+    broken.queue = Arc::new(crate::support::faults::FlakyQueue::new(broken.queue.clone(), 0, u32::MAX));
+    let app = api::Application::build(&settings, broken).await.expect("api binds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let post = |base: String| {
+        healthy
+            .http
+            .post(format!("{base}/v1/images"))
+            .header("content-type", "image/png")
+            .header("idempotency-key", "retry-me")
+            .body(std::fs::read(testdata("dice_rgba.png")).expect("testdata"))
+            .send()
+    };
+
+    // Act: the outage, then the client's retry once the queue is back.
+    let refused = post(address.clone()).await.expect("post");
+    let retried = post(healthy.address.clone()).await.expect("post");
+
+    // Assert
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_problem(refused, 503, "service-unavailable").await;
+    assert_eq!(retried.status(), 202);
+    assert!(retried.headers().get("idempotent-replayed").is_none(), "a new job, not the failed one");
+    let all = jobs::Entity::find().all(&healthy.backends.db).await.expect("jobs");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all.iter().filter(|j| j.error_code.as_deref() == Some("enqueue-failed")).count(), 1);
+}
+
+#[tokio::test]
+async fn readiness_is_a_503_naming_the_dependency_that_is_down() {
+    // Arrange: an objects directory that cannot exist (a file is in the way).
+    let dir = TempDir::new().expect("temp dir");
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, b"").expect("file");
+    let (app, _data) = embedded(|s| s.storage_dir = Some(blocker.join("objects"))).await;
+
+    // Act
+    let response = reqwest::get(format!("{}/readyz", app.address)).await.expect("get");
+
+    // Assert
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["checks"], serde_json::json!({ "database": true, "queue": true, "store": false }));
+}
