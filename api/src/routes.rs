@@ -478,6 +478,35 @@ pub(crate) fn replayed(job: &jobs::Model, fingerprint: &str) -> Result<(), ApiEr
     if job.request_fingerprint.as_deref() == Some(fingerprint) { Ok(()) } else { Err(ApiError::IdempotencyKeyReused) }
 }
 
+/// The job an earlier request with this idempotency key made, if any.
+pub(crate) async fn earlier_job(state: &AppState, key: Option<&str>) -> Result<Option<jobs::Model>, ApiError> {
+    let Some(key) = key else { return Ok(None) };
+    repo::find_job_by_idempotency_key(&state.backends.db, key).await.map_err(|e| ApiError::Unavailable(e.into()))
+}
+
+/// Records an upload. When a concurrent request with the same idempotency
+/// key got there first, returns that request's job instead (422 if it asked
+/// for something else). The flag tells which.
+pub(crate) async fn record_idempotent(
+    db: &sea_orm::DatabaseConnection,
+    upload: NewUpload,
+    fingerprint: &str,
+) -> Result<(jobs::Model, bool), ApiError> {
+    let key = upload.idempotency_key.clone();
+    match repo::record_upload(db, upload).await {
+        Ok(job) => Ok((job, false)),
+        Err(err) if repo::is_unique_violation(&err) && key.is_some() => {
+            let job = repo::find_job_by_idempotency_key(db, key.as_deref().unwrap_or_default())
+                .await
+                .map_err(|e| ApiError::Unavailable(e.into()))?
+                .ok_or_else(|| ApiError::Unavailable(err.into()))?;
+            replayed(&job, fingerprint)?;
+            Ok((job, true))
+        }
+        Err(err) => Err(ApiError::Unavailable(err.into())),
+    }
+}
+
 /// Marks a response as the replay of an earlier request.
 pub(crate) const REPLAYED_HEADER: header::HeaderName = header::HeaderName::from_static("idempotent-replayed");
 
@@ -585,10 +614,7 @@ async fn create_image(
     let db = &state.backends.db;
     let limit = state.max_upload_bytes;
     let idempotency_key = idempotency_key(&headers, &principal)?;
-    if let Some(key) = &idempotency_key
-        && let Some(job) =
-            repo::find_job_by_idempotency_key(db, key).await.map_err(|e| ApiError::Unavailable(e.into()))?
-    {
+    if let Some(job) = earlier_job(&state, idempotency_key.as_deref()).await? {
         let meter = Meter::default();
         stream_image(request, &meter, limit, Sink::Discard).await?;
         replayed(&job, &meter.finish().1)?;
@@ -615,20 +641,10 @@ async fn create_image(
         api_key_id: principal.key_id,
         awaiting_upload: false,
     };
-    let job = match repo::record_upload(db, upload).await {
-        Ok(job) => job,
-        // A concurrent request with the same key won the race.
-        Err(err) if repo::is_unique_violation(&err) && idempotency_key.is_some() => {
-            let key = idempotency_key.as_deref().unwrap_or_default();
-            let job = repo::find_job_by_idempotency_key(db, key)
-                .await
-                .map_err(|e| ApiError::Unavailable(e.into()))?
-                .ok_or_else(|| ApiError::Unavailable(err.into()))?;
-            replayed(&job, &sha256)?;
-            return Ok(accepted(job, true));
-        }
-        Err(err) => return Err(ApiError::Unavailable(err.into())),
-    };
+    let (job, replay) = record_idempotent(db, upload, &sha256).await?;
+    if replay {
+        return Ok(accepted(job, true));
+    }
     enqueue(&state, &job).await?;
     tracing::info!(bytes, "upload accepted");
     Ok(accepted(job, false))

@@ -28,7 +28,10 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
-use crate::routes::{JobView, REPLAYED_HEADER, SharedState, enqueue, idempotency_key, replayed, upload_outcome};
+use crate::routes::{
+    JobView, REPLAYED_HEADER, SharedState, earlier_job, enqueue, idempotency_key, record_idempotent, replayed,
+    upload_outcome,
+};
 use crate::upload::Meter;
 
 /// The media types a presigned upload may declare.
@@ -106,10 +109,7 @@ pub(crate) async fn create_upload(
     let db = &state.backends.db;
     let fingerprint = hex::encode(Sha256::digest(serde_json::to_vec(&request).unwrap_or_default()));
     let idempotency_key = idempotency_key(&headers, &principal)?;
-    if let Some(key) = &idempotency_key
-        && let Some(job) =
-            repo::find_job_by_idempotency_key(db, key).await.map_err(|e| ApiError::Unavailable(e.into()))?
-    {
+    if let Some(job) = earlier_job(&state, idempotency_key.as_deref()).await? {
         replayed(&job, &fingerprint)?;
         return ticket(&state, &headers, job, &content_type, request.content_length, true).await;
     }
@@ -127,19 +127,10 @@ pub(crate) async fn create_upload(
         api_key_id: principal.key_id,
         awaiting_upload: true,
     };
-    let job = match repo::record_upload(db, upload).await {
-        Ok(job) => job,
-        Err(err) if repo::is_unique_violation(&err) && idempotency_key.is_some() => {
-            let key = idempotency_key.as_deref().unwrap_or_default();
-            let job = repo::find_job_by_idempotency_key(db, key)
-                .await
-                .map_err(|e| ApiError::Unavailable(e.into()))?
-                .ok_or_else(|| ApiError::Unavailable(err.into()))?;
-            replayed(&job, &fingerprint)?;
-            return ticket(&state, &headers, job, &content_type, request.content_length, true).await;
-        }
-        Err(err) => return Err(ApiError::Unavailable(err.into())),
-    };
+    let (job, replay) = record_idempotent(db, upload, &fingerprint).await?;
+    if replay {
+        return ticket(&state, &headers, job, &content_type, request.content_length, true).await;
+    }
     tracing::info!(%job_id, content_length = request.content_length, "presigned upload issued");
     ticket(&state, &headers, job, &content_type, request.content_length, false).await
 }
