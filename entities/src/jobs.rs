@@ -7,7 +7,7 @@ use serde::Serialize;
 /// handling the same redelivered message cannot both move a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Created for a presigned upload; waits for the client to PUT the bytes.
     #[sea_orm(string_value = "awaiting_upload")]
