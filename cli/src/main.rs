@@ -85,6 +85,10 @@ enum MigrateAction {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init();
+    if matches!(cli.command, Command::Run | Command::Worker) {
+        // Jobs allocate and free tens of MiB each; keep it for the next job.
+        imaging::allocator::retain_large_buffers();
+    }
     let settings = cli.settings;
     match cli.command {
         Command::Run => run_all(settings).await,

@@ -29,6 +29,8 @@ use image::{DynamicImage, ImageDecoder, ImageReader};
 use imaging::{Effort, Limits, OutputFormat, Preset};
 
 fn main() -> Result<(), String> {
+    // As the worker does: keep freed job buffers for the next image.
+    imaging::allocator::retain_large_buffers();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),

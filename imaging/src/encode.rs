@@ -14,7 +14,7 @@ pub(crate) fn encode(
         OutputFormat::Webp => encode_webp(pixels, preset),
         OutputFormat::Jpeg => {
             // JPEG has no alpha: composite over white, as browsers show it.
-            let rgb = pixels.to_rgb_over_white();
+            let rgb = pixels.rgb_over_white();
             crate::jpeg::encode(&rgb, pixels.width, pixels.height, preset.quality, preset.effort)
         }
         OutputFormat::Png => encode_png(pixels, preset, remaining),

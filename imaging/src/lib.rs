@@ -38,9 +38,12 @@
 //! - `colour`: ICC (Adobe RGB, Display P3, CMYK, …) to sRGB with moxcms.
 //! - `orient`: EXIF orientations 1–8.
 //! - `resize`: Lanczos3 via `fast_image_resize`, never upscaling.
+//! - [`allocator`]: glibc tuning that keeps freed job buffers for the next
+//!   job instead of faulting in fresh pages.
 //! - `encode`: WebP (libwebp), JPEG (mozjpeg), PNG (oxipng), AVIF (feature
 //!   `avif`, ravif).
 
+pub mod allocator;
 mod colour;
 mod decode;
 mod encode;

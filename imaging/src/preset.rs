@@ -54,8 +54,8 @@ impl OutputFormat {
 ///
 /// | effort | WebP (libwebp method) | JPEG (mozjpeg) | PNG (oxipng preset) | AVIF (rav1e speed) |
 /// |---|---|---|---|---|
-/// | `Fast` | 2 | baseline, optimised Huffman | 1 | 9 |
-/// | `Balanced` | 4 (sharp's default) | progressive, optimised Huffman | 2 | 6 |
+/// | `Fast` | 2 | baseline, standard Huffman tables | 1 | 9 |
+/// | `Balanced` | 4 (sharp's default) | baseline, optimised Huffman (sharp's default) | 2 | 6 |
 /// | `Max` | 6 | trellis, progressive with optimised scans | 4 | 3 |
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -107,6 +107,19 @@ pub struct Preset {
 /// oxipng encoders.
 const ENGINE_REVISION: u32 = 2;
 
+/// The revision of one output format's encoder settings, where it moved on
+/// from [`ENGINE_REVISION`] alone; bumping it makes only that format's
+/// variants stale.
+///
+/// JPEG 3: `Balanced` is baseline (was progressive), `Fast` uses the
+/// standard Huffman tables (was optimised).
+fn revision(format: OutputFormat) -> u32 {
+    match format {
+        OutputFormat::Jpeg => 3,
+        OutputFormat::Webp | OutputFormat::Png | OutputFormat::Avif => ENGINE_REVISION,
+    }
+}
+
 impl Preset {
     /// A WebP preset at quality 80 and balanced effort.
     pub fn webp(name: &str, max_edge: u32) -> Self {
@@ -145,7 +158,8 @@ impl Preset {
     /// find variants made by an older version of a preset.
     pub fn version(&self) -> String {
         let canonical = format!(
-            "engine={ENGINE_REVISION};max_edge={};fit={:?};format={};quality={};effort={:?}",
+            "engine={};max_edge={};fit={:?};format={};quality={};effort={:?}",
+            revision(self.format),
             self.max_edge,
             self.fit,
             self.format.as_str(),
@@ -180,5 +194,12 @@ mod tests {
         assert_ne!(base.version(), refit.version());
         assert_eq!(base.version(), Preset::webp("large", 2048).version(), "deterministic");
         assert_eq!(base.version().len(), 8);
+    }
+
+    #[test]
+    fn a_format_revision_changes_only_that_formats_versions() {
+        // The WebP default presets kept their versions when JPEG's moved on.
+        assert_eq!(Preset::webp("large", 2048).version(), "3124c343");
+        assert_ne!(Preset::jpeg("large", 2048).version(), Preset::webp("large", 2048).version());
     }
 }

@@ -1,5 +1,7 @@
 //! 8-bit RGB(A) pixels and Lanczos3 resizing.
 
+use std::borrow::Cow;
+
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::DynamicImage;
@@ -64,10 +66,11 @@ impl Pixels {
         Self { width, height, has_alpha: self.has_alpha, data }
     }
 
-    /// The pixels as RGB; alpha, if any, is composited over white.
-    pub fn to_rgb_over_white(&self) -> Vec<u8> {
+    /// The pixels as RGB; alpha, if any, is composited over white. Opaque
+    /// pixels are borrowed, not copied.
+    pub fn rgb_over_white(&self) -> Cow<'_, [u8]> {
         if !self.has_alpha {
-            return self.data.clone();
+            return Cow::Borrowed(&self.data);
         }
         self.data
             .chunks_exact(4)
@@ -76,7 +79,8 @@ impl Pixels {
                 let blend = |c: u8| ((u16::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
                 [blend(px[0]), blend(px[1]), blend(px[2])]
             })
-            .collect()
+            .collect::<Vec<u8>>()
+            .into()
     }
 }
 
