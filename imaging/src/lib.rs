@@ -186,6 +186,10 @@ pub struct Timings {
     pub encode: std::time::Duration,
 }
 
+/// What makes two encodes give the same bytes: the pixels (the cascade's
+/// current size and the crop) and the encoder settings.
+type EncodeKey = (u32, u32, Option<u32>, OutputFormat, u8, Effort);
+
 /// Turns one original into one variant per preset.
 ///
 /// # Errors
@@ -229,6 +233,11 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
     order.sort_by_key(|&i| std::cmp::Reverse(u64::from(plans[i].0.0) * u64::from(plans[i].0.1)));
 
     let mut outputs: Vec<Option<Variant>> = vec![None; presets.len()];
+    // Presets whose outputs would be the same bytes (an original smaller
+    // than every preset's edge comes out at its own size for each) are
+    // encoded once: keyed by the pixels (the cascade's current size and the
+    // crop) and the encoder settings.
+    let mut encoded: Vec<(EncodeKey, usize)> = Vec::new();
     let mut current = pixels;
     for i in order {
         let preset = &presets[i];
@@ -250,10 +259,19 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
             None => &current,
         };
         timings.resize += started.elapsed();
-        let started = std::time::Instant::now();
-        let data = encode::encode(out, preset, clock.remaining())?;
-        timings.encode += started.elapsed();
-        clock.check()?;
+        let key = (current.width, current.height, crop, preset.format, preset.quality, preset.effort);
+        let same = encoded.iter().find(|(k, _)| *k == key).and_then(|&(_, j)| outputs[j].as_ref());
+        let data = match same {
+            Some(variant) => variant.data.clone(),
+            None => {
+                let started = std::time::Instant::now();
+                let data = encode::encode(out, preset, clock.remaining())?;
+                timings.encode += started.elapsed();
+                clock.check()?;
+                encoded.push((key, i));
+                data
+            }
+        };
         outputs[i] = Some(Variant {
             preset: preset.name.clone(),
             preset_version: preset.version(),

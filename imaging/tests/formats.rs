@@ -167,6 +167,26 @@ fn output_is_deterministic() {
 }
 
 #[test]
+fn presets_that_come_out_the_same_share_one_encode_but_keep_their_own_variant() {
+    // 40x30 is below every default edge, so all three presets give 40x30 WebP.
+    let input = encode_with(image::ImageFormat::Png, &image::DynamicImage::ImageRgb8(sample_rgb()));
+    let mut presets = imaging::default_presets();
+    presets.push(Preset::jpeg("jpeg", 256));
+
+    let out = process(&input, &presets);
+
+    let names: Vec<&str> = out.variants.iter().map(|v| v.preset.as_str()).collect();
+    assert_eq!(names, ["large", "medium", "thumb", "jpeg"]);
+    assert!(out.variants.iter().all(|v| (v.width, v.height) == (40, 30)));
+    assert_eq!(out.variants[0].data, out.variants[1].data);
+    assert_eq!(out.variants[0].data, out.variants[2].data);
+    assert_ne!(out.variants[0].preset_version, out.variants[2].preset_version);
+    // The same pixels in another format are encoded for that format.
+    assert_eq!(&out.variants[3].data[..3], b"\xff\xd8\xff");
+    assert_eq!(decode(&out.variants[3].data).dimensions(), (40, 30));
+}
+
+#[test]
 fn avif_is_opt_in() {
     assert!(imaging::default_presets().iter().all(|p| p.format != OutputFormat::Avif));
     let avif = Preset { format: OutputFormat::Avif, ..Preset::webp("a", 64) };
