@@ -47,8 +47,15 @@ pub(crate) fn decode(input: &[u8], limits: &Limits, target_edge: u32, clock: &Cl
     }
 }
 
-/// HEIC is recognised but not decoded: the bindings to libheif need 1.17 or
-/// later, and Debian 12 ships 1.15 (see docs/benchmarks.md, "Not done").
+/// HEIC through libheif when the crate is built with its `heic` feature.
+#[cfg(feature = "heic")]
+fn decode_heic(input: &[u8], limits: &Limits) -> Result<Decoded, ImagingError> {
+    crate::heic::decode(input, limits)
+}
+
+/// Without the `heic` feature (the default: it needs the system's libheif),
+/// HEIC is recognised and refused as `unsupported-format`.
+#[cfg(not(feature = "heic"))]
 fn decode_heic(_input: &[u8], _limits: &Limits) -> Result<Decoded, ImagingError> {
     Err(ImagingError::UnsupportedFormat(Some("HEIC".into())))
 }

@@ -31,6 +31,7 @@
 //!   before any decoder.
 //! - `decode`: dispatch to a decoder; the `image` crate's decoders for PNG,
 //!   GIF, WebP, BMP and TIFF.
+//! - `heic` (feature `heic`): HEIC through the system's libheif.
 //! - `jpeg`: mozjpeg decode (DCT-scaled) and encode, with libjpeg's errors
 //!   and corrupt-data warnings turned into errors.
 //! - `jpeg_scan`: the completeness check that keeps truncated JPEGs from
@@ -48,6 +49,8 @@ mod colour;
 mod decode;
 mod encode;
 pub mod error;
+#[cfg(feature = "heic")]
+mod heic;
 mod jpeg;
 mod jpeg_scan;
 mod orient;
@@ -62,12 +65,14 @@ pub use error::ImagingError;
 pub use preset::{Effort, Fit, OutputFormat, Preset, default_presets};
 
 /// The format of an input this engine decodes, from its first bytes (16 are
-/// enough), or `None` for anything else (text, SVG, PDF, video, HEIC).
-/// Callers use it to refuse a non-image before storing it.
+/// enough), or `None` for anything else (text, SVG, PDF, video, and HEIC
+/// unless the crate is built with its `heic` feature). Callers use it to
+/// refuse a non-image before storing it.
 pub fn sniff(prefix: &[u8]) -> Option<&'static str> {
     match probe::detect(prefix) {
-        Ok(probe::Format::Heic) | Err(_) => None,
+        Ok(probe::Format::Heic) if !cfg!(feature = "heic") => None,
         Ok(format) => Some(format.name()),
+        Err(_) => None,
     }
 }
 

@@ -9,6 +9,9 @@ use std::time::Duration;
 use common::{outcome, testdata};
 use imaging::{Limits, Preset};
 
+/// iphone11.heic's upright size, as testdata/README.md gives it.
+const HEIC_SIZE: (u32, u32) = (2566, 3313);
+
 /// The policy for each file in testdata/bad (see testdata/README.md).
 fn expected(file: &str) -> Result<(u32, u32), &'static str> {
     match file {
@@ -27,7 +30,9 @@ fn expected(file: &str) -> Result<(u32, u32), &'static str> {
         "junk_header.jpg" => Ok((1024, 768)),
         // Used to panic image-webp; a regression guard.
         "panic.webp" => Ok((100, 30)),
-        // Recognised as HEIC, not decoded (no libheif binding yet).
+        // A valid HEIC: decoded with the `heic` feature (libheif), else
+        // recognised and refused.
+        "iphone11.heic" if cfg!(feature = "heic") => Ok(HEIC_SIZE),
         "iphone11.heic" => Err("unsupported-format"),
         other => panic!("testdata/bad/{other} has no stated outcome: add it here"),
     }
