@@ -283,22 +283,38 @@ pub enum Claim {
 /// # Errors
 /// Database errors.
 pub async fn claim_job(db: &DatabaseConnection, id: Uuid) -> Result<Claim, DbErr> {
-    revive_dead_job(db, id, "revived", "its message came back from the dead-letter queue").await?;
+    // The common case, a queued job, is one statement.
+    if let Some(job) = start_job(db, id).await? {
+        return Ok(Claim::Started(job));
+    }
+    match find_job(db, id).await? {
+        None => Ok(Claim::Missing),
+        Some(job) if job.status == JobStatus::Dead => {
+            revive_dead_job(db, id, "revived", "its message came back from the dead-letter queue").await?;
+            Ok(match start_job(db, id).await? {
+                Some(job) => Claim::Started(job),
+                None => find_job(db, id).await?.map_or(Claim::Missing, Claim::Finished),
+            })
+        }
+        Some(job) => Ok(Claim::Finished(job)),
+    }
+}
+
+/// Moves a queued (or interrupted) job to `processing` and counts the
+/// attempt; returns the job as it now stands, or `None` if it was in no
+/// state to start.
+async fn start_job(db: &DatabaseConnection, id: Uuid) -> Result<Option<jobs::Model>, DbErr> {
     let now = Utc::now();
-    let updated = jobs::Entity::update_many()
+    let started = jobs::Entity::update_many()
         .col_expr(jobs::Column::Status, Expr::value(JobStatus::Processing.as_str()))
         .col_expr(jobs::Column::Attempts, Expr::col(jobs::Column::Attempts).add(1))
         .col_expr(jobs::Column::StartedAt, Expr::value(now))
         .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
         .filter(jobs::Column::Id.eq(id))
         .filter(jobs::Column::Status.is_in([JobStatus::Queued.as_str(), JobStatus::Processing.as_str()]))
-        .exec(db)
+        .exec_with_returning(db)
         .await?;
-    Ok(match (updated.rows_affected, find_job(db, id).await?) {
-        (_, None) => Claim::Missing,
-        (1, Some(job)) => Claim::Started(job),
-        (_, Some(job)) => Claim::Finished(job),
-    })
+    Ok(started.into_iter().next())
 }
 
 /// What decoding taught us about an original.
@@ -334,8 +350,8 @@ pub struct NewVariant {
 }
 
 /// Records the image's facts and variants and marks the job `succeeded`, all
-/// in one transaction. Returns whether this call moved the job (false: it
-/// was no longer `processing`, and nothing was written).
+/// in one transaction. Returns the succeeded job if this call moved it
+/// (`None`: it was no longer `processing`, and nothing was written).
 ///
 /// # Errors
 /// Database errors; the transaction is rolled back.
@@ -345,7 +361,7 @@ pub async fn complete_job(
     image_id: Uuid,
     facts: ImageFacts,
     new_variants: Vec<NewVariant>,
-) -> Result<bool, DbErr> {
+) -> Result<Option<jobs::Model>, DbErr> {
     let now = Utc::now();
     let txn = db.begin().await?;
     let moved = jobs::Entity::update_many()
@@ -356,12 +372,12 @@ pub async fn complete_job(
         .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
         .filter(jobs::Column::Id.eq(job_id))
         .filter(jobs::Column::Status.eq(JobStatus::Processing.as_str()))
-        .exec(&txn)
+        .exec_with_returning(&txn)
         .await?;
-    if moved.rows_affected != 1 {
+    let Some(job) = moved.into_iter().next() else {
         txn.rollback().await?;
-        return Ok(false);
-    }
+        return Ok(None);
+    };
     images::Entity::update_many()
         .col_expr(images::Column::Format, Expr::value(facts.format))
         .col_expr(images::Column::Width, Expr::value(facts.width))
@@ -398,7 +414,7 @@ pub async fn complete_job(
         .exec_without_returning(&txn)
         .await?;
     txn.commit().await?;
-    Ok(true)
+    Ok(Some(job))
 }
 
 /// Ends a job that has not finished yet as `failed` or `dead`, with the

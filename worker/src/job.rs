@@ -16,6 +16,7 @@ use pipeline::queue::Delivery;
 use pipeline::repo::{self, Claim, ImageFacts, NewUpload, NewVariant};
 use pipeline::store::{ObjectMeta, StoreError};
 use sha2::{Digest, Sha256};
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -85,7 +86,11 @@ impl Drop for InFlight<'_> {
 
 impl Worker {
     /// Handles one delivery and carries out the decided disposition.
-    pub(crate) async fn handle(&self, delivery: Delivery) {
+    /// `slot`, the job's place among the worker's concurrent jobs, is given
+    /// back as soon as the job's work is done: the acknowledgement waits a
+    /// few milliseconds to share a batch, and the next job need not wait
+    /// with it.
+    pub(crate) async fn handle(&self, delivery: Delivery, slot: Option<OwnedSemaphorePermit>) {
         if let Ok(mut in_flight) = self.inner.in_flight.lock() {
             in_flight.insert(delivery.message_id.clone(), delivery.receipt.clone());
         }
@@ -137,6 +142,7 @@ impl Worker {
                     self.inner.metrics.outcome(outcome);
                 }
             }
+            drop(slot);
             self.apply(disposition, &delivery, result.err()).await;
         }
         .instrument(span)
@@ -358,13 +364,12 @@ impl Worker {
             }
         };
         match self.make_variants(&job, message).await {
-            Ok(true) => {
-                let job = repo::find_job(db, job.id).await.map_err(database)?.unwrap_or(job);
+            Ok(Some(job)) => {
                 self.publish_once(&job).await?;
                 Ok(Handled::Succeeded)
             }
             // A concurrent delivery finished the job and announces it.
-            Ok(false) => Ok(Handled::Duplicate),
+            Ok(None) => Ok(Handled::Duplicate),
             Err(failure) if failure.permanent => {
                 self.record_final_failure(job.id, JobStatus::Failed, &failure).await?;
                 Ok(Handled::Failed)
@@ -373,9 +378,9 @@ impl Worker {
         }
     }
 
-    /// Downloads, processes, stores and records. Returns whether this run
-    /// moved the job to `succeeded` (false: a concurrent delivery did).
-    async fn make_variants(&self, job: &jobs::Model, message: &JobMessage) -> Result<bool, Failure> {
+    /// Downloads, processes, stores and records. Returns the job if this run
+    /// moved it to `succeeded` (`None`: a concurrent delivery did).
+    async fn make_variants(&self, job: &jobs::Model, message: &JobMessage) -> Result<Option<jobs::Model>, Failure> {
         let metrics = &self.inner.metrics;
         let store = &self.inner.backends.store;
 

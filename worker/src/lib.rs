@@ -133,7 +133,7 @@ impl Worker {
         let max = u32::try_from(self.inner.concurrency.min(10)).unwrap_or(10);
         let deliveries = self.inner.backends.queue.receive(max, self.inner.wait, self.inner.visibility).await?;
         let received = deliveries.len();
-        futures::future::join_all(deliveries.into_iter().map(|d| self.handle(d))).await;
+        futures::future::join_all(deliveries.into_iter().map(|d| self.handle(d, None))).await;
         Ok(received)
     }
 
@@ -197,10 +197,7 @@ impl Worker {
                     for delivery in deliveries {
                         let Some(permit) = permits.pop() else { break };
                         let worker = self.clone();
-                        tasks.spawn(async move {
-                            worker.handle(delivery).await;
-                            drop(permit);
-                        });
+                        tasks.spawn(async move { worker.handle(delivery, Some(permit)).await });
                     }
                 }
                 Err(err) => {
