@@ -78,7 +78,8 @@ impl Backends {
                     (Arc::new(SqsJobQueue::new(client, url.clone())), dlq, "sqs")
                 }
                 _ => {
-                    let local = LocalJobQueue::new(db.clone(), LOCAL_QUEUE_NAME, settings.max_receive_count);
+                    let local = LocalJobQueue::new(db.clone(), LOCAL_QUEUE_NAME, settings.max_receive_count)
+                        .with_doorbell(settings.data_dir.join("queue-doorbell"));
                     let dlq: Arc<dyn JobQueue> = Arc::new(local.dead_letter_queue());
                     (Arc::new(local), Some(dlq), "database")
                 }

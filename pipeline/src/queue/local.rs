@@ -1,6 +1,7 @@
 //! [`JobQueue`] on a database table, for the embedded defaults.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,14 +15,15 @@ use sea_orm::{
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use super::doorbell::{Doorbell, Listener};
 use super::{Delivery, JobQueue, QueueError, RedriveStatus};
 
-/// How often a waiting receive looks at the table when no send in this
-/// process woke it (a send from another process, or a visibility timeout
-/// running out). A send in the same process wakes it at once; an API and a
-/// worker in separate processes meet within this interval. One indexed
-/// SELECT per interval per waiting receive is cheap next to the 250 ms it
-/// used to add to every job's latency (scripts/bench-pipeline).
+/// How often a waiting receive looks at the table when nothing woke it: a
+/// visibility timeout running out, or a send from a process that cannot
+/// ring this one's doorbell (another machine sharing a Postgres-backed
+/// queue). A send in the same process wakes it at once, and so does one
+/// from another process with the same doorbell directory. One indexed
+/// SELECT per interval per waiting receive (a read: no write lock) is cheap.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
 /// A durable queue in the `queue_messages` table, with SQS's visibility
@@ -35,6 +37,10 @@ pub struct LocalJobQueue {
     /// Wakes receivers in this process as soon as a message is sent, so an
     /// idle worker starts at once instead of at its next poll.
     wake: Arc<Notify>,
+    /// Wakes receivers in other processes on this machine (see [`Doorbell`]).
+    doorbell: Option<Doorbell>,
+    /// This process's doorbell socket, bound by the first receive.
+    listener: Arc<OnceLock<Option<Listener>>>,
 }
 
 impl LocalJobQueue {
@@ -46,12 +52,36 @@ impl LocalJobQueue {
             dead_letter_name: format!("{name}-dlq"),
             max_receive_count: Ord::max(max_receive_count, 1),
             wake: Arc::new(Notify::new()),
+            doorbell: None,
+            listener: Arc::new(OnceLock::new()),
         }
     }
 
-    /// The dead-letter queue of this queue, as a queue of its own.
+    /// Rings and listens on a doorbell in `dir`, so that a send from another
+    /// process with the same `dir` (an API beside its worker) wakes this
+    /// one's receives at once.
+    #[must_use]
+    pub fn with_doorbell(self, dir: impl Into<PathBuf>) -> Self {
+        Self { doorbell: Some(Doorbell::new(dir)), ..self }
+    }
+
+    /// The dead-letter queue of this queue, as a queue of its own (it shares
+    /// the doorbell).
     pub fn dead_letter_queue(&self) -> Self {
-        Self::new(self.db.clone(), &self.dead_letter_name, u32::MAX)
+        Self { doorbell: self.doorbell.clone(), ..Self::new(self.db.clone(), &self.dead_letter_name, u32::MAX) }
+    }
+
+    /// Binds this process's doorbell socket once, on the first receive: only
+    /// receivers need one.
+    fn listen(&self) {
+        let Some(doorbell) = &self.doorbell else { return };
+        self.listener.get_or_init(|| match doorbell.listen(self.wake.clone()) {
+            Ok(listener) => Some(listener),
+            Err(err) => {
+                tracing::warn!(error = %err, "queue doorbell unavailable; sends from other processes are seen at the next poll");
+                None
+            }
+        });
     }
 
     fn now_ms() -> i64 {
@@ -64,19 +94,6 @@ impl LocalJobQueue {
 
     async fn try_receive(&self, max: u32, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
         let now = Self::now_ms();
-        // Like SQS, a message that has used up its receives moves to the
-        // dead-letter queue at the next receive instead of being delivered.
-        queue_messages::Entity::update_many()
-            .col_expr(Column::Queue, Expr::value(self.dead_letter_name.clone()))
-            .col_expr(Column::ReceiveCount, Expr::value(0))
-            .col_expr(Column::Receipt, Expr::value(Option::<String>::None))
-            .filter(Column::Queue.eq(&self.name))
-            .filter(Column::VisibleAtMs.lte(now))
-            .filter(Column::ReceiveCount.gte(i64::from(self.max_receive_count)))
-            .exec(&self.db)
-            .await
-            .map_err(db_error)?;
-
         let candidates = queue_messages::Entity::find()
             .filter(Column::Queue.eq(&self.name))
             .filter(Column::VisibleAtMs.lte(now))
@@ -85,6 +102,25 @@ impl LocalJobQueue {
             .all(&self.db)
             .await
             .map_err(db_error)?;
+
+        // Like SQS, a message that has used up its receives moves to the
+        // dead-letter queue when a receive reaches it, instead of being
+        // delivered. Only then is there anything to write for it.
+        let (spent, candidates): (Vec<_>, Vec<_>) =
+            candidates.into_iter().partition(|m| i64::from(m.receive_count) >= i64::from(self.max_receive_count));
+        if !spent.is_empty() {
+            queue_messages::Entity::update_many()
+                .col_expr(Column::Queue, Expr::value(self.dead_letter_name.clone()))
+                .col_expr(Column::ReceiveCount, Expr::value(0))
+                .col_expr(Column::Receipt, Expr::value(Option::<String>::None))
+                .filter(Column::Id.is_in(spent.iter().map(|m| m.id)))
+                .filter(Column::Queue.eq(&self.name))
+                .filter(Column::VisibleAtMs.lte(now))
+                .filter(Column::ReceiveCount.gte(i64::from(self.max_receive_count)))
+                .exec(&self.db)
+                .await
+                .map_err(db_error)?;
+        }
 
         let mut deliveries = Vec::with_capacity(candidates.len());
         for message in candidates {
@@ -136,10 +172,14 @@ impl JobQueue for LocalJobQueue {
         .await
         .map_err(db_error)?;
         self.wake.notify_waiters();
+        if let Some(doorbell) = &self.doorbell {
+            doorbell.ring();
+        }
         Ok(inserted.last_insert_id.to_string())
     }
 
     async fn receive(&self, max: u32, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+        self.listen();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             // Register for a wake-up before looking, so a send that lands

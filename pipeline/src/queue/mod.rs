@@ -5,6 +5,7 @@
 //! message received more often than the redrive limit goes to the
 //! dead-letter queue.
 
+pub mod doorbell;
 mod local;
 mod sqs;
 
