@@ -518,9 +518,9 @@ enum Sink<'a> {
 }
 
 impl Sink<'_> {
-    async fn consume(&self, body: ByteStream<'_>, meta: &ObjectMeta) -> Result<(), StoreError> {
+    async fn consume(&self, body: ByteStream<'_>, length: Option<u64>, meta: &ObjectMeta) -> Result<(), StoreError> {
         match self {
-            Self::Store(store, key) => store.put_stream(key, body, meta).await,
+            Self::Store(store, key) => store.put_stream(key, body, length, meta).await,
             Self::Discard => {
                 let mut body = body;
                 while let Some(chunk) = body.next().await {
@@ -559,11 +559,13 @@ async fn stream_image(request: Request, meter: &Meter, limit: u64, sink: Sink<'_
                 content_type: field.content_type().unwrap_or("application/octet-stream").to_owned(),
                 cache_control: None,
             };
-            break sink.consume(meter.wrap(field, limit), &meta).await;
+            break sink.consume(meter.wrap(field, limit), None, &meta).await;
         }
     } else if content_type.type_() == mime::IMAGE {
         let meta = ObjectMeta { content_type: content_type.essence_str().to_owned(), cache_control: None };
-        sink.consume(meter.wrap(request.into_body().into_data_stream(), limit), &meta).await
+        // A declared length lets the store stream the body straight through.
+        let length = declared_length(request.headers());
+        sink.consume(meter.wrap(request.into_body().into_data_stream(), limit), length, &meta).await
     } else {
         return Err(ApiError::UnsupportedMediaType(format!(
             "{} is not an image type; send image/* or multipart/form-data",
@@ -571,6 +573,11 @@ async fn stream_image(request: Request, meter: &Meter, limit: u64, sink: Sink<'_
         )));
     };
     upload_outcome(stored, meter, limit)
+}
+
+/// The request's `Content-Length`, if it sent one.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
 /// What a streamed upload's result means for the client.

@@ -263,11 +263,8 @@ pub(crate) async fn receive_upload(
     let headers = request.headers();
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned).unwrap_or_default();
-    let content_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+    let declared = crate::routes::declared_length(headers);
+    let content_length = declared.unwrap_or(0);
     if !state.upload_signer.verify(job_id, signed.expires, &content_type, content_length, &signed.signature) {
         return Err(ApiError::UploadRejected(
             "the signature does not match this URL, Content-Type and Content-Length".into(),
@@ -288,7 +285,7 @@ pub(crate) async fn receive_upload(
     let meter = Meter::default();
     let meta = ObjectMeta { content_type, cache_control: None };
     let body = meter.wrap(request.into_body().into_data_stream(), content_length);
-    upload_outcome(state.backends.store.put_stream(&source_key, body, &meta).await, &meter, content_length)?;
+    upload_outcome(state.backends.store.put_stream(&source_key, body, declared, &meta).await, &meter, content_length)?;
     let (bytes, sha256) = meter.finish();
     let job = repo::start_uploaded_job(db, job_id, i64::try_from(bytes).unwrap_or(i64::MAX), Some(sha256))
         .await

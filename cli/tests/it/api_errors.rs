@@ -4,6 +4,7 @@ use entities::prelude::Jobs;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use tempfile::TempDir;
 
+use crate::support::aws::AwsFixture;
 use crate::support::{TestApp, assert_problem, base_settings, db};
 
 async fn app(max_upload_bytes: u64) -> (TestApp, TempDir) {
@@ -53,6 +54,27 @@ async fn uploads_over_the_limit_are_413_and_leave_no_object_or_job() {
     let originals = dir.path().join("objects").join("originals");
     let left = std::fs::read_dir(&originals).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "partial uploads are removed");
+}
+
+#[tokio::test]
+async fn on_s3_uploads_over_the_limit_are_413_and_leave_no_object() {
+    // On S3 a raw upload of declared length streams into one PutObject,
+    // and a multipart one is buffered a part at a time: both must be cut off.
+    let dir = TempDir::new().expect("temp dir");
+    let aws = AwsFixture::create().await;
+    let mut settings = base_settings(dir.path(), db::postgres().await);
+    aws.configure(&mut settings);
+    settings.max_upload_bytes = 10_000;
+    let app = TestApp::spawn(&settings).await;
+
+    let response = app.upload_raw("astronaut.png", "image/png").await;
+    assert_problem(response, 413, "payload-too-large").await;
+    let response = app.upload_multipart("astronaut.png", "image/png").await;
+    assert_problem(response, 413, "payload-too-large").await;
+
+    assert_eq!(Jobs::find().count(&app.backends.db).await.expect("count"), 0);
+    let listed = aws.s3.list_objects_v2().bucket(&aws.bucket).send().await.expect("list bucket");
+    assert_eq!(listed.key_count(), Some(0), "no object is left: {:?}", listed.contents());
 }
 
 #[tokio::test]

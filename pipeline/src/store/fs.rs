@@ -86,13 +86,23 @@ impl BlobStore for FsBlobStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
-    async fn put_stream(&self, key: &str, mut body: ByteStream<'_>, _meta: &ObjectMeta) -> Result<(), StoreError> {
+    async fn put_stream(
+        &self,
+        key: &str,
+        mut body: ByteStream<'_>,
+        length: Option<u64>,
+        _meta: &ObjectMeta,
+    ) -> Result<(), StoreError> {
         let path = self.path_of(key)?;
         let (temp, mut file) = self.temp_file_for(&path).await?;
         let written = async {
+            let mut received = 0u64;
             while let Some(chunk) = body.next().await {
-                file.write_all(&chunk?).await.map_err(io_error)?;
+                let chunk = chunk?;
+                received += chunk.len() as u64;
+                file.write_all(&chunk).await.map_err(io_error)?;
             }
+            super::check_length(received, length)?;
             finish(file, &temp, &path).await
         }
         .await;

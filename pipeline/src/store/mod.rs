@@ -49,6 +49,16 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// Whether a body of `received` bytes is what was declared, if anything was.
+pub(crate) fn check_length(received: u64, declared: Option<u64>) -> Result<(), StoreError> {
+    match declared {
+        Some(declared) if declared != received => {
+            Err(StoreError::Body(format!("received {received} bytes of the {declared} declared")))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl StoreError {
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
@@ -62,9 +72,18 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Stores `body` under `key`, replacing any object there.
     async fn put(&self, key: &str, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError>;
 
-    /// Stores a body of unknown length as it streams in, holding at most one
-    /// part in memory. Nothing is visible under `key` unless the whole body arrived.
-    async fn put_stream(&self, key: &str, body: ByteStream<'_>, meta: &ObjectMeta) -> Result<(), StoreError>;
+    /// Stores a body as it streams in. `length` is its size when declared up
+    /// front (a request's `Content-Length`): the body is then streamed through
+    /// without being held; otherwise at most one part is held in memory. A
+    /// body that ends before (or runs past) its declared length is an error.
+    /// Nothing is visible under `key` unless the whole body arrived.
+    async fn put_stream(
+        &self,
+        key: &str,
+        body: ByteStream<'_>,
+        length: Option<u64>,
+        meta: &ObjectMeta,
+    ) -> Result<(), StoreError>;
 
     /// Reads a whole object.
     async fn get(&self, key: &str) -> Result<Bytes, StoreError>;

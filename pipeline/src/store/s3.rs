@@ -1,16 +1,23 @@
 //! [`BlobStore`] on Amazon S3, with SSE-KMS on every write.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use http_body::{Frame, SizeHint};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::{BlobStore, ByteStream, ObjectMeta, PresignedRequest, StoreError};
+use tokio::sync::mpsc;
+
+use super::{BlobStore, ByteStream, ObjectMeta, PresignedRequest, StoreError, check_length};
 
 /// Characters left as they are in a CopySource key: unreserved ones and `/`.
 const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
@@ -18,6 +25,14 @@ const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'/').remove(b'-').remov
 /// Size of one multipart part. S3 needs at least 5 MiB for every part but
 /// the last; this is also the most an upload holds in memory.
 const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// The largest object one PutObject may write; a longer declared body goes
+/// in parts.
+const MAX_PUT_OBJECT: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Chunks of a streamed body in flight between the client's connection and
+/// the request to S3: the most a streamed PutObject holds.
+const STREAM_CHUNKS: usize = 4;
 
 /// The object store on S3. Every object it writes is encrypted with the
 /// configured KMS key (or the bucket's default encryption when none is set).
@@ -34,7 +49,8 @@ impl S3BlobStore {
         Self { client, bucket, kms_key_id }
     }
 
-    async fn put_whole(&self, key: &str, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
+    /// A PutObject of `key` with its metadata and SSE-KMS, without a body.
+    fn put_object(&self, key: &str, meta: &ObjectMeta) -> PutObjectFluentBuilder {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -44,10 +60,46 @@ impl S3BlobStore {
             .server_side_encryption(ServerSideEncryption::AwsKms)
             .set_ssekms_key_id(self.kms_key_id.clone())
             .bucket_key_enabled(true)
-            .body(S3Body::from(body))
-            .send()
-            .await
-            .map_err(unavailable)?;
+    }
+
+    async fn put_whole(&self, key: &str, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
+        self.put_object(key, meta).body(S3Body::from(body)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Streams a body of declared length into one PutObject as it arrives,
+    /// holding a few chunks rather than a part. S3 keeps nothing of a
+    /// request that stops short, so a failed upload leaves no object.
+    async fn put_declared(
+        &self,
+        key: &str,
+        mut body: ByteStream<'_>,
+        length: u64,
+        meta: &ObjectMeta,
+    ) -> Result<(), StoreError> {
+        let (sender, chunks) = mpsc::channel(STREAM_CHUNKS);
+        // The upload's stream borrows the request, so it cannot be the SDK's
+        // body (which must be 'static); it is pumped into a channel beside
+        // the request instead.
+        let pump = async move {
+            while let Some(chunk) = body.next().await {
+                if sender.send(chunk?).await.is_err() {
+                    // The request ended early; its own error says why.
+                    break;
+                }
+            }
+            Ok::<(), StoreError>(())
+        };
+        let declared = i64::try_from(length).map_err(|_| StoreError::Body("declared length too large".into()))?;
+        let request = self
+            .put_object(key, meta)
+            .content_length(declared)
+            .body(S3Body::from_body_1_x(DeclaredBody { chunks, declared: length, received: 0 }))
+            .send();
+        let (pumped, sent) = tokio::join!(pump, request);
+        // A failing client is the cause of whatever the request then says.
+        pumped?;
+        sent.map_err(unavailable)?;
         Ok(())
     }
 
@@ -130,6 +182,39 @@ impl S3BlobStore {
     }
 }
 
+/// A request body of declared length fed by a channel: the SDK needs a
+/// `'static` body that knows its exact size (to sign it and to frame its
+/// checksum), and an upload's stream is neither.
+#[derive(Debug)]
+struct DeclaredBody {
+    chunks: mpsc::Receiver<Bytes>,
+    declared: u64,
+    received: u64,
+}
+
+impl http_body::Body for DeclaredBody {
+    type Data = Bytes;
+    type Error = StoreError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StoreError>>> {
+        Poll::Ready(match std::task::ready!(self.chunks.poll_recv(cx)) {
+            Some(chunk) => {
+                self.received += chunk.len() as u64;
+                if self.received > self.declared {
+                    Some(check_length(self.received, Some(self.declared)).map(|()| Frame::data(chunk)))
+                } else {
+                    Some(Ok(Frame::data(chunk)))
+                }
+            }
+            None => check_length(self.received, Some(self.declared)).err().map(Err),
+        })
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.declared - self.received.min(self.declared))
+    }
+}
+
 fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError<E, R>) -> StoreError {
     StoreError::Unavailable(DisplayErrorContext(err).to_string())
 }
@@ -142,7 +227,16 @@ impl BlobStore for S3BlobStore {
     }
 
     #[tracing::instrument(skip_all, fields(key))]
-    async fn put_stream(&self, key: &str, mut body: ByteStream<'_>, meta: &ObjectMeta) -> Result<(), StoreError> {
+    async fn put_stream(
+        &self,
+        key: &str,
+        mut body: ByteStream<'_>,
+        length: Option<u64>,
+        meta: &ObjectMeta,
+    ) -> Result<(), StoreError> {
+        if let Some(length) = length.filter(|&n| n > 0 && n <= MAX_PUT_OBJECT) {
+            return self.put_declared(key, body, length, meta).await;
+        }
         // Fill the first part. A body that fits in it is one PutObject; a
         // longer one becomes a multipart upload, so memory stays at one part.
         let mut first = BytesMut::new();
@@ -218,5 +312,37 @@ impl BlobStore for S3BlobStore {
         };
         let data = out.body.collect().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(data.into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body::Body as _;
+
+    use super::*;
+
+    /// Reads a [`DeclaredBody`] fed `chunks` to its end.
+    async fn read(declared: u64, chunks: &[&'static [u8]]) -> Result<Vec<u8>, StoreError> {
+        let (sender, receiver) = mpsc::channel(chunks.len().max(1));
+        for chunk in chunks {
+            sender.send(Bytes::from_static(chunk)).await.expect("channel open");
+        }
+        drop(sender);
+        let mut body = DeclaredBody { chunks: receiver, declared, received: 0 };
+        assert_eq!(body.size_hint().exact(), Some(declared));
+        let mut out = Vec::new();
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            out.extend_from_slice(&frame?.into_data().expect("a data frame"));
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn a_declared_body_must_end_exactly_at_its_length() {
+        assert_eq!(read(5, &[b"ab", b"cde"]).await.expect("whole body"), b"abcde");
+        let short = read(5, &[b"ab"]).await;
+        assert!(matches!(&short, Err(StoreError::Body(m)) if m == "received 2 bytes of the 5 declared"), "{short:?}");
+        let long = read(2, &[b"abc"]).await;
+        assert!(matches!(&long, Err(StoreError::Body(m)) if m == "received 3 bytes of the 2 declared"), "{long:?}");
     }
 }

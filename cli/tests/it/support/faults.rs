@@ -56,8 +56,14 @@ impl BlobStore for FlakyStore {
         self.inner.put(key, body, meta).await
     }
 
-    async fn put_stream(&self, key: &str, body: ByteStream<'_>, meta: &ObjectMeta) -> Result<(), StoreError> {
-        self.inner.put_stream(key, body, meta).await
+    async fn put_stream(
+        &self,
+        key: &str,
+        body: ByteStream<'_>,
+        length: Option<u64>,
+        meta: &ObjectMeta,
+    ) -> Result<(), StoreError> {
+        self.inner.put_stream(key, body, length, meta).await
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
