@@ -82,9 +82,16 @@ impl S3BlobStore {
         // body (which must be 'static); it is pumped into a channel beside
         // the request instead.
         let pump = async move {
-            while let Some(chunk) = body.next().await {
+            loop {
+                // A request that ended early (S3 refused it or went away)
+                // stops the reading of the client's body too; the request's
+                // own error says why.
+                let chunk = tokio::select! {
+                    chunk = body.next() => chunk,
+                    () = sender.closed() => break,
+                };
+                let Some(chunk) = chunk else { break };
                 if sender.send(chunk?).await.is_err() {
-                    // The request ended early; its own error says why.
                     break;
                 }
             }
