@@ -46,6 +46,9 @@ impl FsBlobStore {
     }
 }
 
+/// Bodies up to this size are gathered in memory and written in one go.
+const SMALL_BODY: usize = 256 * 1024;
+
 fn io_error(err: std::io::Error) -> StoreError {
     StoreError::Unavailable(err.to_string())
 }
@@ -91,12 +94,32 @@ impl BlobStore for FsBlobStore {
         key: &str,
         mut body: ByteStream<'_>,
         length: Option<u64>,
-        _meta: &ObjectMeta,
+        meta: &ObjectMeta,
     ) -> Result<(), StoreError> {
         let path = self.path_of(key)?;
+        // A small body is gathered and written in one trip to the blocking
+        // pool, as `put` does; only a larger one streams through a file
+        // handle, whose every step is a trip of its own.
+        let mut head = Vec::new();
+        let mut rest = None;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            if head.len() + chunk.len() > SMALL_BODY {
+                rest = Some(chunk);
+                break;
+            }
+            head.extend_from_slice(&chunk);
+        }
+        let Some(next) = rest else {
+            super::check_length(head.len() as u64, length)?;
+            return self.put(key, Bytes::from(head), meta).await;
+        };
         let (temp, mut file) = self.temp_file_for(&path).await?;
         let written = async {
-            let mut received = 0u64;
+            let mut received = (head.len() + next.len()) as u64;
+            file.write_all(&head).await.map_err(io_error)?;
+            file.write_all(&next).await.map_err(io_error)?;
+            drop(head);
             while let Some(chunk) = body.next().await {
                 let chunk = chunk?;
                 received += chunk.len() as u64;
