@@ -88,11 +88,9 @@ pub async fn record_upload(db: &DatabaseConnection, upload: NewUpload) -> Result
         api_key_id: Set(upload.api_key_id),
         ..queued_job(upload.job_id, upload.image_id)
     };
-    jobs::Entity::insert(job).exec_without_returning(&txn).await?;
+    let job = jobs::Entity::insert(job).exec_with_returning(&txn).await?;
     txn.commit().await?;
-    find_job(db, upload.job_id)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("job {} after insert", upload.job_id)))
+    Ok(job)
 }
 
 /// Moves a job whose presigned upload arrived from `awaiting_upload` to
@@ -238,13 +236,21 @@ pub async fn find_image(
     let Some(image) = images::Entity::find_by_id(id).one(db).await? else {
         return Ok(None);
     };
-    let variants = variants::Entity::find()
-        .filter(variants::Column::ImageId.eq(id))
+    let variants = image_variants(db, id).await?;
+    Ok(Some((image, variants)))
+}
+
+/// An image's variants, largest first.
+///
+/// # Errors
+/// Database errors.
+pub async fn image_variants(db: &DatabaseConnection, image_id: Uuid) -> Result<Vec<variants::Model>, DbErr> {
+    variants::Entity::find()
+        .filter(variants::Column::ImageId.eq(image_id))
         .order_by_desc(variants::Column::Width)
         .order_by_asc(variants::Column::Preset)
         .all(db)
-        .await?;
-    Ok(Some((image, variants)))
+        .await
 }
 
 /// The newest variant of an image for a preset.

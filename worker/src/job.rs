@@ -413,29 +413,47 @@ impl Worker {
 
         let started = Instant::now();
         let source = output.source;
-        let uploads = output.variants.into_iter().map(|variant| {
-            let key = keys::variant(job.image_id, &variant.preset, &variant.preset_version, variant.format.extension());
+        // Presets that came out as the same bytes (an original smaller than
+        // every preset's edge) share one stored object: their rows point at
+        // the key of the first, so a small image is one PUT, not three.
+        // Nothing deletes variant objects, so a shared one cannot vanish
+        // from under a row.
+        let mut new_variants = Vec::with_capacity(output.variants.len());
+        // Each distinct output once, with the key it is stored under.
+        let mut distinct: Vec<(imaging::OutputFormat, Bytes, String)> = Vec::new();
+        for variant in output.variants {
+            let data = Bytes::from(variant.data);
+            let key = match distinct.iter().find(|(format, bytes, _)| *format == variant.format && *bytes == data) {
+                Some((_, _, key)) => key.clone(),
+                None => {
+                    let key = keys::variant(
+                        job.image_id,
+                        &variant.preset,
+                        &variant.preset_version,
+                        variant.format.extension(),
+                    );
+                    distinct.push((variant.format, data.clone(), key.clone()));
+                    key
+                }
+            };
+            new_variants.push(NewVariant {
+                width: i32::try_from(variant.width).unwrap_or(i32::MAX),
+                height: i32::try_from(variant.height).unwrap_or(i32::MAX),
+                bytes: i64::try_from(data.len()).unwrap_or(i64::MAX),
+                format: variant.format.as_str().to_owned(),
+                preset: variant.preset,
+                preset_version: variant.preset_version,
+                object_key: key,
+            });
+        }
+        let uploads = distinct.into_iter().map(|(format, data, key)| async move {
             let meta = ObjectMeta {
-                content_type: variant.format.content_type().to_owned(),
+                content_type: format.content_type().to_owned(),
                 cache_control: Some(keys::VARIANT_CACHE_CONTROL.to_owned()),
             };
-            let bytes = i64::try_from(variant.data.len()).unwrap_or(i64::MAX);
-            let data = Bytes::from(variant.data);
-            async move {
-                store.put(&key, data, &meta).await?;
-                Ok::<_, StoreError>(NewVariant {
-                    preset: variant.preset,
-                    preset_version: variant.preset_version,
-                    format: variant.format.as_str().to_owned(),
-                    width: i32::try_from(variant.width).unwrap_or(i32::MAX),
-                    height: i32::try_from(variant.height).unwrap_or(i32::MAX),
-                    bytes,
-                    object_key: key,
-                })
-            }
+            store.put(&key, data, &meta).await
         });
-        let new_variants =
-            futures::future::try_join_all(uploads).await.map_err(|e| Failure::transient("store-unavailable", e))?;
+        futures::future::try_join_all(uploads).await.map_err(|e| Failure::transient("store-unavailable", e))?;
         metrics.stage(Stage::Upload, started.elapsed());
 
         let started = Instant::now();
@@ -504,10 +522,9 @@ impl Worker {
     async fn event_for(&self, job: &jobs::Model) -> Result<Event, Failure> {
         let succeeded = job.status == JobStatus::Succeeded;
         let variants = if succeeded {
-            let (_, rows) = repo::find_image(&self.inner.backends.db, job.image_id)
-                .await
-                .map_err(database)?
-                .ok_or_else(|| Failure::permanent("image-missing", "the job's image row is gone"))?;
+            // The image's row cannot be gone while its job's is there (a
+            // foreign key), so only the variants are read.
+            let rows = repo::image_variants(&self.inner.backends.db, job.image_id).await.map_err(database)?;
             rows.into_iter()
                 .map(|v| EventVariant {
                     url: self.inner.public_base_url.as_deref().map(|base| {

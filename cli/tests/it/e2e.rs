@@ -56,6 +56,22 @@ impl Backend {
         }
     }
 
+    /// Keys of the objects stored under `prefix`.
+    async fn keys_under(&self, prefix: &str) -> BTreeSet<String> {
+        match self {
+            Self::Aws(aws) => {
+                let listed = aws.s3.list_objects_v2().bucket(&aws.bucket).prefix(prefix).send().await.expect("list");
+                listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
+            }
+            Self::Embedded { objects, .. } => match std::fs::read_dir(objects.join(prefix)) {
+                Ok(entries) => entries
+                    .map(|e| format!("{prefix}{}", e.expect("dir entry").file_name().to_string_lossy()))
+                    .collect(),
+                Err(_) => BTreeSet::new(),
+            },
+        }
+    }
+
     /// Messages left anywhere in the job queue or its dead-letter queue.
     async fn messages_left(&self, app: &TestApp) -> u64 {
         match self {
@@ -160,6 +176,14 @@ async fn uploads_become_variants_rows_and_one_event_each(app: TestApp, mut backe
         );
         let variants = image["variants"].as_array().expect("variants");
         assert_eq!(variants.len(), 3, "{}: {image}", case.file);
+        // Presets that come out the same size are the same bytes, stored
+        // once: the rows share the object, and nothing else is stored.
+        let sizes: BTreeSet<(u32, u32)> = case.variants.iter().map(|(_, size)| *size).collect();
+        let shared: BTreeSet<String> = variants.iter().map(|v| v["key"].as_str().expect("key").to_owned()).collect();
+        assert_eq!(shared.len(), sizes.len(), "{}: one object per distinct output: {image}", case.file);
+        let image_id = image["id"].as_str().expect("image id");
+        let stored = backend.keys_under(&format!("{}{image_id}/", keys::VARIANTS_PREFIX)).await;
+        assert_eq!(stored, shared, "{}: the objects stored are exactly those the rows name", case.file);
         for (preset, (width, height)) in case.variants {
             let row = variants.iter().find(|v| v["preset"] == preset).expect("variant row for preset");
             assert_eq!(
