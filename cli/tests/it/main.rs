@@ -8,6 +8,7 @@ mod api_product;
 mod e2e;
 mod migrations;
 mod notifications;
+mod queue;
 mod reliability;
 mod replay;
 mod support;

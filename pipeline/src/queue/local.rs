@@ -7,10 +7,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use entities::queue_messages::{self, Column};
+use sea_orm::sea_query::{Alias, CommonTableExpression, LockBehavior, LockType, Query, WithClause};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -92,62 +93,111 @@ impl LocalJobQueue {
         i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
     }
 
+    /// Claims up to `max` of the oldest visible messages in one statement,
+    /// and moves those that used up their receives to the dead-letter queue.
     async fn try_receive(&self, max: u32, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
         let now = Self::now_ms();
-        let candidates = queue_messages::Entity::find()
+        let token = Uuid::new_v4().simple().to_string();
+        // Oldest visible first, in the order of the (queue, visible_at_ms, id)
+        // index, so a receive reads `max` index entries however long the
+        // backlog is. On Postgres, concurrent receivers skip each other's rows
+        // instead of queueing behind them; SQLite has one writer at a time and
+        // no lock clause. The pick is a CTE, which both evaluate once: as an
+        // `IN (subquery)`, Postgres may rescan the subquery per row, and each
+        // rescan skips the rows the statement already locked and picks more.
+        let pick = queue_messages::Entity::find()
+            .select_only()
+            .column(Column::Id)
             .filter(Column::Queue.eq(&self.name))
             .filter(Column::VisibleAtMs.lte(now))
+            .order_by_asc(Column::VisibleAtMs)
             .order_by_asc(Column::Id)
             .limit(u64::from(max.clamp(1, 10)))
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .into_query();
+        let picked = Alias::new("picked");
+        let mut claim = queue_messages::Entity::update_many()
+            .col_expr(Column::Receipt, Expr::value(token.clone()))
+            .col_expr(Column::VisibleAtMs, Expr::value(now + Self::millis(visibility)))
+            .col_expr(Column::ReceiveCount, Expr::col(Column::ReceiveCount).add(1))
+            .filter(Column::Id.in_subquery(Query::select().column(Column::Id).from(picked.clone()).to_owned()))
+            // A row another receiver claimed meanwhile is no longer visible.
+            .filter(Column::Queue.eq(&self.name))
+            .filter(Column::VisibleAtMs.lte(now))
+            .into_query();
+        claim.returning_all();
+        let claim = WithClause::new()
+            .cte(CommonTableExpression::new().query(pick).table_name(picked).to_owned())
+            .to_owned()
+            .query(claim);
+        let claimed = queue_messages::Entity::find()
+            .from_raw_sql(self.db.get_database_backend().build(&claim))
             .all(&self.db)
             .await
             .map_err(db_error)?;
 
         // Like SQS, a message that has used up its receives moves to the
         // dead-letter queue when a receive reaches it, instead of being
-        // delivered. Only then is there anything to write for it.
-        let (spent, candidates): (Vec<_>, Vec<_>) =
-            candidates.into_iter().partition(|m| i64::from(m.receive_count) >= i64::from(self.max_receive_count));
+        // delivered. Only then is there anything more to write.
+        let limit = i64::from(self.max_receive_count);
+        let (spent, mut delivered): (Vec<_>, Vec<_>) =
+            claimed.into_iter().partition(|m| i64::from(m.receive_count) > limit);
         if !spent.is_empty() {
             queue_messages::Entity::update_many()
                 .col_expr(Column::Queue, Expr::value(self.dead_letter_name.clone()))
                 .col_expr(Column::ReceiveCount, Expr::value(0))
                 .col_expr(Column::Receipt, Expr::value(Option::<String>::None))
+                .col_expr(Column::VisibleAtMs, Expr::value(now))
                 .filter(Column::Id.is_in(spent.iter().map(|m| m.id)))
-                .filter(Column::Queue.eq(&self.name))
-                .filter(Column::VisibleAtMs.lte(now))
-                .filter(Column::ReceiveCount.gte(i64::from(self.max_receive_count)))
+                .filter(Column::Receipt.eq(&token))
                 .exec(&self.db)
                 .await
                 .map_err(db_error)?;
         }
+        // RETURNING gives no order.
+        delivered.sort_by_key(|m| (m.sent_at_ms, m.id));
+        Ok(delivered
+            .into_iter()
+            .map(|message| Delivery {
+                receipt: Receipt { id: message.id, token: token.clone() }.to_string(),
+                message_id: message.id.to_string(),
+                body: message.body,
+                receive_count: u32::try_from(message.receive_count).unwrap_or(u32::MAX),
+                sent_at: DateTime::from_timestamp_millis(message.sent_at_ms),
+            })
+            .collect())
+    }
+}
 
-        let mut deliveries = Vec::with_capacity(candidates.len());
-        for message in candidates {
-            let receipt = Uuid::new_v4().to_string();
-            // Conditional claim: if another receiver took the message since the
-            // select, its visible_at moved and this update matches nothing.
-            let claimed = queue_messages::Entity::update_many()
-                .col_expr(Column::Receipt, Expr::value(receipt.clone()))
-                .col_expr(Column::VisibleAtMs, Expr::value(now + Self::millis(visibility)))
-                .col_expr(Column::ReceiveCount, Expr::col(Column::ReceiveCount).add(1))
-                .filter(Column::Id.eq(message.id))
-                .filter(Column::VisibleAtMs.eq(message.visible_at_ms))
-                .filter(Column::ReceiveCount.eq(message.receive_count))
-                .exec(&self.db)
-                .await
-                .map_err(db_error)?;
-            if claimed.rows_affected == 1 {
-                deliveries.push(Delivery {
-                    message_id: message.id.to_string(),
-                    receipt,
-                    body: message.body,
-                    receive_count: u32::try_from(message.receive_count + 1).unwrap_or(u32::MAX),
-                    sent_at: DateTime::from_timestamp_millis(message.sent_at_ms),
-                });
-            }
-        }
-        Ok(deliveries)
+/// A receipt names the message and the receive that handed it out: a
+/// receipt from an earlier receive of the same message matches nothing.
+/// Its id makes every use of it a primary-key lookup.
+struct Receipt {
+    id: i64,
+    token: String,
+}
+
+impl std::fmt::Display for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.id, self.token)
+    }
+}
+
+impl std::str::FromStr for Receipt {
+    type Err = QueueError;
+
+    fn from_str(receipt: &str) -> Result<Self, Self::Err> {
+        receipt
+            .split_once('.')
+            .and_then(|(id, token)| Some(Self { id: id.parse().ok()?, token: token.to_owned() }))
+            .ok_or_else(|| QueueError::InvalidReceipt(receipt.to_owned()))
+    }
+}
+
+impl Receipt {
+    /// Rows this receipt names: its message, while that receive holds it.
+    fn matches(&self) -> Condition {
+        Condition::all().add(Column::Id.eq(self.id)).add(Column::Receipt.eq(&self.token))
     }
 }
 
@@ -209,32 +259,35 @@ impl JobQueue for LocalJobQueue {
     }
 
     async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
-        queue_messages::Entity::delete_many()
-            .filter(Column::Receipt.eq(receipt))
-            .exec(&self.db)
-            .await
-            .map_err(db_error)?;
+        let receipt: Receipt = receipt.parse()?;
+        queue_messages::Entity::delete_many().filter(receipt.matches()).exec(&self.db).await.map_err(db_error)?;
         Ok(())
     }
 
     async fn delete_batch(&self, receipts: &[String]) -> Vec<Result<(), QueueError>> {
-        let deleted = queue_messages::Entity::delete_many()
-            .filter(Column::Receipt.is_in(receipts.iter().cloned()))
-            .exec(&self.db)
-            .await;
-        match deleted {
-            Ok(_) => receipts.iter().map(|_| Ok(())).collect(),
-            Err(err) => {
-                let message = err.to_string();
-                receipts.iter().map(|_| Err(QueueError::Unavailable(message.clone()))).collect()
-            }
-        }
+        let parsed: Vec<Result<Receipt, QueueError>> = receipts.iter().map(|r| r.parse()).collect();
+        let any = parsed.iter().flatten().fold(Condition::any(), |any, receipt| any.add(receipt.matches()));
+        let deleted = if any.is_empty() {
+            Ok(())
+        } else {
+            queue_messages::Entity::delete_many().filter(any).exec(&self.db).await.map(drop)
+        };
+        let message = deleted.err().map(|err| err.to_string());
+        parsed
+            .into_iter()
+            .map(|receipt| match (receipt, &message) {
+                (Err(err), _) => Err(err),
+                (Ok(_), Some(message)) => Err(QueueError::Unavailable(message.clone())),
+                (Ok(_), None) => Ok(()),
+            })
+            .collect()
     }
 
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {
+        let receipt: Receipt = receipt.parse()?;
         queue_messages::Entity::update_many()
             .col_expr(Column::VisibleAtMs, Expr::value(Self::now_ms() + Self::millis(timeout)))
-            .filter(Column::Receipt.eq(receipt))
+            .filter(receipt.matches())
             .exec(&self.db)
             .await
             .map_err(db_error)?;

@@ -39,6 +39,9 @@ pub enum QueueError {
     /// The queue service could not be reached or refused the call.
     #[error("queue unavailable: {0}")]
     Unavailable(String),
+    /// The receipt was not one this queue hands out.
+    #[error("invalid receipt: {0}")]
+    InvalidReceipt(String),
 }
 
 /// A server-side move of messages from a dead-letter queue back to its source.
