@@ -10,6 +10,11 @@ use std::time::Duration;
 
 use clap::Args;
 
+/// Jobs a worker keeps in flight per core by default. With one job per core
+/// a core sits idle whenever its job waits on the store, the database or the
+/// notifier; measured on 64x64 images in `docs/benchmarks.md`.
+pub const JOBS_PER_CORE: usize = 4;
+
 /// Settings shared by the API and the worker.
 #[derive(Clone, Debug, Args)]
 pub struct Settings {
@@ -145,7 +150,9 @@ pub struct Settings {
     #[arg(long, env = "MAX_RECEIVE_COUNT", default_value_t = 5)]
     pub max_receive_count: u32,
 
-    /// Jobs one worker runs at once. Default: the number of cores.
+    /// Jobs one worker has in flight. Default: [`JOBS_PER_CORE`] per core.
+    /// The engine itself runs on at most one job per core at a time; the
+    /// other jobs download, store, record and announce meanwhile.
     #[arg(long, env = "WORKER_CONCURRENCY")]
     pub worker_concurrency: Option<usize>,
 
@@ -208,7 +215,9 @@ impl Settings {
 
     /// Jobs in flight per worker.
     pub fn worker_concurrency(&self) -> usize {
-        self.worker_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1)
+        self.worker_concurrency
+            .unwrap_or_else(|| JOBS_PER_CORE * std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1)
     }
 
     /// The long-poll wait as a duration.

@@ -294,6 +294,7 @@ class Stack:
         self.api_proc: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
         self.worker_logs: list[Path] = []
+        self.slots: int | None = None
         self.api_port = free_port()
         self.database = None
         self.pg = args.postgres_url.rstrip("/")
@@ -412,9 +413,12 @@ class Stack:
             stop(self.api_proc, 15)
             self.api_proc = None
 
-    def start_workers(self, processes: int, concurrency: int) -> None:
+    def start_workers(self, processes: int, concurrency: int | None) -> None:
+        """Starts the workers; `concurrency` None leaves WORKER_CONCURRENCY to its default."""
         self.stop_workers()
-        env = dict(self.env, WORKER_CONCURRENCY=str(concurrency))
+        env = dict(self.env)
+        if concurrency is not None:
+            env["WORKER_CONCURRENCY"] = str(concurrency)
         for i in range(processes):
             path = self.work / f"worker-{self.backend}-{len(self.worker_logs)}.log"
             self.worker_logs.append(path)
@@ -428,6 +432,8 @@ class Stack:
                 if time.time() > deadline:
                     raise RuntimeError(f"worker did not start; see {path}")
                 time.sleep(0.05)
+            started = re.search(rb'"concurrency":\s*(\d+)', path.read_bytes())
+            self.slots = int(started.group(1)) if started else concurrency
 
     def stop_workers(self) -> None:
         for proc in self.workers:
@@ -1045,7 +1051,10 @@ def run_backend(
     q = args.quick
     try:
         stack.start_api()
-        stack.start_workers(1, 2)
+        # The tiny runs measure the worker as it is deployed: its default
+        # WORKER_CONCURRENCY unless --tiny-slots sets one.
+        stack.start_workers(1, args.tiny_slots)
+        out["tiny_slots"] = stack.slots
         log(f"{backend}: warming up")
         closed_loop(stack, events, "warm-up", [tiny], 10, 2, 60)
 
@@ -1274,6 +1283,8 @@ def main() -> int:
     parser.add_argument("--latency-jobs", type=int, help="one-at-a-time latency jobs; default 200, quick 20")
     parser.add_argument("--open-loop-seconds", type=float, help="default 15, quick 3")
     parser.add_argument("--upload-concurrency", type=int, default=8)
+    parser.add_argument("--tiny-slots", type=int,
+                        help="WORKER_CONCURRENCY for the tiny and latency runs; default: the worker's own default")
     parser.add_argument("--burst", type=int, help="uploads per API memory burst; default 200, quick 16")
     parser.add_argument("--burst-concurrency", type=int, default=16)
     parser.add_argument("--job-budget-mib", type=float, help="override the per-job memory budget")
@@ -1325,7 +1336,8 @@ def main() -> int:
           f"{time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.1f}, {'quick' if args.quick else 'full'} run "
           f"in {time.time() - started:.0f} s")
     print(f"api + worker as separate processes; photos: {args.photo_jobs} jobs over the 8 large corpus photos, "
-          f"{args.rounds} round(s), default presets; tiny: 64x64 JPEG, {args.tiny_jobs} jobs, {args.upload_concurrency} uploaders")
+          f"{args.rounds} round(s), default presets; tiny: 64x64 JPEG, {args.tiny_jobs} jobs, {args.upload_concurrency} uploaders, "
+          f"worker slots: " + ", ".join(f"{r['backend']} {r.get('tiny_slots')}" for r in results))
     print(f"engine alone: {engine.note}")
     if args.env:
         print(f"extra settings: {' '.join(args.env)}")

@@ -93,10 +93,26 @@ impl LocalJobQueue {
         i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// Claims up to `max` of the oldest visible messages in one statement,
+    /// Claims up to `max` of the oldest visible messages in one write statement,
     /// and moves those that used up their receives to the dead-letter queue.
     async fn try_receive(&self, max: u32, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
         let now = Self::now_ms();
+        // Look before taking the write lock. Idle receivers look often, and
+        // on SQLite every UPDATE takes the database's one write lock, even
+        // one that matches nothing, so the API's inserts would queue behind
+        // empty claims.
+        let waiting = queue_messages::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::Queue.eq(&self.name))
+            .filter(Column::VisibleAtMs.lte(now))
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        if waiting.is_none() {
+            return Ok(Vec::new());
+        }
         let token = Uuid::new_v4().simple().to_string();
         // Oldest visible first, in the order of the (queue, visible_at_ms, id)
         // index, so a receive reads `max` index entries however long the
@@ -120,10 +136,11 @@ impl LocalJobQueue {
             .col_expr(Column::Receipt, Expr::value(token.clone()))
             .col_expr(Column::VisibleAtMs, Expr::value(now + Self::millis(visibility)))
             .col_expr(Column::ReceiveCount, Expr::col(Column::ReceiveCount).add(1))
+            // Only the id: the pick's rows are locked (Postgres) or no one
+            // else writes (SQLite), so no other receiver can have claimed
+            // them since. Repeating the pick's conditions here would let
+            // SQLite's planner scan the whole visible range to test them.
             .filter(Column::Id.in_subquery(Query::select().column(Column::Id).from(picked.clone()).to_owned()))
-            // A row another receiver claimed meanwhile is no longer visible.
-            .filter(Column::Queue.eq(&self.name))
-            .filter(Column::VisibleAtMs.lte(now))
             .into_query();
         claim.returning_all();
         let claim = WithClause::new()
