@@ -93,6 +93,15 @@ impl LocalJobQueue {
         i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
     }
 
+    /// The ids of this queue's messages that are visible at `now`.
+    fn visible_ids(&self, now: i64) -> sea_orm::Select<queue_messages::Entity> {
+        queue_messages::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::Queue.eq(&self.name))
+            .filter(Column::VisibleAtMs.lte(now))
+    }
+
     /// Claims up to `max` of the oldest visible messages in one write statement,
     /// and moves those that used up their receives to the dead-letter queue.
     async fn try_receive(&self, max: u32, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
@@ -101,15 +110,7 @@ impl LocalJobQueue {
         // on SQLite every UPDATE takes the database's one write lock, even
         // one that matches nothing, so the API's inserts would queue behind
         // empty claims.
-        let waiting = queue_messages::Entity::find()
-            .select_only()
-            .column(Column::Id)
-            .filter(Column::Queue.eq(&self.name))
-            .filter(Column::VisibleAtMs.lte(now))
-            .into_tuple::<i64>()
-            .one(&self.db)
-            .await
-            .map_err(db_error)?;
+        let waiting = self.visible_ids(now).into_tuple::<i64>().one(&self.db).await.map_err(db_error)?;
         if waiting.is_none() {
             return Ok(Vec::new());
         }
@@ -121,11 +122,8 @@ impl LocalJobQueue {
         // no lock clause. The pick is a CTE, which both evaluate once: as an
         // `IN (subquery)`, Postgres may rescan the subquery per row, and each
         // rescan skips the rows the statement already locked and picks more.
-        let pick = queue_messages::Entity::find()
-            .select_only()
-            .column(Column::Id)
-            .filter(Column::Queue.eq(&self.name))
-            .filter(Column::VisibleAtMs.lte(now))
+        let pick = self
+            .visible_ids(now)
             .order_by_asc(Column::VisibleAtMs)
             .order_by_asc(Column::Id)
             .limit(u64::from(max.clamp(1, 10)))
