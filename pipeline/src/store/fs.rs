@@ -41,13 +41,22 @@ impl FsBlobStore {
         let dir = path.parent().unwrap_or(&self.root);
         tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
         let temp = dir.join(format!(".tmp-{}", Uuid::new_v4()));
-        let file = tokio::fs::File::create(&temp).await.map_err(io_error)?;
+        let mut file = tokio::fs::File::create(&temp).await.map_err(io_error)?;
+        // tokio copies each write into a buffer of its own for the blocking
+        // pool, by default up to 2 MiB; a streamed body needs no more than a
+        // chunk's worth of it in flight.
+        file.set_max_buf_size(WRITE_BUFFER_BYTES);
         Ok((temp, file))
     }
 }
 
-/// Bodies up to this size are gathered in memory and written in one go.
-const SMALL_BODY: usize = 256 * 1024;
+/// The most of a streamed body that waits in tokio's buffer for the disk.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Bodies up to this size are gathered in memory and written in one go. A
+/// larger body's first bytes wait in this buffer too, so it is no bigger
+/// than the write buffer that takes over from it.
+const SMALL_BODY: usize = WRITE_BUFFER_BYTES;
 
 fn io_error(err: std::io::Error) -> StoreError {
     StoreError::Unavailable(err.to_string())
