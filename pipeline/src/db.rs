@@ -144,7 +144,8 @@ mod tests {
         holding.commit().await?;
         waiting.await??;
 
-        let rows = api.query_all_raw(sea_orm::Statement::from_string(api.get_database_backend(), "SELECT x FROM t")).await?;
+        let rows =
+            api.query_all_raw(sea_orm::Statement::from_string(api.get_database_backend(), "SELECT x FROM t")).await?;
         assert_eq!(rows.len(), 2);
         Ok(())
     }
