@@ -58,12 +58,11 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// while both waited: in the tiny-job benchmark the sqlx threads slept about
 /// 2.4 times per job, and the p99 latency at 80% load was 40–80 ms. This
 /// handler starts at 50 µs and doubles up to 1 ms (p99 11–16 ms, the same
-/// throughput; `docs/benchmarks.md`), and gives up after the same
-/// [`SQLITE_BUSY_TIMEOUT`].
+/// throughput; `docs/benchmarks.md`), and gives up once its waits add up to
+/// the same [`SQLITE_BUSY_TIMEOUT`].
 mod busy {
-    use std::cell::Cell;
     use std::ffi::{c_int, c_void};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use sea_orm::sqlx::SqliteConnection;
 
@@ -71,32 +70,29 @@ mod busy {
 
     const FIRST_WAIT: Duration = Duration::from_micros(50);
     const LONGEST_WAIT: Duration = Duration::from_millis(1);
-
-    thread_local! {
-        /// When the current wait began. SQLite calls the handler on the
-        /// thread running the statement, and a wait never moves threads.
-        static WAITING_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
-    }
+    /// From this try on every wait is [`LONGEST_WAIT`] (50 µs × 2^5 is past it).
+    const DOUBLINGS: u32 = 16;
 
     /// The wait before try number `count + 1` of one statement.
     fn wait_before_retry(count: u32) -> Duration {
-        FIRST_WAIT.saturating_mul(1 << count.min(16)).min(LONGEST_WAIT)
+        FIRST_WAIT.saturating_mul(1 << count.min(DOUBLINGS)).min(LONGEST_WAIT)
+    }
+
+    /// The waits before try number `count + 1`, summed. Like SQLite's own
+    /// handler, the limit counts the waits it scheduled, so no clock is kept.
+    fn waited(count: u32) -> Duration {
+        let doubling: Duration = (0..count.min(DOUBLINGS)).map(wait_before_retry).sum();
+        doubling + LONGEST_WAIT.saturating_mul(count.saturating_sub(DOUBLINGS))
     }
 
     /// SQLite's busy callback: `count` is how often it was already called for
     /// this lock; return non-zero to try again, zero to give up.
     extern "C" fn on_busy(_: *mut c_void, count: c_int) -> c_int {
-        let now = Instant::now();
-        let since = WAITING_SINCE.with(|since| {
-            if count == 0 || since.get().is_none() {
-                since.set(Some(now));
-            }
-            since.get().unwrap_or(now)
-        });
-        if now.duration_since(since) >= SQLITE_BUSY_TIMEOUT {
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        if waited(count) >= SQLITE_BUSY_TIMEOUT {
             return 0;
         }
-        std::thread::sleep(wait_before_retry(u32::try_from(count).unwrap_or(u32::MAX)));
+        std::thread::sleep(wait_before_retry(count));
         1
     }
 
