@@ -16,21 +16,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
+sys.path.insert(0, str(ROOT / "tools" / "lib"))
+
+from harness import aws, procs  # noqa: E402
+from harness.ports import free_port  # noqa: E402
+
 TEMPLATES = ROOT / "terraform" / "modules" / "iam" / "policies"
 REGION = "us-east-1"
 ROLES = ("api", "worker")
@@ -39,12 +40,6 @@ ADMIN_API_KEY = "iam-check-admin-key"
 # Wider than the default (image.failed,replay.summary) so that the successful jobs of the tests
 # also publish to the chat topic, exercising the worker's grant on it.
 CHAT_EVENTS = "image.processed,replay.summary"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def binary() -> Path:
@@ -96,139 +91,86 @@ class Stack:
 
 
 def make_client(endpoint: str, service: str, creds: Creds):
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=creds.access_key_id,
-        aws_secret_access_key=creds.secret_access_key,
-        config=Config(retries={"max_attempts": 1}),
-    )
+    return aws.client(service, endpoint, REGION, (creds.access_key_id, creds.secret_access_key), max_attempts=1)
 
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory):
     """moto on a free port (never 5000), with the corrections of emulator.py."""
-    port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(HERE / "emulator.py"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{endpoint}/moto-api/data.json", timeout=1).raise_for_status()
-                break
-            except requests.RequestException:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto did not start:\n{log.read_text(errors='replace')[-3000:]}")
-                time.sleep(0.2)
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        moto = procs.Moto([sys.executable, str(HERE / "emulator.py")], log, timeout=30)
+    except RuntimeError as err:
+        pytest.fail(str(err))
+    with moto:
+        yield moto.url
 
 
-@pytest.fixture(scope="session")
-def stack(emulator) -> Stack:
-    setup = Creds("testing", "testing")  # any key works until enforcement is on
-    kms, s3, sqs, sns, iam = (make_client(emulator, s, setup) for s in ("kms", "s3", "sqs", "sns", "iam"))
+# The service's resources, as harness.aws makes them for every tool; the tests read SNS's
+# envelope (no raw delivery) and use direct uploads (S3 events to the job queue).
+NAMES = aws.Names(
+    bucket="image-service-iam-media",
+    queue="image-service-jobs",
+    dlq="image-service-jobs-dlq",
+    topic="image-service-events",
+    tap="image-service-events-subscriber",
+    chat_topic="image-service-chat",
+    chat_tap="image-service-chat-subscriber",
+)
 
-    key_arn = kms.create_key(Description="image-service")["KeyMetadata"]["Arn"]
-    other_key_arn = kms.create_key(Description="someone else's")["KeyMetadata"]["Arn"]
 
-    bucket = "image-service-iam-media"
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_encryption(
-        Bucket=bucket,
-        ServerSideEncryptionConfiguration={
-            "Rules": [
-                {
-                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
-                    "BucketKeyEnabled": True,
-                }
-            ]
-        },
-    )
-
-    def queue(name: str, **attributes: str) -> tuple[str, str]:
-        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        return url, arn
-
-    dlq_url, dlq_arn = queue("image-service-jobs-dlq")
-    queue_url, queue_arn = queue(
-        "image-service-jobs",
-        RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
-    )
-    topic_arn = sns.create_topic(Name="image-service-events")["TopicArn"]
-    other_topic_arn = sns.create_topic(Name="someone-elses-topic")["TopicArn"]
-    subscriber_url, subscriber_arn = queue("image-service-events-subscriber")
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=subscriber_arn)
-    chat_topic_arn = sns.create_topic(Name="image-service-chat")["TopicArn"]
-    chat_subscriber_url, chat_subscriber_arn = queue("image-service-chat-subscriber")
-    sns.subscribe(TopicArn=chat_topic_arn, Protocol="sqs", Endpoint=chat_subscriber_arn)
-
-    # Direct uploads: S3 tells the job queue about objects created under uploads/.
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": queue_arn,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "uploads/"}]}},
-                }
-            ]
-        },
-    )
-
-    variables = {
-        "bucket_arn": f"arn:aws:s3:::{bucket}",
-        "queue_arn": queue_arn,
-        "dlq_arn": dlq_arn,
-        "topic_arn": topic_arn,
-        "chat_topic_arn": chat_topic_arn,
-        "kms_key_arn": key_arn,
-        "ecs_tasks_arn": "arn:aws:ecs:us-east-1:123456789012:task/image-service-test/*",
-    }
-    policies = {role: render(TEMPLATES / f"{role}.json.tpl", variables) for role in ROLES}
-    documents = dict(policies, admin=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+def users(iam, policies: dict[str, str]) -> dict[str, Creds]:
+    """One IAM user per role holding its rendered policy, and `admin` (Action "*")."""
+    admin = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
     creds: dict[str, Creds] = {}
-    for user, document in documents.items():
+    for user, document in dict(policies, admin=json.dumps(admin)).items():
         iam.create_user(UserName=user)
         # An inline policy, as aws_iam_role_policy attaches it to the task role.
         iam.put_user_policy(UserName=user, PolicyName=f"{user}-least-privilege", PolicyDocument=document)
         key = iam.create_access_key(UserName=user)["AccessKey"]
         creds[user] = Creds(key["AccessKeyId"], key["SecretAccessKey"])
+    return creds
+
+
+@pytest.fixture(scope="session")
+def stack(emulator) -> Stack:
+    setup = Creds("testing", "testing")  # any key works until enforcement is on
+    made = aws.provision(emulator, NAMES, region=REGION, credentials=(setup.access_key_id, setup.secret_access_key),
+                         raw_delivery=False, upload_events=True, key_description="image-service")
+    kms, sns, iam = (make_client(emulator, s, setup) for s in ("kms", "sns", "iam"))
+    other_key_arn = kms.create_key(Description="someone else's")["KeyMetadata"]["Arn"]
+    other_topic_arn = sns.create_topic(Name="someone-elses-topic")["TopicArn"]
+
+    variables = {
+        "bucket_arn": made.bucket_arn,
+        "queue_arn": made.queue_arn,
+        "dlq_arn": made.dlq_arn,
+        "topic_arn": made.topic_arn,
+        "chat_topic_arn": made.chat_topic_arn,
+        "kms_key_arn": made.key_arn,
+        "ecs_tasks_arn": "arn:aws:ecs:us-east-1:123456789012:task/image-service-test/*",
+    }
+    policies = {role: render(TEMPLATES / f"{role}.json.tpl", variables) for role in ROLES}
+    creds = users(iam, policies)
 
     answer = requests.post(f"{emulator}/moto-api/reset-auth", data=b"0", headers={"Content-Type": "text/plain"}, timeout=5)
     answer.raise_for_status()
 
     return Stack(
         endpoint=emulator,
-        bucket=bucket,
-        bucket_arn=variables["bucket_arn"],
-        kms_key_arn=key_arn,
+        bucket=made.bucket,
+        bucket_arn=made.bucket_arn,
+        kms_key_arn=made.key_arn,
         other_kms_key_arn=other_key_arn,
-        queue_url=queue_url,
-        queue_arn=queue_arn,
-        dlq_url=dlq_url,
-        dlq_arn=dlq_arn,
-        topic_arn=topic_arn,
-        chat_topic_arn=chat_topic_arn,
+        queue_url=made.queue_url,
+        queue_arn=made.queue_arn,
+        dlq_url=made.dlq_url,
+        dlq_arn=made.dlq_arn,
+        topic_arn=made.topic_arn,
+        chat_topic_arn=made.chat_topic_arn,
         other_topic_arn=other_topic_arn,
-        subscriber_url=subscriber_url,
-        chat_subscriber_url=chat_subscriber_url,
+        subscriber_url=made.tap_url,
+        chat_subscriber_url=made.chat_tap_url,
         policies=policies,
         creds=dict(creds, setup=setup),
     )
@@ -248,16 +190,6 @@ class Services:
             text = path.read_text(errors="replace").splitlines() if path.exists() else []
             parts.append(f"--- {name} (last {lines} lines)\n" + "\n".join(text[-lines:]))
         return "\n".join(parts)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -309,26 +241,14 @@ def services(service_env, stack):
         "api": dict(LISTEN_ADDR=f"127.0.0.1:{port}", MAX_UPLOAD_BYTES=str(9 * 1024 * 1024), ADMIN_API_KEY=ADMIN_API_KEY),
         "worker": dict(WORKER_CONCURRENCY="2"),
     }
-    procs: list[subprocess.Popen] = []
+    running_procs: list[subprocess.Popen] = []
     logs: dict[str, Path] = {}
     try:
         for role in ROLES:
             creds = stack.creds[role]
             logs[role] = work / f"{role}.log"
-            with open(logs[role], "wb") as out:
-                procs.append(
-                    subprocess.Popen(
-                        [str(exe), role],
-                        env=dict(
-                            env,
-                            AWS_ACCESS_KEY_ID=creds.access_key_id,
-                            AWS_SECRET_ACCESS_KEY=creds.secret_access_key,
-                            **role_env[role],
-                        ),
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
+            keys = dict(AWS_ACCESS_KEY_ID=creds.access_key_id, AWS_SECRET_ACCESS_KEY=creds.secret_access_key)
+            running_procs.append(procs.start([exe, role], logs[role], dict(env, **keys, **role_env[role])))
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {ADMIN_API_KEY}"
         running = Services(api_url=f"http://127.0.0.1:{port}", logs=logs, http=http)
@@ -338,14 +258,14 @@ def services(service_env, stack):
                 requests.get(f"{running.api_url}/healthz", timeout=1).raise_for_status()
                 break
             except requests.RequestException:
-                exited = [p.args[1] for p in procs if p.poll() is not None]
+                exited = [p.args[1] for p in running_procs if p.poll() is not None]
                 if exited or time.monotonic() > deadline:
                     pytest.fail(f"{exited or 'api'} did not come up:\n{running.tail()}")
                 time.sleep(0.2)
         yield running
     finally:
-        for proc in procs:
-            _stop(proc)
+        for proc in running_procs:
+            procs.stop(proc, 15)
 
 
 class EventLog:
