@@ -18,10 +18,15 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "lib"))
+
+from harness import procs  # noqa: E402
 
 
 def fill(db_path: Path, n: int) -> None:
@@ -54,8 +59,7 @@ def drain_rate(binary: str, backlog: int, measure: int, slots: int, timeout: flo
         db_path = data / "image-service.db"
         fill(db_path, backlog)
         db = sqlite3.connect(db_path, timeout=60)
-        log = open(Path(work) / "worker.log", "wb")
-        worker = subprocess.Popen([binary, "worker"], env=env, stdout=log, stderr=log)
+        worker = procs.start([binary, "worker"], Path(work) / "worker.log", env)
         try:
             start = None
             target = backlog - measure
@@ -70,8 +74,7 @@ def drain_rate(binary: str, backlog: int, measure: int, slots: int, timeout: flo
                 time.sleep(0.01)
             raise RuntimeError(f"backlog {backlog}: {backlog - waiting(db)} of {measure} drained in {timeout} s")
         finally:
-            worker.terminate()
-            worker.wait(15)
+            procs.stop(worker, 15)
             db.close()
 
 
