@@ -141,25 +141,7 @@ fn decode_inner(input: &[u8], limits: &Limits, target_edge: u32, clock: &Clock) 
     let (width, height) = (dim(width)?, dim(height)?);
     probe::check_dimensions(width, height, limits)?;
 
-    let mut orientation = 1;
-    let mut icc_chunks: Vec<(u8, &[u8])> = Vec::new();
-    let mut adobe = false;
-    for marker in decompress.markers() {
-        match marker.marker {
-            Marker::APP(1) if orientation == 1 => orientation = orient::from_exif_segment(marker.data).unwrap_or(1),
-            Marker::APP(2) => {
-                if let Some(rest) = marker.data.strip_prefix(b"ICC_PROFILE\0")
-                    && rest.len() > 2
-                {
-                    icc_chunks.push((rest[0], &rest[2..]));
-                }
-            }
-            Marker::APP(14) => adobe |= marker.data.starts_with(b"Adobe"),
-            _ => {}
-        }
-    }
-    icc_chunks.sort_by_key(|&(sequence, _)| sequence);
-    let icc: Vec<u8> = icc_chunks.iter().flat_map(|&(_, chunk)| chunk.iter().copied()).collect();
+    let Markers { orientation, icc, adobe } = read_markers(decompress.markers());
 
     let numerator = scale_numerator(width.max(height), target_edge);
     decompress.scale(numerator);
@@ -214,6 +196,39 @@ fn decode_inner(input: &[u8], limits: &Limits, target_edge: u32, clock: &Clock) 
     let pixels = orient::apply(pixels, orientation);
     let full_size = if orientation >= 5 { (height, width) } else { (width, height) };
     Ok(DecodedJpeg { pixels, full_size })
+}
+
+/// What the saved APP markers say about how to read the pixels.
+struct Markers {
+    /// The EXIF orientation (1 when absent).
+    orientation: u8,
+    /// The ICC profile, its chunks joined in order (empty when absent).
+    icc: Vec<u8>,
+    /// Whether an Adobe APP14 marker is present (inverted CMYK).
+    adobe: bool,
+}
+
+fn read_markers<'a>(markers: impl Iterator<Item = mozjpeg::decompress::MarkerData<'a>>) -> Markers {
+    let mut orientation = 1;
+    let mut icc_chunks: Vec<(u8, &[u8])> = Vec::new();
+    let mut adobe = false;
+    for marker in markers {
+        match marker.marker {
+            Marker::APP(1) if orientation == 1 => orientation = orient::from_exif_segment(marker.data).unwrap_or(1),
+            Marker::APP(2) => {
+                if let Some(rest) = marker.data.strip_prefix(b"ICC_PROFILE\0")
+                    && rest.len() > 2
+                {
+                    icc_chunks.push((rest[0], &rest[2..]));
+                }
+            }
+            Marker::APP(14) => adobe |= marker.data.starts_with(b"Adobe"),
+            _ => {}
+        }
+    }
+    icc_chunks.sort_by_key(|&(sequence, _)| sequence);
+    let icc = icc_chunks.iter().flat_map(|&(_, chunk)| chunk.iter().copied()).collect();
+    Markers { orientation, icc, adobe }
 }
 
 fn dim(value: usize) -> Result<u32, ImagingError> {

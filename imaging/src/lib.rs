@@ -167,6 +167,11 @@ pub struct Variant {
     pub height: u32,
     /// The encoded bytes; they carry no metadata.
     pub data: Vec<u8>,
+    /// When this variant's bytes are those of another one (same pixels,
+    /// same encoder settings; an original smaller than every preset's edge,
+    /// say), that variant's index in [`Output::variants`]: it was encoded
+    /// once, and can be stored once.
+    pub same_as: Option<usize>,
 }
 
 /// Everything [`process`] produced for one original.
@@ -194,6 +199,26 @@ pub struct Timings {
 /// What makes two encodes give the same bytes: the pixels (the cascade's
 /// current size and the crop) and the encoder settings.
 type EncodeKey = (u32, u32, Option<u32>, OutputFormat, u8, Effort);
+
+/// One preset's resize, and the square it is cropped to for `cover`.
+type SizePlan = ((u32, u32), Option<u32>);
+
+/// Each preset's [`SizePlan`] for an original of `width` × `height`, and
+/// the order to make them in: largest first, so each smaller size is resized
+/// from the previous one. The cascade touches far fewer source pixels than
+/// resizing every variant from the full-size original.
+fn cascade(presets: &[Preset], width: u32, height: u32) -> (Vec<SizePlan>, Vec<usize>) {
+    let plans: Vec<SizePlan> = presets
+        .iter()
+        .map(|p| match p.fit {
+            Fit::Inside => (resize::fit_inside(width, height, p.max_edge), None),
+            Fit::Cover => (resize::fit_cover(width, height, p.max_edge), Some(p.max_edge)),
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..presets.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(u64::from(plans[i].0.0) * u64::from(plans[i].0.1)));
+    (plans, order)
+}
 
 /// Turns one original into one variant per preset.
 ///
@@ -223,19 +248,7 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
     let pixels = decoded.pixels;
     let source = SourceInfo { format: decoded.format, width: full_w, height: full_h, has_alpha: pixels.has_alpha };
 
-    // Each preset's resize, and the square it is cropped to for `cover`.
-    let plans: Vec<((u32, u32), Option<u32>)> = presets
-        .iter()
-        .map(|p| match p.fit {
-            Fit::Inside => (resize::fit_inside(full_w, full_h, p.max_edge), None),
-            Fit::Cover => (resize::fit_cover(full_w, full_h, p.max_edge), Some(p.max_edge)),
-        })
-        .collect();
-    // Largest first, so each smaller size is resized from the previous one:
-    // the cascade touches far fewer source pixels than resizing every variant
-    // from the full-size original.
-    let mut order: Vec<usize> = (0..presets.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(u64::from(plans[i].0.0) * u64::from(plans[i].0.1)));
+    let (plans, order) = cascade(presets, full_w, full_h);
 
     let mut outputs: Vec<Option<Variant>> = vec![None; presets.len()];
     // Presets whose outputs would be the same bytes (an original smaller
@@ -265,8 +278,8 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
         };
         timings.resize += started.elapsed();
         let key = (current.width, current.height, crop, preset.format, preset.quality, preset.effort);
-        let same = encoded.iter().find(|(k, _)| *k == key).and_then(|&(_, j)| outputs[j].as_ref());
-        let data = match same {
+        let same_as = encoded.iter().find(|(k, _)| *k == key).map(|&(_, j)| j);
+        let data = match same_as.and_then(|j| outputs[j].as_ref()) {
             Some(variant) => variant.data.clone(),
             None => {
                 let started = std::time::Instant::now();
@@ -284,6 +297,7 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
             width: out.width,
             height: out.height,
             data,
+            same_as,
         });
     }
     Ok(Output { source, variants: outputs.into_iter().flatten().collect(), timings })
