@@ -3,8 +3,6 @@
 //! to completion and answer with the run's summary; for very large runs
 //! prefer the CLI.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::middleware;
@@ -13,15 +11,14 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use entities::jobs::JobStatus;
 use pipeline::event::ReplaySummary;
+use pipeline::jobs::JobFilter;
 use pipeline::replay::{DlqMode, Operator, ReplayError, Silent};
-use pipeline::repo::JobFilter;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::AppState;
-use crate::error::{ApiError, Problem};
-
-type SharedState = Arc<AppState>;
+use crate::error::ApiError;
+use crate::responses::AdminProblems;
+use crate::{AppState, SharedState};
 
 pub(crate) fn router(state: SharedState) -> Router<SharedState> {
     Router::new()
@@ -64,14 +61,7 @@ pub(crate) struct DlqRequest {
 /// Moves the dead-letter queue's messages back to the job queue.
 #[utoipa::path(post, path = "/v1/admin/replay/dlq", tag = "admin", request_body = DlqRequest,
     responses((status = 200, description = "What the run did", body = ReplaySummary),
-              (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-              (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-              (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
-              (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "Not possible with this setup", body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "Names something that does not exist", body = Problem, content_type = "application/problem+json"),
-              (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-              (status = 503, description = "A backing service is unavailable", body = Problem, content_type = "application/problem+json")))]
+              AdminProblems))]
 pub(crate) async fn replay_dlq(
     State(state): State<SharedState>,
     body: Result<Json<DlqRequest>, JsonRejection>,
@@ -106,14 +96,7 @@ pub(crate) struct JobsRequest {
 /// Re-enqueues past failed or dead jobs that match a filter.
 #[utoipa::path(post, path = "/v1/admin/replay/jobs", tag = "admin", request_body = JobsRequest,
     responses((status = 200, description = "What the run did", body = ReplaySummary),
-              (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-              (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-              (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
-              (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "Not possible with this setup", body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "Names something that does not exist", body = Problem, content_type = "application/problem+json"),
-              (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-              (status = 503, description = "A backing service is unavailable", body = Problem, content_type = "application/problem+json")))]
+              AdminProblems))]
 pub(crate) async fn replay_jobs(
     State(state): State<SharedState>,
     body: Result<Json<JobsRequest>, JsonRejection>,
@@ -159,14 +142,7 @@ pub(crate) struct ReprocessRequest {
 /// Regenerates one preset's variants, e.g. after the preset changed.
 #[utoipa::path(post, path = "/v1/admin/reprocess", tag = "admin", request_body = ReprocessRequest,
     responses((status = 200, description = "What the run did", body = ReplaySummary),
-              (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-              (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-              (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
-              (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "Not possible with this setup", body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "Names something that does not exist", body = Problem, content_type = "application/problem+json"),
-              (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-              (status = 503, description = "A backing service is unavailable", body = Problem, content_type = "application/problem+json")))]
+              AdminProblems))]
 pub(crate) async fn reprocess(
     State(state): State<SharedState>,
     body: Result<Json<ReprocessRequest>, JsonRejection>,

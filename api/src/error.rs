@@ -50,6 +50,28 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+/// A database that failed a query is unavailable to this request.
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self::Unavailable(err.into())
+    }
+}
+
+/// A store that failed a call is unavailable to this request. (A missing
+/// object the handler expected is its own `NotFound`, mapped where it is read.)
+impl From<pipeline::store::StoreError> for ApiError {
+    fn from(err: pipeline::store::StoreError) -> Self {
+        Self::Unavailable(err.into())
+    }
+}
+
+/// A queue that refused a send is unavailable to this request.
+impl From<pipeline::queue::QueueError> for ApiError {
+    fn from(err: pipeline::queue::QueueError) -> Self {
+        Self::Unavailable(err.into())
+    }
+}
+
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {

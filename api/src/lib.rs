@@ -5,25 +5,37 @@
 //! and answers `202 Accepted` at once: no image work happens here.
 //!
 //! # Layout
-//! - [`Application`]: binds the listener, builds the router, and serves until stopped.
-//! - `routes`: the router and the client endpoints.
-//! - `uploads`: presigned uploads (`POST /v1/uploads`, and the API's own
-//!   signed PUT when objects are on local disk).
-//! - `admin`: the operators' endpoints (replay, reprocess), for admin keys.
+//! - This file: [`Application`], which binds the listener and serves, and
+//!   the router, which lists every endpoint and the layers around them.
+//! - Handlers, by resource: `jobs` (`/v1/jobs`), `images` (`/v1/images`,
+//!   uploads through the API and variants), `presigned` (`/v1/uploads`: the
+//!   presigned PUT, and the API's own signed PUT when objects are on local
+//!   disk), `admin` (replay and reprocess, for admin keys) and `health`.
+//! - `intake`: what both ways of uploading share: idempotency, the body
+//!   sink, enqueueing.
+//! - `meter`: the streaming body with its sniffing, hash and size limit.
+//! - `views`: the JSON bodies clients see; `read_cache`: the read-through
+//!   cache in front of the job and image views.
 //! - `auth`: API keys, scopes and the per-key rate limit.
-//! - `upload`: the streaming body with its sniffing, hash and size limit.
 //! - `metrics`: Prometheus metrics at `/metrics`.
-//! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json`.
+//! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json`, with the
+//!   shared error responses of `responses`.
 //! - [`error`]: [`error::ApiError`], rendered as `application/problem+json`.
 
 mod admin;
 mod auth;
 pub mod error;
+mod health;
+mod images;
+mod intake;
+mod jobs;
+mod meter;
 mod metrics;
 pub mod openapi;
-mod routes;
-mod upload;
-mod uploads;
+mod presigned;
+mod read_cache;
+mod responses;
+mod views;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,8 +43,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
 use pipeline::{Backends, Settings};
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use uuid::Uuid;
+
+use crate::error::ApiError;
 
 /// What every handler can reach.
 pub(crate) struct AppState {
@@ -44,7 +69,58 @@ pub(crate) struct AppState {
     app_env: String,
     public_base_url: Option<String>,
     upload_url_ttl: Duration,
-    upload_signer: uploads::UploadSigner,
+    upload_signer: presigned::UploadSigner,
+}
+
+pub(crate) type SharedState = Arc<AppState>;
+
+/// Largest JSON request body (upload requests, admin runs).
+const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// Every endpoint, and the layers around them.
+fn router(state: SharedState, request_timeout: Duration) -> Router {
+    let client = Router::new()
+        .route("/v1/jobs", get(jobs::list_jobs))
+        .route("/v1/jobs/{id}", get(jobs::get_job))
+        // Uploads are limited while they stream (see `Meter`), not by buffering.
+        .route("/v1/images", post(images::create_image).layer(DefaultBodyLimit::disable()))
+        .route("/v1/images/{id}", get(images::get_image))
+        .route("/v1/images/{id}/variants/{preset}", get(images::get_variant))
+        .route("/v1/uploads", post(presigned::create_upload))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_client));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::serve))
+        .route("/openapi.json", get(openapi::serve))
+        // Authenticated by the URL's own signature, like a presigned S3 PUT.
+        .route("/v1/uploads/{id}", put(presigned::receive_upload).layer(DefaultBodyLimit::disable()))
+        .merge(client)
+        .nest("/v1/admin", admin::router(state.clone()))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                    let request_id =
+                        request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+                }))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                // A bug answers 500 (problem+json), never a dropped connection.
+                .layer(CatchPanicLayer::custom(|_| {
+                    tracing::error!("a handler panicked");
+                    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+                }))
+                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout)),
+        )
+}
+
+/// An id from the path, or 400.
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a valid id")))
 }
 
 /// The API, bound to its port and ready to serve.
@@ -83,9 +159,9 @@ impl Application {
             app_env: settings.app_env.clone(),
             public_base_url: settings.public_base_url.clone(),
             upload_url_ttl: Duration::from_secs(settings.upload_url_ttl_secs),
-            upload_signer: uploads::UploadSigner::new(signing_key),
+            upload_signer: presigned::UploadSigner::new(signing_key),
         });
-        Ok(Self { listener, router: routes::router(state, Duration::from_secs(120)) })
+        Ok(Self { listener, router: router(state, Duration::from_secs(120)) })
     }
 
     /// The address the API listens on.

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin, error, routes, uploads};
+use crate::{admin, error, health, images, jobs, presigned};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,15 +17,15 @@ use crate::{admin, error, routes, uploads};
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
     ),
     paths(
-        routes::healthz,
-        routes::readyz,
-        routes::list_jobs,
-        routes::get_job,
-        routes::create_image,
-        routes::get_image,
-        routes::get_variant,
-        uploads::create_upload,
-        uploads::receive_upload,
+        health::healthz,
+        health::readyz,
+        jobs::list_jobs,
+        jobs::get_job,
+        images::create_image,
+        images::get_image,
+        images::get_variant,
+        presigned::create_upload,
+        presigned::receive_upload,
         admin::replay_dlq,
         admin::replay_jobs,
         admin::reprocess,

@@ -17,22 +17,27 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use entities::jobs::{self, JobStatus};
 use hmac::{Hmac, Mac};
+use pipeline::jobs::{self as repo, NewUpload};
 use pipeline::keys;
-use pipeline::repo::{self, NewUpload};
+use pipeline::links::Links;
 use pipeline::store::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::auth::Principal;
-use crate::error::{ApiError, Problem};
-use crate::routes::{
-    JobView, REPLAYED_HEADER, SharedState, earlier_job, enqueue, idempotency_key, record_idempotent, replayed,
-    upload_outcome,
+use crate::error::ApiError;
+use crate::intake::{
+    declared_length, earlier_job, enqueue, idempotency_key, mark_replayed, record_idempotent, replayed, upload_outcome,
 };
-use crate::upload::Meter;
+use crate::meter::Meter;
+use crate::responses::{
+    AlreadyReceived, BadRequest, KeyReused, NotFound, RateLimited, TooLarge, Unauthorized, Unavailable,
+    UnsupportedMediaType, UploadRejected,
+};
+use crate::views::JobView;
+use crate::{AppState, SharedState, parse_id};
 
 /// The media types a presigned upload may declare.
 const ACCEPTED_TYPES: [&str; 6] = ["image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"];
@@ -74,13 +79,7 @@ pub(crate) struct UploadInstructions {
     request_body = UploadRequest,
     responses((status = 201, description = "The job, awaiting its upload, and how to upload", body = UploadTicket,
                 headers(("Location" = String, description = "The job"))),
-              (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-              (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-              (status = 413, description = "Over MAX_UPLOAD_BYTES", body = Problem, content_type = "application/problem+json"),
-              (status = 415, description = "Not a supported image type", body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
-              (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
-              (status = 503, description = "A backing service is unavailable", body = Problem, content_type = "application/problem+json")))]
+              BadRequest, Unauthorized, TooLarge, UnsupportedMediaType, KeyReused, RateLimited, Unavailable))]
 pub(crate) async fn create_upload(
     State(state): State<SharedState>,
     Extension(principal): Extension<Principal>,
@@ -106,7 +105,6 @@ pub(crate) async fn create_upload(
     if request.content_length > state.max_upload_bytes {
         return Err(ApiError::PayloadTooLarge(state.max_upload_bytes));
     }
-    let db = &state.backends.db;
     let fingerprint = hex::encode(Sha256::digest(serde_json::to_vec(&request).unwrap_or_default()));
     let idempotency_key = idempotency_key(&headers, &principal)?;
     if let Some(job) = earlier_job(&state, idempotency_key.as_deref()).await? {
@@ -118,7 +116,6 @@ pub(crate) async fn create_upload(
     let upload = NewUpload {
         image_id,
         job_id,
-        source_key: keys::original(image_id),
         // Learnt when the bytes arrive.
         sha256: String::new(),
         bytes: i64::try_from(request.content_length).unwrap_or(i64::MAX),
@@ -127,7 +124,7 @@ pub(crate) async fn create_upload(
         api_key_id: principal.key_id,
         awaiting_upload: true,
     };
-    let (job, replay) = record_idempotent(db, upload, &fingerprint).await?;
+    let (job, replay) = record_idempotent(&state, upload, &fingerprint).await?;
     if replay {
         return ticket(&state, &headers, job, &content_type, request.content_length, true).await;
     }
@@ -149,14 +146,11 @@ async fn ticket(
     } else {
         None
     };
-    let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).map_err(|e| ApiError::Internal(e.into()))?;
-    let mut response =
+    let location = HeaderValue::from_str(&Links::relative().job(job.id)).map_err(|e| ApiError::Internal(e.into()))?;
+    let response =
         (StatusCode::CREATED, [(header::LOCATION, location)], Json(UploadTicket { job: job.into(), upload }))
             .into_response();
-    if replay {
-        response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    Ok(mark_replayed(response, replay))
 }
 
 async fn instructions(
@@ -169,12 +163,7 @@ async fn instructions(
     let ttl = state.upload_url_ttl;
     let expires_at = Utc::now() + ttl;
     let key = format!("{}{job_id}", keys::UPLOADS_PREFIX);
-    let presigned = state
-        .backends
-        .store
-        .presigned_put(&key, content_type, content_length, ttl)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.into()))?;
+    let presigned = state.backends.store.presigned_put(&key, content_type, content_length, ttl).await?;
     if let Some(presigned) = presigned {
         let mut signed: BTreeMap<String, String> =
             presigned.headers.into_iter().map(|(name, value)| (name.to_ascii_lowercase(), value)).collect();
@@ -184,7 +173,8 @@ async fn instructions(
     }
     let expires = expires_at.timestamp();
     let signature = state.upload_signer.sign(job_id, expires, content_type, content_length);
-    let url = format!("{}/v1/uploads/{job_id}?expires={expires}&signature={signature}", base_url(state, headers));
+    let url =
+        format!("{}?expires={expires}&signature={signature}", Links::at(&base_url(state, headers)).upload(job_id));
     let headers = BTreeMap::from([
         ("content-type".to_owned(), content_type.to_owned()),
         ("content-length".to_owned(), content_length.to_string()),
@@ -195,7 +185,7 @@ async fn instructions(
 /// `PUBLIC_BASE_URL`, or the address the client used to reach us.
 fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(base) = &state.public_base_url {
-        return base.trim_end_matches('/').to_owned();
+        return base.clone();
     }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
     format!("http://{host}")
@@ -246,24 +236,19 @@ pub(crate) struct Signed {
     params(("id" = Uuid, Path, description = "Job id"), Signed),
     request_body(content = Vec<u8>, content_type = "image/*"),
     responses((status = 200, description = "Received; the job is queued", body = JobView),
-              (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-              (status = 403, description = "Bad or expired signature, or the request differs from what was signed", body = Problem, content_type = "application/problem+json"),
-              (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "The upload was already received", body = Problem, content_type = "application/problem+json"),
-              (status = 415, description = "Not a supported image", body = Problem, content_type = "application/problem+json"),
-              (status = 503, description = "A backing service is unavailable", body = Problem, content_type = "application/problem+json")))]
+              BadRequest, UploadRejected, NotFound, AlreadyReceived, UnsupportedMediaType, Unavailable))]
 pub(crate) async fn receive_upload(
     State(state): State<SharedState>,
     Path(id): Path<String>,
     query: Result<Query<Signed>, axum::extract::rejection::QueryRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let job_id = Uuid::parse_str(&id).map_err(|_| ApiError::BadRequest(format!("{id:?} is not a valid id")))?;
+    let job_id = parse_id(&id)?;
     let Query(signed) = query.map_err(|_| ApiError::UploadRejected("the upload URL is not signed".into()))?;
     let headers = request.headers();
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned).unwrap_or_default();
-    let declared = crate::routes::declared_length(headers);
+    let declared = declared_length(headers);
     let content_length = declared.unwrap_or(0);
     if !state.upload_signer.verify(job_id, signed.expires, &content_type, content_length, &signed.signature) {
         return Err(ApiError::UploadRejected(
@@ -273,11 +258,7 @@ pub(crate) async fn receive_upload(
     if Utc::now().timestamp() > signed.expires {
         return Err(ApiError::UploadRejected("the upload URL has expired".into()));
     }
-    let db = &state.backends.db;
-    let job = repo::find_job(db, job_id)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.into()))?
-        .ok_or(ApiError::NotFound("job"))?;
+    let job = repo::find_job(&state.backends.db, job_id).await?.ok_or(ApiError::NotFound("job"))?;
     if job.status != JobStatus::AwaitingUpload {
         return Err(ApiError::Conflict("this job's upload was already received".into()));
     }
@@ -287,11 +268,12 @@ pub(crate) async fn receive_upload(
     let body = meter.wrap(request.into_body().into_data_stream(), content_length);
     upload_outcome(state.backends.store.put_stream(&source_key, body, declared, &meta).await, &meter, content_length)?;
     let (bytes, sha256) = meter.finish();
-    let job = repo::start_uploaded_job(db, job_id, i64::try_from(bytes).unwrap_or(i64::MAX), Some(sha256))
-        .await
-        .map_err(|e| ApiError::Unavailable(e.into()))?
+    let job = state
+        .backends
+        .jobs()
+        .upload_arrived(job_id, i64::try_from(bytes).unwrap_or(i64::MAX), Some(sha256))
+        .await?
         .ok_or_else(|| ApiError::Conflict("this job's upload was already received".into()))?;
-    state.backends.cache.forget(&pipeline::cache::job_entries(job.id, job.image_id)).await;
     enqueue(&state, &job).await?;
     tracing::info!(%job_id, bytes, "presigned upload received");
     Ok(Json(JobView::from(job)).into_response())

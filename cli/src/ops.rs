@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use entities::jobs::JobStatus;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pipeline::jobs::JobFilter;
 use pipeline::replay::{DlqMode, Operator, Progress};
-use pipeline::repo::JobFilter;
 use pipeline::{Backends, Settings};
 use uuid::Uuid;
 

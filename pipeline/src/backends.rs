@@ -51,6 +51,11 @@ pub enum BackendError {
 }
 
 impl Backends {
+    /// The job state machine over this database, clearing this cache.
+    pub fn jobs(&self) -> crate::jobs::Jobs<'_> {
+        crate::jobs::Jobs::new(&self.db, self.cache.as_ref())
+    }
+
     /// Connects to whatever the settings name; embedded for everything unset.
     ///
     /// # Errors

@@ -5,8 +5,12 @@
 //! subscribers can drop it.
 
 use chrono::{DateTime, Utc};
+use entities::jobs::{self, JobStatus};
+use entities::variants;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::links::Links;
 
 /// Current event schema version.
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
@@ -145,6 +149,51 @@ impl Event {
                 let operation = self.summary.as_ref().map_or("replay", |s| s.operation.as_str());
                 format!("Replay finished: {operation}")
             }
+        }
+    }
+
+    /// The event announcing a job's final state: its variants (when it
+    /// succeeded), its error (when it did not) and how long it took.
+    /// `links` is where the API can be reached from outside, if it is known.
+    pub fn for_job(job: &jobs::Model, variants: Vec<variants::Model>, links: Option<&Links>, env: String) -> Self {
+        let succeeded = job.status == JobStatus::Succeeded;
+        let variants = if succeeded { variants } else { Vec::new() };
+        let variants = variants
+            .into_iter()
+            .map(|v| EventVariant {
+                url: links.map(|links| links.variant(job.image_id, &v.preset)),
+                preset: v.preset,
+                preset_version: v.preset_version,
+                format: v.format,
+                width: u32::try_from(v.width).unwrap_or_default(),
+                height: u32::try_from(v.height).unwrap_or_default(),
+                bytes: u64::try_from(v.bytes).unwrap_or_default(),
+                key: v.object_key,
+            })
+            .collect();
+        let finished = job.finished_at.unwrap_or(job.updated_at);
+        let started = job.started_at.unwrap_or(job.created_at);
+        let millis = |d: chrono::TimeDelta| u64::try_from(d.num_milliseconds()).unwrap_or_default();
+        Self {
+            schema_version: EVENT_SCHEMA_VERSION,
+            event: if succeeded { EventKind::ImageProcessed } else { EventKind::ImageFailed },
+            event_id: Self::id_for(job.id, job.status.as_str()),
+            job_id: Some(job.id),
+            image_id: Some(job.image_id),
+            status: job.status.as_str().to_owned(),
+            variants,
+            error: job
+                .error_code
+                .clone()
+                .map(|code| EventError { code, message: job.error_message.clone().unwrap_or_default() }),
+            timings: Some(Timings {
+                queued_ms: millis(started - job.created_at),
+                processing_ms: millis(finished - started),
+                total_ms: millis(finished - job.created_at),
+            }),
+            summary: None,
+            env,
+            occurred_at: finished,
         }
     }
 

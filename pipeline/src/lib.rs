@@ -21,8 +21,10 @@
 //! - [`backends`]: builds the adapters the settings ask for.
 //! - [`message`]: the job message: ids and keys, never bytes.
 //! - [`event`]: the outcome event published when a job ends.
-//! - [`keys`]: where objects live in the bucket.
-//! - [`repo`]: the database reads and conditional writes both binaries use.
+//! - [`keys`]: where objects live in the bucket; the one home of the original's key.
+//! - [`jobs`]: the job domain: its state machine (every move clears the
+//!   read cache itself), intake, queries and the operators' helpers.
+//! - [`links`]: every public address of a job, an image and a variant.
 //! - [`replay`]: the operators' replays: DLQ redrive, re-enqueue by filter, preset backfill.
 //! - [`db`]: connecting and migrating.
 //! - [`api_keys`]: creating, finding and revoking the hashed API keys.
@@ -33,12 +35,13 @@ pub mod backends;
 pub mod cache;
 pub mod db;
 pub mod event;
+pub mod jobs;
 pub mod keys;
+pub mod links;
 pub mod message;
 pub mod notify;
 pub mod queue;
 pub mod replay;
-pub mod repo;
 pub mod settings;
 pub mod store;
 

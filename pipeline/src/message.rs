@@ -19,7 +19,9 @@ pub struct JobMessage {
     pub job_id: Uuid,
     /// The image it processes.
     pub image_id: Uuid,
-    /// Where the original is stored.
+    /// Where the original is stored: always [`keys::original`](crate::keys::original)
+    /// of the image, which the worker derives itself. Kept on the wire for
+    /// operators reading the queue, and for older workers.
     pub source_key: String,
     /// Only these presets (a reprocess); absent means every configured preset.
     #[serde(default, skip_serializing_if = "Option::is_none")]

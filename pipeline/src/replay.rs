@@ -15,15 +15,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use entities::jobs::JobStatus;
 use imaging::Preset;
 use uuid::Uuid;
 
 use crate::backends::Backends;
 use crate::event::{Event, ReplaySummary};
+use crate::jobs::operator;
+use crate::jobs::{JobFilter, Transition};
 use crate::message::{Incoming, JobMessage};
 use crate::queue::{JobQueue, QueueError};
-use crate::repo::{self, JobFilter};
 
 /// Reports progress to whoever watches (a progress bar, or nobody).
 pub trait Progress: Send + Sync {
@@ -216,7 +216,7 @@ impl Operator {
                     continue;
                 }
                 if let Ok(Incoming::Job(message)) = Incoming::parse(&delivery.body)
-                    && repo::revive_dead_job(&self.backends.db, message.job_id, "redriven", "replay dlq (copy)").await?
+                    && self.backends.jobs().revive(message.job_id, "redriven", "replay dlq (copy)").await?
                 {
                     bump(counts, "jobs_requeued", 1);
                 }
@@ -252,7 +252,7 @@ impl Operator {
         let mut limit = RateLimit::new(max_per_second);
         let mut after = None;
         loop {
-            let page = repo::jobs_page(db, filter, after, 200).await?;
+            let page = operator::jobs_page(db, filter, after, 200).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id);
             for original in page {
@@ -261,7 +261,8 @@ impl Operator {
                     bump(&mut counts, "would_enqueue", 1);
                     continue;
                 }
-                let Some(replay) = repo::create_replay(db, &original, original.presets.clone(), "replay jobs").await?
+                let Some(replay) =
+                    operator::create_replay(db, &original, original.presets.clone(), "replay jobs").await?
                 else {
                     bump(&mut counts, "skipped_pending", 1);
                     continue;
@@ -281,14 +282,10 @@ impl Operator {
             }
             Err(err) => {
                 // Never leave a queued job without a message.
-                repo::finish_with_error(
-                    &self.backends.db,
-                    job.id,
-                    JobStatus::Failed,
-                    "enqueue-failed",
-                    &err.to_string(),
-                )
-                .await?;
+                self.backends
+                    .jobs()
+                    .end_with_error(job.id, Transition::Fail, "enqueue-failed", &err.to_string())
+                    .await?;
                 Err(err.into())
             }
         }
@@ -321,35 +318,36 @@ impl Operator {
             .version();
         let cursor_name = format!("reprocess:{preset}:{}", if stale_only { "stale" } else { "all" });
         let mut after = if resume {
-            repo::load_cursor(db, &cursor_name).await?.and_then(|c| Uuid::parse_str(&c).ok())
+            operator::load_cursor(db, &cursor_name).await?.and_then(|c| Uuid::parse_str(&c).ok())
         } else {
             None
         };
         let mut counts = Counts::new();
         let mut limit = RateLimit::new(max_per_second);
         loop {
-            let page = repo::images_for_preset_page(db, preset, &version, stale_only, after, page_size.max(1)).await?;
+            let page =
+                operator::images_for_preset_page(db, preset, &version, stale_only, after, page_size.max(1)).await?;
             let Some(&last) = page.last() else { break };
             for image_id in page {
                 progress.advance(1);
-                if repo::pending_job_for(db, image_id, preset).await? {
+                if operator::pending_job_for(db, image_id, preset).await? {
                     bump(&mut counts, "skipped_pending", 1);
                 } else if dry_run {
                     bump(&mut counts, "would_enqueue", 1);
                 } else {
                     limit.wait().await;
-                    let job = repo::create_preset_job(db, image_id, preset).await?;
-                    repo::audit(db, job.id, "reprocess", &format!("preset {preset} version {version}")).await?;
+                    let job = operator::create_preset_job(db, image_id, preset).await?;
+                    operator::audit(db, job.id, "reprocess", &format!("preset {preset} version {version}")).await?;
                     self.enqueue(&job, &mut counts).await?;
                 }
             }
             after = Some(last);
             if !dry_run {
-                repo::save_cursor(db, &cursor_name, Some(&last.to_string())).await?;
+                operator::save_cursor(db, &cursor_name, Some(&last.to_string())).await?;
             }
         }
         if !dry_run {
-            repo::save_cursor(db, &cursor_name, None).await?;
+            operator::save_cursor(db, &cursor_name, None).await?;
         }
         Ok(self.finish("reprocess", dry_run, counts).await)
     }

@@ -11,15 +11,21 @@
 //! # Layout
 //! - [`Worker`]: the consumer loop ([`Worker::run_until_stopped`]) and its
 //!   step function ([`Worker::run_once`]), which tests call until the queue is empty.
-//! - `job`: handling of one message, every step classified as transient or
-//!   permanent, with a visibility heartbeat and panic isolation.
-//! - [`disposition`]: the one pure function that decides a message's fate.
+//! - `job`: handling of one message: run it to an outcome, plan, carry the
+//!   plan out; with a visibility heartbeat and panic isolation.
+//! - [`fate`]: the one pure function that decides what follows an outcome:
+//!   what to record, whether to announce, what to do with the message.
+//! - `failure`: a failed step's stable code, and whether it may pass.
+//! - `intake`: jobs from S3 notifications (presigned and direct uploads),
+//!   and the sweep that fails presigned uploads that never came.
 //! - `ack`: batched acknowledgements.
 //! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
 //! - `protection`: ECS task scale-in protection while busy.
 
 mod ack;
-pub mod disposition;
+mod failure;
+pub mod fate;
+mod intake;
 mod job;
 pub mod metrics;
 mod protection;
@@ -62,8 +68,8 @@ struct Inner {
     /// without one, a dead job's message is deleted instead.
     has_dead_letter_queue: bool,
     app_env: String,
-    /// The API's public address, for variant URLs in events.
-    public_base_url: Option<String>,
+    /// The API's public links, for variant URLs in events (when its address is known).
+    links: Option<pipeline::links::Links>,
     /// How long a presigned upload URL lives; jobs still waiting for their
     /// upload after it (and a grace period) are failed as `upload-expired`.
     upload_ttl: Duration,
@@ -109,7 +115,7 @@ impl Worker {
                 redrive_limit: queue_limit.unwrap_or(settings.max_receive_count).max(1),
                 has_dead_letter_queue: queue_limit.is_some(),
                 app_env: settings.app_env.clone(),
-                public_base_url: settings.public_base_url.clone(),
+                links: settings.public_base_url.as_deref().map(pipeline::links::Links::at),
                 upload_ttl: Duration::from_secs(settings.upload_url_ttl_secs),
                 acker: Acker::spawn(backends.queue.clone()),
                 metrics: Metrics::default(),

@@ -64,7 +64,7 @@ fn variant_lines(event: &Event) -> Vec<String> {
 
 /// Where a person can look at the job, if the API's public address is known.
 fn job_link(event: &Event, base_url: Option<&str>) -> Option<String> {
-    Some(format!("{}/v1/jobs/{}", base_url?.trim_end_matches('/'), event.job_id?))
+    Some(crate::links::Links::at(base_url?).job(event.job_id?))
 }
 
 /// The email: a subject (at most 100 characters) and a plain-text body.

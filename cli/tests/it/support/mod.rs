@@ -84,10 +84,9 @@ impl TestApp {
         let source_key = pipeline::keys::original(image_id);
         let meta = pipeline::store::ObjectMeta { content_type: "image/jpeg".into(), cache_control: None };
         self.backends.store.put(&source_key, body.clone().into(), &meta).await.expect("store the original");
-        let upload = pipeline::repo::NewUpload {
+        let upload = pipeline::jobs::NewUpload {
             image_id,
             job_id,
-            source_key: source_key.clone(),
             sha256: String::new(),
             bytes: body.len() as i64,
             idempotency_key: None,
@@ -95,7 +94,7 @@ impl TestApp {
             api_key_id: None,
             awaiting_upload: false,
         };
-        pipeline::repo::record_upload(&self.backends.db, upload).await.expect("record the upload");
+        pipeline::jobs::record_upload(&self.backends.db, upload).await.expect("record the upload");
         let message = pipeline::message::JobMessage::new(job_id, image_id, source_key);
         self.backends.queue.send(&message.to_body()).await.expect("enqueue");
         job_id

@@ -1,0 +1,162 @@
+//! `POST /v1/images` (an upload through the API), `GET /v1/images/{id}`
+//! and `GET /v1/images/{id}/variants/{preset}`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Extension, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use entities::jobs;
+use pipeline::jobs::{self as repo, NewUpload};
+use pipeline::links::Links;
+use pipeline::store::StoreError;
+use pipeline::{cache, keys};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::intake::{
+    Sink, earlier_job, enqueue, idempotency_key, mark_replayed, record_idempotent, replayed, stream_image,
+};
+use crate::meter::Meter;
+use crate::read_cache::{IMAGE_TTL, read_through};
+use crate::responses::{
+    BadRequest, KeyReused, NotFound, RateLimited, TooLarge, Unauthorized, Unavailable, UnsupportedMediaType,
+};
+use crate::views::{ImageView, JobView};
+use crate::{SharedState, parse_id};
+
+/// The multipart form of `POST /v1/images`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct UploadForm {
+    /// The image.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    file: String,
+}
+
+/// Uploads an image through the API: a raw body with an `image/*`
+/// Content-Type, or a multipart form with a `file` field. The body streams
+/// into the store; the job is queued at once.
+#[utoipa::path(post, path = "/v1/images", tag = "images",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat the request safely: the same key and image return the same job")),
+    request_body(content(
+        (Vec<u8> = "image/*"),
+        (UploadForm = "multipart/form-data"),
+    )),
+    responses((status = 202, description = "Accepted; poll the job", body = JobView,
+                headers(("Location" = String, description = "The job"))),
+              BadRequest, Unauthorized, TooLarge, UnsupportedMediaType, KeyReused, RateLimited, Unavailable))]
+#[tracing::instrument(skip_all, fields(job_id, image_id))]
+pub(crate) async fn create_image(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let limit = state.max_upload_bytes;
+    let idempotency_key = idempotency_key(&headers, &principal)?;
+    if let Some(job) = earlier_job(&state, idempotency_key.as_deref()).await? {
+        let meter = Meter::default();
+        stream_image(request, &meter, limit, Sink::Discard).await?;
+        replayed(&job, &meter.finish().1)?;
+        return Ok(accepted(job, true));
+    }
+
+    let image_id = Uuid::now_v7();
+    let job_id = Uuid::now_v7();
+    tracing::Span::current().record("job_id", tracing::field::display(job_id));
+    tracing::Span::current().record("image_id", tracing::field::display(image_id));
+    let meter = Meter::default();
+    let source_key = keys::original(image_id);
+    stream_image(request, &meter, limit, Sink::Store(state.backends.store.as_ref(), &source_key)).await?;
+
+    let (bytes, sha256) = meter.finish();
+    let upload = NewUpload {
+        image_id,
+        job_id,
+        request_fingerprint: idempotency_key.as_ref().map(|_| sha256.clone()),
+        sha256: sha256.clone(),
+        bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
+        idempotency_key,
+        api_key_id: principal.key_id,
+        awaiting_upload: false,
+    };
+    let (job, replay) = record_idempotent(&state, upload, &sha256).await?;
+    if replay {
+        return Ok(accepted(job, true));
+    }
+    enqueue(&state, &job).await?;
+    tracing::info!(bytes, "upload accepted");
+    Ok(accepted(job, false))
+}
+
+/// `202 Accepted` with the job and its address.
+fn accepted(job: jobs::Model, replay: bool) -> Response {
+    let location = HeaderValue::from_str(&Links::relative().job(job.id)).unwrap_or(HeaderValue::from_static("/"));
+    let response = (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(JobView::from(job))).into_response();
+    mark_replayed(response, replay)
+}
+
+/// One image and its variants.
+#[utoipa::path(get, path = "/v1/images/{id}", tag = "images", params(("id" = Uuid, Path, description = "Image id")),
+    responses((status = 200, description = "The image", body = ImageView),
+              BadRequest, Unauthorized, NotFound, RateLimited, Unavailable))]
+pub(crate) async fn get_image(State(state): State<SharedState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    read_through(&state, cache::image_key(id), async {
+        let (image, variants) = repo::find_image(&state.backends.db, id).await?.ok_or(ApiError::NotFound("image"))?;
+        Ok((ImageView::new(image, variants), IMAGE_TTL))
+    })
+    .await
+}
+
+/// How long a redirect to a variant stays valid.
+const VARIANT_URL_TTL: Duration = Duration::from_secs(300);
+
+/// A variant: a short-lived redirect to the object on S3, or the bytes
+/// themselves from local disk.
+#[utoipa::path(get, path = "/v1/images/{id}/variants/{preset}", tag = "images",
+    params(("id" = Uuid, Path, description = "Image id"), ("preset" = String, Path, description = "Preset name")),
+    responses((status = 302, description = "Redirect to a presigned GET (S3)"),
+              (status = 200, description = "The variant's bytes (local disk)", content_type = "image/*"),
+              BadRequest, Unauthorized, NotFound, RateLimited, Unavailable))]
+pub(crate) async fn get_variant(
+    State(state): State<SharedState>,
+    Path((id, preset)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let variant = repo::find_variant(&state.backends.db, id, &preset).await?.ok_or(ApiError::NotFound("variant"))?;
+    let store = &state.backends.store;
+    if let Some(url) = store.presigned_get(&variant.object_key, VARIANT_URL_TTL).await? {
+        let location = HeaderValue::from_str(&url).map_err(|e| ApiError::Internal(e.into()))?;
+        return Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response());
+    }
+    let bytes = store.get(&variant.object_key).await.map_err(|e| match e {
+        StoreError::NotFound(_) => ApiError::NotFound("variant"),
+        other => other.into(),
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(media_type(&variant.format))),
+            (header::CACHE_CONTROL, HeaderValue::from_static(keys::VARIANT_CACHE_CONTROL)),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The media type of an encoded format.
+fn media_type(format: &str) -> &'static str {
+    match format {
+        "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "avif" => "image/avif",
+        "gif" => "image/gif",
+        "bmp" => "image/bmp",
+        "tiff" => "image/tiff",
+        _ => "image/webp",
+    }
+}

@@ -1,0 +1,169 @@
+//! What both ways of uploading share: idempotency, streaming the body into
+//! the store (or nowhere), and enqueueing the job.
+
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+use entities::jobs;
+use futures::StreamExt;
+use pipeline::jobs::{self as repo, NewUpload, Recorded, Transition};
+use pipeline::message::JobMessage;
+use pipeline::store::{BlobStore, ByteStream, ObjectMeta, StoreError};
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::meter::Meter;
+
+/// Marks a response as the replay of an earlier request.
+const REPLAYED_HEADER: header::HeaderName = header::HeaderName::from_static("idempotent-replayed");
+
+/// Marks `response` as the answer to a repeated request, when it is one.
+pub(crate) fn mark_replayed(mut response: Response, replay: bool) -> Response {
+    if replay {
+        response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// The `Idempotency-Key` header, validated, and namespaced by the caller so
+/// two clients cannot collide.
+pub(crate) fn idempotency_key(headers: &HeaderMap, principal: &Principal) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .ok_or_else(|| ApiError::BadRequest("Idempotency-Key must be 1 to 200 visible ASCII characters".into()))?;
+    Ok(Some(format!("{}:{key}", principal.idempotency_scope())))
+}
+
+/// The answer to a repeated request: the job the first one made, if it asked
+/// for the same thing; 422 otherwise.
+pub(crate) fn replayed(job: &jobs::Model, fingerprint: &str) -> Result<(), ApiError> {
+    if job.request_fingerprint.as_deref() == Some(fingerprint) { Ok(()) } else { Err(ApiError::IdempotencyKeyReused) }
+}
+
+/// The job an earlier request with this idempotency key made, if any.
+pub(crate) async fn earlier_job(state: &AppState, key: Option<&str>) -> Result<Option<jobs::Model>, ApiError> {
+    let Some(key) = key else { return Ok(None) };
+    Ok(repo::find_job_by_idempotency_key(&state.backends.db, key).await?)
+}
+
+/// Records an upload. When a concurrent request with the same idempotency
+/// key got there first, returns that request's job instead (422 if it asked
+/// for something else). The flag tells which.
+pub(crate) async fn record_idempotent(
+    state: &AppState,
+    upload: NewUpload,
+    fingerprint: &str,
+) -> Result<(jobs::Model, bool), ApiError> {
+    match repo::record_or_find(&state.backends.db, upload).await? {
+        (job, Recorded::New) => Ok((job, false)),
+        (job, Recorded::Existing) => {
+            replayed(&job, fingerprint)?;
+            Ok((job, true))
+        }
+    }
+}
+
+/// Sends a queued job's message. Without a message no worker would ever see
+/// the job, so a failed send ends it rather than leave it queued forever,
+/// and frees its idempotency key: the client gets a 503 and its retry, with
+/// the same key, makes a new job.
+pub(crate) async fn enqueue(state: &AppState, job: &jobs::Model) -> Result<(), ApiError> {
+    let message = JobMessage::for_job(job);
+    if let Err(err) = state.backends.queue.send(&message.to_body()).await {
+        let jobs = state.backends.jobs();
+        let _ = jobs.end_with_error(job.id, Transition::Fail, "enqueue-failed", &err.to_string()).await;
+        let _ = jobs.release_idempotency_key(job.id).await;
+        return Err(err.into());
+    }
+    Ok(())
+}
+
+/// Where an upload's bytes go: the store, or nowhere (a repeated request
+/// only needs their hash).
+pub(crate) enum Sink<'a> {
+    Store(&'a dyn BlobStore, &'a str),
+    Discard,
+}
+
+impl Sink<'_> {
+    async fn consume(&self, body: ByteStream<'_>, length: Option<u64>, meta: &ObjectMeta) -> Result<(), StoreError> {
+        match self {
+            Self::Store(store, key) => store.put_stream(key, body, length, meta).await,
+            Self::Discard => {
+                let mut body = body;
+                while let Some(chunk) = body.next().await {
+                    chunk?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Streams the image of a raw or multipart request through `meter` into `sink`.
+pub(crate) async fn stream_image(request: Request, meter: &Meter, limit: u64, sink: Sink<'_>) -> Result<(), ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .ok_or_else(|| {
+            ApiError::UnsupportedMediaType(
+                "send an image/* Content-Type, or multipart/form-data with a `file` field".into(),
+            )
+        })?;
+    let stored = if content_type.type_() == mime::MULTIPART && content_type.subtype() == mime::FORM_DATA {
+        let mut form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        loop {
+            let field = form
+                .next_field()
+                .await
+                .map_err(|e| ApiError::BadRequest(e.body_text()))?
+                .ok_or_else(|| ApiError::BadRequest("the multipart body has no `file` field".into()))?;
+            if field.name() != Some("file") {
+                continue;
+            }
+            let meta = ObjectMeta {
+                content_type: field.content_type().unwrap_or("application/octet-stream").to_owned(),
+                cache_control: None,
+            };
+            break sink.consume(meter.wrap(field, limit), None, &meta).await;
+        }
+    } else if content_type.type_() == mime::IMAGE {
+        let meta = ObjectMeta { content_type: content_type.essence_str().to_owned(), cache_control: None };
+        // A declared length lets the store stream the body straight through.
+        let length = declared_length(request.headers());
+        sink.consume(meter.wrap(request.into_body().into_data_stream(), limit), length, &meta).await
+    } else {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "{} is not an image type; send image/* or multipart/form-data",
+            content_type.essence_str()
+        )));
+    };
+    upload_outcome(stored, meter, limit)
+}
+
+/// The request's `Content-Length`, if it sent one.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+/// What a streamed upload's result means for the client.
+pub(crate) fn upload_outcome(stored: Result<(), StoreError>, meter: &Meter, limit: u64) -> Result<(), ApiError> {
+    match stored {
+        Err(_) if meter.too_large() => Err(ApiError::PayloadTooLarge(limit)),
+        Err(StoreError::Body(_)) | Ok(()) if meter.not_an_image() => Err(ApiError::UnsupportedMediaType(
+            "the body is not a supported image (JPEG, PNG, WebP, GIF, BMP or TIFF)".into(),
+        )),
+        Ok(()) => Ok(()),
+        Err(StoreError::Body(detail)) => Err(ApiError::BadRequest(format!("the upload was interrupted: {detail}"))),
+        Err(err) => Err(err.into()),
+    }
+}

@@ -1,0 +1,66 @@
+//! `GET /v1/jobs` and `GET /v1/jobs/{id}`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use entities::jobs::JobStatus;
+use pipeline::cache;
+use pipeline::jobs as repo;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::read_cache::{job_ttl, read_through};
+use crate::responses::{BadRequest, NotFound, RateLimited, Unauthorized, Unavailable};
+use crate::views::{JobPage, JobStatusView, JobView};
+use crate::{SharedState, parse_id};
+
+/// Query of `GET /v1/jobs`.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Only jobs in this state.
+    status: Option<JobStatusView>,
+    /// Only jobs created at or after this instant (RFC 3339).
+    since: Option<DateTime<Utc>>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Page size, 1–200 (default 50).
+    limit: Option<u64>,
+}
+
+/// Lists jobs, newest first, one page at a time.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
+    responses((status = 200, description = "A page of jobs", body = JobPage),
+              BadRequest, Unauthorized, RateLimited, Unavailable))]
+pub(crate) async fn list_jobs(
+    State(state): State<SharedState>,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JobPage>, ApiError> {
+    let axum::extract::Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
+        .transpose()?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let jobs =
+        repo::list_jobs(&state.backends.db, query.status.map(JobStatus::from), query.since, before, limit).await?;
+    let next_cursor = (jobs.len() as u64 == limit).then(|| jobs.last().map(|j| j.id.to_string())).flatten();
+    Ok(Json(JobPage { jobs: jobs.into_iter().map(JobView::from).collect(), next_cursor }))
+}
+
+/// One job.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path, description = "Job id")),
+    responses((status = 200, description = "The job", body = JobView),
+              BadRequest, Unauthorized, NotFound, RateLimited, Unavailable))]
+pub(crate) async fn get_job(State(state): State<SharedState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    read_through(&state, cache::job_key(id), async {
+        let job = repo::find_job(&state.backends.db, id).await?.ok_or(ApiError::NotFound("job"))?;
+        let ttl = job_ttl(job.status);
+        Ok((JobView::from(job), ttl))
+    })
+    .await
+}

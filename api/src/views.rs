@@ -1,0 +1,169 @@
+//! What clients see of jobs and images: the JSON bodies and their OpenAPI
+//! schemas. Links in them are relative to the API's root.
+
+use chrono::{DateTime, Utc};
+use entities::jobs::{self, JobStatus};
+use entities::{images, variants};
+use pipeline::links::Links;
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Where a job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum JobStatusView {
+    /// Created by `POST /v1/uploads`; waits for the client's PUT.
+    AwaitingUpload,
+    /// Accepted and enqueued.
+    Queued,
+    /// A worker is on it.
+    Processing,
+    /// Every variant is stored.
+    Succeeded,
+    /// Ended with a permanent error.
+    Failed,
+    /// Failed transiently too many times; operators can replay it.
+    Dead,
+}
+
+impl From<JobStatus> for JobStatusView {
+    fn from(status: JobStatus) -> Self {
+        match status {
+            JobStatus::AwaitingUpload => Self::AwaitingUpload,
+            JobStatus::Queued => Self::Queued,
+            JobStatus::Processing => Self::Processing,
+            JobStatus::Succeeded => Self::Succeeded,
+            JobStatus::Failed => Self::Failed,
+            JobStatus::Dead => Self::Dead,
+        }
+    }
+}
+
+impl From<JobStatusView> for JobStatus {
+    fn from(status: JobStatusView) -> Self {
+        match status {
+            JobStatusView::AwaitingUpload => Self::AwaitingUpload,
+            JobStatusView::Queued => Self::Queued,
+            JobStatusView::Processing => Self::Processing,
+            JobStatusView::Succeeded => Self::Succeeded,
+            JobStatusView::Failed => Self::Failed,
+            JobStatusView::Dead => Self::Dead,
+        }
+    }
+}
+
+/// A job as clients see it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobView {
+    id: Uuid,
+    image_id: Uuid,
+    status: JobStatusView,
+    /// How many times a worker has started it.
+    attempts: i32,
+    /// Why it failed (or why its last attempt did).
+    error: Option<ErrorView>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    links: JobLinks,
+}
+
+/// A job's error: a stable code and a human-readable message.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorView {
+    code: String,
+    message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobLinks {
+    #[serde(rename = "self")]
+    this: String,
+    image: String,
+}
+
+impl From<jobs::Model> for JobView {
+    fn from(job: jobs::Model) -> Self {
+        let links = Links::relative();
+        Self {
+            links: JobLinks { this: links.job(job.id), image: links.image(job.image_id) },
+            id: job.id,
+            image_id: job.image_id,
+            status: job.status.into(),
+            attempts: job.attempts,
+            error: job.error_code.map(|code| ErrorView { code, message: job.error_message.unwrap_or_default() }),
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            finished_at: job.finished_at,
+        }
+    }
+}
+
+/// A page of jobs and the cursor of the next one.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobPage {
+    pub(crate) jobs: Vec<JobView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub(crate) next_cursor: Option<String>,
+}
+
+/// An image and its variants as clients see them.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ImageView {
+    id: Uuid,
+    /// Hex SHA-256 of the original; absent until known (presigned uploads).
+    sha256: Option<String>,
+    bytes: i64,
+    /// Detected format, once a worker decoded it.
+    format: Option<String>,
+    width: Option<i32>,
+    height: Option<i32>,
+    created_at: DateTime<Utc>,
+    /// Largest first.
+    variants: Vec<VariantView>,
+}
+
+/// One encoded output.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct VariantView {
+    preset: String,
+    /// Derived from the preset's settings; changes when they do.
+    preset_version: String,
+    format: String,
+    width: i32,
+    height: i32,
+    bytes: i64,
+    key: String,
+    /// Where to fetch it (a redirect to a short-lived URL).
+    url: String,
+}
+
+impl ImageView {
+    pub(crate) fn new(image: images::Model, variants: Vec<variants::Model>) -> Self {
+        let id = image.id;
+        let links = Links::relative();
+        Self {
+            id,
+            sha256: Some(image.sha256).filter(|s| !s.is_empty()),
+            bytes: image.bytes,
+            format: image.format,
+            width: image.width,
+            height: image.height,
+            created_at: image.created_at,
+            variants: variants
+                .into_iter()
+                .map(|v| VariantView {
+                    url: links.variant(id, &v.preset),
+                    preset: v.preset,
+                    preset_version: v.preset_version,
+                    format: v.format,
+                    width: v.width,
+                    height: v.height,
+                    bytes: v.bytes,
+                    key: v.object_key,
+                })
+                .collect(),
+        }
+    }
+}

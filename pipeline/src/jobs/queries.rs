@@ -1,0 +1,94 @@
+//! The reads behind the API's views and the worker's events.
+
+use chrono::Utc;
+use entities::jobs::{self, JobStatus};
+use entities::{images, variants};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+/// One job by id.
+///
+/// # Errors
+/// Database errors.
+pub async fn find_job(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<jobs::Model>, DbErr> {
+    jobs::Entity::find_by_id(id).one(db).await
+}
+
+/// Newest jobs first, optionally of one status and created since an
+/// instant, continuing below the id `before` (keyset pagination: the cost of
+/// a page does not grow with how deep it is).
+///
+/// # Errors
+/// Database errors.
+pub async fn list_jobs(
+    db: &impl ConnectionTrait,
+    status: Option<JobStatus>,
+    since: Option<chrono::DateTime<Utc>>,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<jobs::Model>, DbErr> {
+    let mut query = jobs::Entity::find().order_by_desc(jobs::Column::Id).limit(limit);
+    if let Some(status) = status {
+        query = query.filter(jobs::Column::Status.eq(status.as_str()));
+    }
+    if let Some(since) = since {
+        query = query.filter(jobs::Column::CreatedAt.gte(since));
+    }
+    if let Some(before) = before {
+        query = query.filter(jobs::Column::Id.lt(before));
+    }
+    query.all(db).await
+}
+
+/// The job recorded with a client's (or an S3 upload's) idempotency key.
+///
+/// # Errors
+/// Database errors.
+pub async fn find_job_by_idempotency_key(db: &impl ConnectionTrait, key: &str) -> Result<Option<jobs::Model>, DbErr> {
+    jobs::Entity::find().filter(jobs::Column::IdempotencyKey.eq(key)).one(db).await
+}
+
+/// One image and its variants, largest first.
+///
+/// # Errors
+/// Database errors.
+pub async fn find_image(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<(images::Model, Vec<variants::Model>)>, DbErr> {
+    let Some(image) = images::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    let variants = image_variants(db, id).await?;
+    Ok(Some((image, variants)))
+}
+
+/// An image's variants, largest first.
+///
+/// # Errors
+/// Database errors.
+pub async fn image_variants(db: &impl ConnectionTrait, image_id: Uuid) -> Result<Vec<variants::Model>, DbErr> {
+    variants::Entity::find()
+        .filter(variants::Column::ImageId.eq(image_id))
+        .order_by_desc(variants::Column::Width)
+        .order_by_asc(variants::Column::Preset)
+        .all(db)
+        .await
+}
+
+/// The newest variant of an image for a preset.
+///
+/// # Errors
+/// Database errors.
+pub async fn find_variant(
+    db: &impl ConnectionTrait,
+    image_id: Uuid,
+    preset: &str,
+) -> Result<Option<variants::Model>, DbErr> {
+    variants::Entity::find()
+        .filter(variants::Column::ImageId.eq(image_id))
+        .filter(variants::Column::Preset.eq(preset))
+        .order_by_desc(variants::Column::CreatedAt)
+        .one(db)
+        .await
+}
