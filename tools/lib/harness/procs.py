@@ -78,10 +78,10 @@ class Moto:
     a virtualenv, or `[python, emulator.py]` for a patched server; `-H 127.0.0.1 -p PORT`
     is added here. Use as a context manager, or call close()."""
 
-    def __init__(self, command: Sequence[str] | str, log_path: Path, timeout: float = 60) -> None:
+    def __init__(self, command: Sequence[str] | str | Path, log_path: Path, timeout: float = 60) -> None:
         from .ports import free_port, loopback_url
 
-        argv = [command] if isinstance(command, str) else list(command)
+        argv = [command] if isinstance(command, (str, Path)) else list(command)
         self.port = free_port()
         self.url = loopback_url(self.port)
         self.log_path = Path(log_path)
