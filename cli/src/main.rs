@@ -85,6 +85,8 @@ enum MigrateAction {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init();
+    // Before any client is built: one crypto provider for every TLS stack.
+    pipeline::tls::install_crypto_provider();
     if matches!(cli.command, Command::Run | Command::Worker) {
         // Jobs allocate and free tens of MiB each; keep it for the next job.
         imaging::allocator::retain_large_buffers();

@@ -45,6 +45,9 @@ pub enum BackendError {
     /// `REDIS_URL` is not a Redis URL.
     #[error("REDIS_URL is invalid")]
     Cache(#[from] redis::RedisError),
+    /// `REDIS_CA_FILE` could not be read.
+    #[error("failed to read REDIS_CA_FILE {0}")]
+    RedisCa(String, #[source] std::io::Error),
     /// The data directory could not be created.
     #[error("failed to create the data directory {0}")]
     DataDir(String, #[source] std::io::Error),
@@ -120,7 +123,17 @@ impl Backends {
         .collect();
         let notifier: Arc<dyn Notifier> = Arc::new(FanoutNotifier::new(primary, webhooks));
         let (cache, cache_kind): (Arc<dyn Cache>, _) = match &settings.redis_url {
-            Some(url) => (Arc::new(RedisCache::new(url)?), "redis"),
+            Some(url) => {
+                let cache = match &settings.redis_ca_file {
+                    Some(path) => {
+                        let roots =
+                            std::fs::read(path).map_err(|e| BackendError::RedisCa(path.display().to_string(), e))?;
+                        RedisCache::with_roots(url, roots)?
+                    }
+                    None => RedisCache::new(url)?,
+                };
+                (Arc::new(cache), "redis")
+            }
             None => (Arc::new(NoCache), "none"),
         };
         let db_kind = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };

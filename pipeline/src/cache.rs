@@ -159,8 +159,23 @@ impl RedisCache {
     /// # Errors
     /// When the URL is not a Redis URL.
     pub fn new(url: &str) -> Result<Self, redis::RedisError> {
+        Self::with_client(redis::Client::open(url)?)
+    }
+
+    /// A cache on the Redis at `url` (`rediss://`) whose certificate must
+    /// chain to one of the CAs in `root_pem`.
+    ///
+    /// # Errors
+    /// When the URL or the certificates are invalid.
+    pub fn with_roots(url: &str, root_pem: Vec<u8>) -> Result<Self, redis::RedisError> {
+        let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(root_pem) };
+        Self::with_client(redis::Client::build_with_tls(url, certificates)?)
+    }
+
+    fn with_client(client: redis::Client) -> Result<Self, redis::RedisError> {
+        crate::tls::install_crypto_provider();
         Ok(Self {
-            client: redis::Client::open(url)?,
+            client,
             state: tokio::sync::Mutex::new(None),
             resting_until: Mutex::new(None),
             local: Arc::default(),

@@ -29,6 +29,7 @@
 //! - [`db`]: connecting and migrating.
 //! - [`api_keys`]: creating, finding and revoking the hashed API keys.
 //! - [`cache`]: the read-through cache and the keys the worker invalidates.
+//! - [`tls`]: the one TLS crypto provider every client uses.
 
 pub mod api_keys;
 pub mod backends;
@@ -44,6 +45,7 @@ pub mod queue;
 pub mod replay;
 pub mod settings;
 pub mod store;
+pub mod tls;
 
 pub use backends::Backends;
 pub use settings::Settings;

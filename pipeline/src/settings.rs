@@ -112,6 +112,12 @@ pub struct Settings {
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// PEM file of the CAs a `rediss://` server's certificate must chain to.
+    /// Unset: the public web roots, which include the CA of ElastiCache's
+    /// certificates.
+    #[arg(long, env = "REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+
     /// The API's public address, for links in events (`https://images.example.com`).
     #[arg(long, env = "PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
@@ -188,6 +194,7 @@ impl Settings {
             upload_url_ttl_secs: 900,
             upload_signing_key: None,
             redis_url: None,
+            redis_ca_file: None,
             app_env: "local".into(),
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_upload_bytes: 64 * 1024 * 1024,

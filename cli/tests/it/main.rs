@@ -12,3 +12,4 @@ mod queue;
 mod reliability;
 mod replay;
 mod support;
+mod tls;
