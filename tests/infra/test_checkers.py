@@ -46,6 +46,11 @@ def lint(checker: str, *files: Path | str) -> subprocess.CompletedProcess[str]:
         ("compose-schema", "docker-compose.yml", ["depnds_on"]),
         ("dependabot-schema", "dependabot.yml", ["'schedule' is a required property", "cargoo"]),
         ("shellcheck", "script.sh", ["SC2164", "SC2115"]),
+        (
+            "workflow-refs",
+            "workflow-refs.yml",
+            ["local action $/.github/actions/no-such-action has no action.yml", "actions/checkout@v4 is neither", "runs scripts/no-such-script"],
+        ),
     ],
 )
 def test_checker_fails_on_its_bad_sample(checker, sample, expected):
@@ -68,6 +73,8 @@ def test_checker_fails_on_its_bad_sample(checker, sample, expected):
         ("compose-schema", "docker-compose.yml"),
         ("dependabot-schema", ".github/dependabot.yml"),
         ("shellcheck", "scripts/check-infra"),
+        ("workflow-refs", ".github/workflows/build.yml"),
+        ("workflow-refs", ".github/workflows/pr.yml"),
     ],
 )
 def test_checker_passes_the_real_file(checker, real_file):
