@@ -160,6 +160,39 @@ impl BlobStore for FsBlobStore {
         copied
     }
 
+    async fn delete_tree(&self, key: &str) -> Result<u64, StoreError> {
+        let path = self.path_of(key.trim_end_matches('/'))?;
+        let metadata = match tokio::fs::symlink_metadata(&path).await {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_error(e)),
+        };
+        if !metadata.is_dir() {
+            return match tokio::fs::remove_file(&path).await {
+                Ok(()) => Ok(1),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+                Err(e) => Err(io_error(e)),
+            };
+        }
+        let mut deleted = 0;
+        let mut pending = vec![path.clone()];
+        while let Some(dir) = pending.pop() {
+            let mut entries = tokio::fs::read_dir(&dir).await.map_err(io_error)?;
+            while let Some(entry) = entries.next_entry().await.map_err(io_error)? {
+                if entry.file_type().await.map_err(io_error)?.is_dir() {
+                    pending.push(entry.path());
+                } else {
+                    deleted += 1;
+                }
+            }
+        }
+        match tokio::fs::remove_dir_all(&path).await {
+            Ok(()) => Ok(deleted),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(deleted),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
     async fn presigned_get(&self, _key: &str, _expires_in: std::time::Duration) -> Result<Option<String>, StoreError> {
         Ok(None)
     }
@@ -187,6 +220,22 @@ impl BlobStore for FsBlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_tree_is_deleted_with_everything_under_it_and_nothing_beside_it() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let store = FsBlobStore::new(dir.path());
+        let meta = ObjectMeta { content_type: "image/webp".into(), cache_control: None };
+        for key in ["variants/a/thumb-1.webp", "variants/a/large-1.webp", "variants/ab/thumb-1.webp", "originals/a"] {
+            store.put(key, Bytes::from_static(b"x"), &meta).await.expect("put");
+        }
+
+        assert_eq!(store.delete_tree("variants/a/").await.expect("delete"), 2);
+        assert_eq!(store.delete_tree("originals/a").await.expect("delete"), 1);
+        assert_eq!(store.delete_tree("variants/a/").await.expect("again"), 0, "a second delete finds nothing");
+        assert!(store.get("variants/ab/thumb-1.webp").await.is_ok(), "a sibling with the same prefix stays");
+        assert!(matches!(store.delete_tree("../x").await, Err(StoreError::InvalidKey(_))));
+    }
 
     #[test]
     fn keys_cannot_escape_the_root() {

@@ -91,6 +91,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Copies an object inside the store, replacing any object at `to`.
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError>;
 
+    /// Deletes the object at `key` and every object under `key/`, and
+    /// returns how many it deleted. Deleting what is not there is not an
+    /// error, so a delete cut short can simply be run again.
+    async fn delete_tree(&self, key: &str) -> Result<u64, StoreError>;
+
     /// A URL that lets anyone holding it GET the object until it expires,
     /// or `None` when the store cannot hand out such URLs (local disk).
     async fn presigned_get(&self, key: &str, expires_in: std::time::Duration) -> Result<Option<String>, StoreError>;

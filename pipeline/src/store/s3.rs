@@ -43,6 +43,21 @@ pub struct S3BlobStore {
     kms_key_id: Option<String>,
 }
 
+/// `builder` (a PutObject, CreateMultipartUpload or CopyObject) for `key` in
+/// the store's bucket, encrypted with SSE-KMS under the store's key and an
+/// S3 Bucket Key. The three builders share no trait, so this is a macro; it
+/// keeps every object this store writes under the same encryption.
+macro_rules! encrypted {
+    ($store:expr, $builder:expr, $key:expr) => {
+        $builder
+            .bucket(&$store.bucket)
+            .key($key)
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .set_ssekms_key_id($store.kms_key_id.clone())
+            .bucket_key_enabled(true)
+    };
+}
+
 impl S3BlobStore {
     /// A store for `bucket`; `kms_key_id` selects SSE-KMS with that key.
     pub fn new(client: Client, bucket: String, kms_key_id: Option<String>) -> Self {
@@ -51,15 +66,9 @@ impl S3BlobStore {
 
     /// A PutObject of `key` with its metadata and SSE-KMS, without a body.
     fn put_object(&self, key: &str, meta: &ObjectMeta) -> PutObjectFluentBuilder {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
+        encrypted!(self, self.client.put_object(), key)
             .content_type(&meta.content_type)
             .set_cache_control(meta.cache_control.clone())
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .set_ssekms_key_id(self.kms_key_id.clone())
-            .bucket_key_enabled(true)
     }
 
     async fn put_whole(&self, key: &str, body: Bytes, meta: &ObjectMeta) -> Result<(), StoreError> {
@@ -117,16 +126,9 @@ impl S3BlobStore {
         mut body: ByteStream<'_>,
         meta: &ObjectMeta,
     ) -> Result<(), StoreError> {
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
+        let created = encrypted!(self, self.client.create_multipart_upload(), key)
             .content_type(&meta.content_type)
             .set_cache_control(meta.cache_control.clone())
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .set_ssekms_key_id(self.kms_key_id.clone())
-            .bucket_key_enabled(true)
             .send()
             .await
             .map_err(unavailable)?;
@@ -284,22 +286,30 @@ impl BlobStore for S3BlobStore {
         Ok(Some(PresignedRequest { url: request.uri().to_owned(), headers }))
     }
 
+    #[tracing::instrument(skip_all, fields(key))]
+    async fn delete_tree(&self, key: &str) -> Result<u64, StoreError> {
+        let key = key.trim_end_matches('/');
+        let below = format!("{key}/");
+        let mut deleted = 0;
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(key).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(unavailable)?;
+            // `key` as a prefix also matches `{key}x`; only the key itself
+            // and what lies under `key/` belong to the tree.
+            for object in page.contents().iter().filter_map(|o| o.key()).filter(|k| *k == key || k.starts_with(&below))
+            {
+                self.client.delete_object().bucket(&self.bucket).key(object).send().await.map_err(unavailable)?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
     #[tracing::instrument(skip_all, fields(from, to))]
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
         // CopySource is "bucket/key" with the key URL-encoded.
         let source = format!("{}/{}", self.bucket, utf8_percent_encode(from, COPY_SOURCE));
-        match self
-            .client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(to)
-            .copy_source(source)
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .set_ssekms_key_id(self.kms_key_id.clone())
-            .bucket_key_enabled(true)
-            .send()
-            .await
-        {
+        match encrypted!(self, self.client.copy_object(), to).copy_source(source).send().await {
             Ok(_) => Ok(()),
             Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
                 Err(StoreError::NotFound(from.to_owned()))

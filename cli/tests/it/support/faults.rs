@@ -12,7 +12,8 @@ use pipeline::store::{BlobStore, ByteStream, ObjectMeta, StoreError};
 
 /// Wraps a real store; the first `failing_puts` writes fail, the first
 /// `panicking_puts` writes panic, every read fails while `reads_fail` is
-/// set, and reads take `read_delay` (a slow network).
+/// set, and reads take `read_delay` (a slow network). With a `put_gate`,
+/// every write waits for a permit on it before it lands (a write in flight).
 pub struct FlakyStore {
     pub inner: Arc<dyn BlobStore>,
     pub failing_puts: AtomicU32,
@@ -20,6 +21,7 @@ pub struct FlakyStore {
     pub reads_fail: bool,
     pub read_delay: Duration,
     pub puts_attempted: AtomicU32,
+    pub put_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl FlakyStore {
@@ -31,6 +33,7 @@ impl FlakyStore {
             reads_fail,
             read_delay: Duration::ZERO,
             puts_attempted: AtomicU32::new(0),
+            put_gate: None,
         }
     }
 }
@@ -52,6 +55,9 @@ impl BlobStore for FlakyStore {
         }
         if take_one(&self.failing_puts) {
             return Err(injected());
+        }
+        if let Some(gate) = &self.put_gate {
+            drop(gate.acquire().await.map_err(|_| injected())?);
         }
         self.inner.put(key, body, meta).await
     }
@@ -76,6 +82,10 @@ impl BlobStore for FlakyStore {
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
         self.inner.copy(from, to).await
+    }
+
+    async fn delete_tree(&self, key: &str) -> Result<u64, StoreError> {
+        self.inner.delete_tree(key).await
     }
 
     async fn presigned_get(&self, key: &str, expires_in: std::time::Duration) -> Result<Option<String>, StoreError> {
