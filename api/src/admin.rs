@@ -3,8 +3,8 @@
 //! to completion and answer with the run's summary; for very large runs
 //! prefer the CLI.
 
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{Extension, State};
 use axum::middleware;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -16,6 +16,7 @@ use pipeline::replay::{DlqMode, Operator, ReplayError, Silent};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::responses::AdminProblems;
 use crate::{AppState, SharedState};
@@ -93,12 +94,14 @@ pub(crate) struct JobsRequest {
     dry_run: bool,
 }
 
-/// Re-enqueues past failed or dead jobs that match a filter.
+/// Re-enqueues past failed or dead jobs that match a filter: every tenant's,
+/// or with `?tenant=NAME` only that tenant's. Each replay keeps its job's tenant.
 #[utoipa::path(post, path = "/v1/admin/replay/jobs", tag = "admin", request_body = JobsRequest,
     responses((status = 200, description = "What the run did", body = ReplaySummary),
               AdminProblems))]
 pub(crate) async fn replay_jobs(
     State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
     body: Result<Json<JobsRequest>, JsonRejection>,
 ) -> Result<Json<ReplaySummary>, ApiError> {
     let body = json_body(body)?;
@@ -117,6 +120,7 @@ pub(crate) async fn replay_jobs(
         until: body.until,
         error_code: body.error_code,
         image_id: body.image_id,
+        tenant_id: principal.acting_for,
     };
     let summary =
         operator(&state).replay_jobs(&filter, body.max_per_second, body.dry_run, &Silent).await.map_err(failed)?;

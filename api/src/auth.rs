@@ -4,7 +4,12 @@
 //! - No credentials, or a key that is unknown or revoked: 401.
 //! - A key whose scope does not cover the endpoint (a client key on an admin
 //!   endpoint): 403.
-//! - Over the key's rate: 429 with `Retry-After`.
+//! - Over the key's rate, or its tenant's: 429 with `Retry-After`.
+//!
+//! Every caller acts for one tenant: its key's, or (for an admin key only)
+//! the one it names with `?tenant=NAME`. A client key that names a tenant
+//! gets 403; an unknown name gets 404. The parameter is taken off the query
+//! here, so handlers never see it and every endpoint accepts it.
 //!
 //! Keys are looked up by the SHA-256 of the presented secret. Lookups are
 //! remembered for [`KEY_CACHE_TTL`], so a revoked key stops working within
@@ -16,13 +21,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::uri::PathAndQuery;
+use axum::http::{Uri, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use entities::api_keys::Scope;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use pipeline::settings::{AuthMode, Secret};
+use pipeline::tenants::DEFAULT_TENANT;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -42,6 +49,26 @@ pub(crate) struct Principal {
     /// The key's id; `None` when auth is off and no key was sent.
     pub key_id: Option<Uuid>,
     pub scope: Scope,
+    /// The tenant this request acts for: every read and write is scoped to it.
+    pub tenant: Uuid,
+    /// The tenant an admin named with `?tenant=`, when one did: the
+    /// operators' endpoints then act on that tenant alone.
+    pub acting_for: Option<Uuid>,
+}
+
+/// A token bucket's average rate and burst.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Rate {
+    fn limiter<K: std::hash::Hash + Eq + Clone>(self) -> DefaultKeyedRateLimiter<K> {
+        let rate = NonZeroU32::new(self.per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(self.burst).unwrap_or(rate);
+        DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+    }
 }
 
 impl Principal {
@@ -56,18 +83,18 @@ pub(crate) struct Auth {
     mode: AuthMode,
     bootstrap: Option<Secret>,
     memo: Mutex<HashMap<String, (Option<Principal>, Instant)>>,
-    limiter: DefaultKeyedRateLimiter<Uuid>,
+    per_key: DefaultKeyedRateLimiter<Uuid>,
+    per_tenant: DefaultKeyedRateLimiter<Uuid>,
 }
 
 impl Auth {
-    pub fn new(mode: AuthMode, bootstrap: Option<Secret>, per_second: u32, burst: u32) -> Self {
-        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst).unwrap_or(rate);
+    pub fn new(mode: AuthMode, bootstrap: Option<Secret>, per_key: Rate, per_tenant: Rate) -> Self {
         Self {
             mode,
             bootstrap,
             memo: Mutex::new(HashMap::new()),
-            limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            per_key: per_key.limiter(),
+            per_tenant: per_tenant.limiter(),
         }
     }
 
@@ -76,7 +103,12 @@ impl Auth {
         if let Some(bootstrap) = &self.bootstrap
             && constant_time_eq(secret.as_bytes(), bootstrap.expose().as_bytes())
         {
-            return Ok(Some(Principal { key_id: Some(BOOTSTRAP_KEY_ID), scope: Scope::Admin }));
+            return Ok(Some(Principal {
+                key_id: Some(BOOTSTRAP_KEY_ID),
+                scope: Scope::Admin,
+                tenant: DEFAULT_TENANT,
+                acting_for: None,
+            }));
         }
         let hash = pipeline::api_keys::hash(secret);
         if let Ok(memo) = self.memo.lock()
@@ -88,7 +120,7 @@ impl Auth {
         let found = pipeline::api_keys::find_live(&state.backends.db, secret)
             .await
             .map_err(|e| ApiError::Unavailable(e.into()))?
-            .map(|key| Principal { key_id: Some(key.id), scope: key.scope });
+            .map(|key| Principal { key_id: Some(key.id), scope: key.scope, tenant: key.tenant_id, acting_for: None });
         if let Ok(mut memo) = self.memo.lock() {
             if memo.len() >= KEY_CACHE_MAX {
                 memo.clear();
@@ -98,12 +130,17 @@ impl Auth {
         Ok(found)
     }
 
-    /// Takes one request from the key's bucket, or says when to come back.
-    fn admit(&self, key_id: Uuid) -> Result<(), ApiError> {
-        self.limiter.check_key(&key_id).map_err(|not_until| {
+    /// Takes one request from the key's bucket and one from its tenant's,
+    /// or says when to come back. (A request refused by the tenant's bucket
+    /// has still spent the key's token: the key was over nothing, but it
+    /// asked.)
+    fn admit(&self, key_id: Uuid, tenant: Uuid) -> Result<(), ApiError> {
+        let wait = |not_until: governor::NotUntil<_>| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::RateLimited(wait.as_secs().max(1))
-        })
+        };
+        self.per_key.check_key(&key_id).map_err(wait)?;
+        self.per_tenant.check_key(&tenant).map_err(wait)
     }
 }
 
@@ -133,39 +170,87 @@ async fn authorize(state: &AppState, bearer: Option<String>, needed: Scope) -> R
         Some(secret) => auth.principal(state, &secret).await?.ok_or(ApiError::Unauthorized)?,
         // With auth off, client endpoints are open; admin ones never are.
         None if auth.mode == AuthMode::Off && needed == Scope::Client => {
-            return Ok(Principal { key_id: None, scope: Scope::Client });
+            return Ok(Principal { key_id: None, scope: Scope::Client, tenant: DEFAULT_TENANT, acting_for: None });
         }
         None => return Err(ApiError::Unauthorized),
     };
     if !principal.scope.allows(needed) {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::Forbidden("this key's scope does not allow this endpoint"));
     }
     if let Some(key_id) = principal.key_id {
-        auth.admit(key_id)?;
+        auth.admit(key_id, principal.tenant)?;
     }
     Ok(principal)
+}
+
+/// Takes `tenant=NAME` off the request's query, leaving the rest as it was.
+fn take_tenant(request: &mut Request) -> Result<Option<String>, ApiError> {
+    let Some(query) = request.uri().query() else { return Ok(None) };
+    let mut tenant = None;
+    let mut rest = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name != "tenant" {
+            rest.append_pair(&name, &value);
+        } else if tenant.replace(value.into_owned()).is_some() {
+            return Err(ApiError::BadRequest("name at most one tenant".into()));
+        }
+    }
+    if tenant.is_none() {
+        return Ok(None);
+    }
+    let rest = rest.finish();
+    let path = request.uri().path();
+    let path_and_query = if rest.is_empty() { path.to_owned() } else { format!("{path}?{rest}") };
+    let mut parts = request.uri().clone().into_parts();
+    parts.path_and_query =
+        Some(PathAndQuery::try_from(path_and_query).map_err(|e| ApiError::BadRequest(e.to_string()))?);
+    *request.uri_mut() = Uri::from_parts(parts).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(tenant)
+}
+
+/// The principal, acting for the tenant an admin named, if one did.
+async fn act_for(state: &AppState, mut principal: Principal, named: Option<String>) -> Result<Principal, ApiError> {
+    let Some(name) = named else { return Ok(principal) };
+    if principal.scope != Scope::Admin {
+        return Err(ApiError::Forbidden("only an admin key may act for another tenant (`?tenant=`)"));
+    }
+    let tenant =
+        pipeline::tenants::find_by_name(&state.backends.db, &name).await?.ok_or(ApiError::NotFound("tenant"))?;
+    principal.tenant = tenant.id;
+    principal.acting_for = Some(tenant.id);
+    Ok(principal)
+}
+
+/// Resolves the caller and the tenant it acts for, and hands the request on.
+async fn admit_request(
+    state: &AppState,
+    mut request: Request,
+    next: Next,
+    needed: Scope,
+) -> Result<Response, ApiError> {
+    let principal = authorize(state, bearer(&request)?, needed).await?;
+    let named = take_tenant(&mut request)?;
+    let principal = act_for(state, principal, named).await?;
+    request.extensions_mut().insert(principal);
+    Ok(next.run(request).await)
 }
 
 /// Middleware for the client endpoints.
 pub(crate) async fn require_client(
     State(state): State<Arc<AppState>>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let principal = authorize(&state, bearer(&request)?, Scope::Client).await?;
-    request.extensions_mut().insert(principal);
-    Ok(next.run(request).await)
+    admit_request(&state, request, next, Scope::Client).await
 }
 
 /// Middleware for the operators' endpoints.
 pub(crate) async fn require_admin(
     State(state): State<Arc<AppState>>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let principal = authorize(&state, bearer(&request)?, Scope::Admin).await?;
-    request.extensions_mut().insert(principal);
-    Ok(next.run(request).await)
+    admit_request(&state, request, next, Scope::Admin).await
 }
 
 #[cfg(test)]
@@ -181,13 +266,27 @@ mod tests {
 
     #[test]
     fn a_key_over_its_rate_is_told_when_to_come_back() {
-        let auth = Auth::new(AuthMode::Required, None, 1, 2);
-        let key = Uuid::now_v7();
-        assert!(auth.admit(key).is_ok());
-        assert!(auth.admit(key).is_ok());
-        assert!(matches!(auth.admit(key), Err(ApiError::RateLimited(secs)) if secs >= 1));
+        let unlimited = Rate { per_second: 1000, burst: 1000 };
+        let auth = Auth::new(AuthMode::Required, None, Rate { per_second: 1, burst: 2 }, unlimited);
+        let (key, tenant) = (Uuid::now_v7(), Uuid::now_v7());
+        assert!(auth.admit(key, tenant).is_ok());
+        assert!(auth.admit(key, tenant).is_ok());
+        assert!(matches!(auth.admit(key, tenant), Err(ApiError::RateLimited(secs)) if secs >= 1));
         // Another key has its own bucket.
-        assert!(auth.admit(Uuid::now_v7()).is_ok());
+        assert!(auth.admit(Uuid::now_v7(), tenant).is_ok());
+    }
+
+    #[test]
+    fn a_tenant_cannot_escape_its_rate_by_making_more_keys() {
+        let unlimited = Rate { per_second: 1000, burst: 1000 };
+        let auth = Auth::new(AuthMode::Required, None, unlimited, Rate { per_second: 1, burst: 3 });
+        let (tenant, other) = (Uuid::now_v7(), Uuid::now_v7());
+        for _ in 0..3 {
+            assert!(auth.admit(Uuid::now_v7(), tenant).is_ok());
+        }
+        assert!(matches!(auth.admit(Uuid::now_v7(), tenant), Err(ApiError::RateLimited(_))));
+        // Another tenant's keys are not held back.
+        assert!(auth.admit(Uuid::now_v7(), other).is_ok());
     }
 
     #[test]

@@ -14,9 +14,10 @@ pub enum ApiError {
     /// 401: no credentials, not a bearer token, or a key that is unknown or revoked.
     #[error("this endpoint needs a valid API key as `Authorization: Bearer <key>`")]
     Unauthorized,
-    /// 403: the key's scope does not cover this endpoint.
-    #[error("this key's scope does not allow this endpoint")]
-    Forbidden,
+    /// 403: the key's scope does not cover this endpoint, or a client key
+    /// named a tenant.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// 403: an upload URL's signature is wrong or expired, or the upload
     /// does not match what was signed.
     #[error("{0}")]
@@ -77,7 +78,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::UploadRejected(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::UploadRejected(_) => StatusCode::FORBIDDEN,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -95,7 +96,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "bad-request",
             Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
+            Self::Forbidden(_) => "forbidden",
             Self::UploadRejected(_) => "upload-rejected",
             Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::RateLimited(_) => "rate-limited",

@@ -75,6 +75,7 @@ pub(crate) async fn create_image(
 
     let (bytes, sha256) = meter.finish();
     let upload = NewUpload {
+        tenant_id: principal.tenant,
         image_id,
         job_id,
         request_fingerprint: idempotency_key.as_ref().map(|_| sha256.clone()),
@@ -104,16 +105,43 @@ fn accepted(job: jobs::Model, replay: bool) -> Response {
 #[utoipa::path(get, path = "/v1/images/{id}", tag = "images", params(("id" = Uuid, Path, description = "Image id")),
     responses((status = 200, description = "The image", body = ImageView),
               BadRequest, Unauthorized, NotFound, RateLimited, Unavailable))]
-pub(crate) async fn get_image(State(state): State<SharedState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get_image(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    read_through(&state, cache::image_key(id), async {
-        let (image, variants) = repo::find_image(&state.backends.db, id).await?.ok_or(ApiError::NotFound("image"))?;
+    let tenant = principal.tenant;
+    read_through(&state, cache::image_key(tenant, id), async {
+        let (image, variants) =
+            repo::find_image(&state.backends.db, tenant, id).await?.ok_or(ApiError::NotFound("image"))?;
         Ok((ImageView::new(image, variants), IMAGE_TTL))
     })
     .await
 }
 
 /// How long a redirect to a variant stays valid.
+/// Deletes one of the caller's tenant's images: its original, any staged
+/// upload, every variant of every preset version, its jobs, its rows and its
+/// cache entries; then announces `image.deleted`. A job still running for it
+/// stores nothing that stays and announces nothing.
+#[utoipa::path(delete, path = "/v1/images/{id}", tag = "images", params(("id" = Uuid, Path, description = "Image id")),
+    responses((status = 204, description = "Deleted"),
+              BadRequest, Unauthorized, NotFound, RateLimited, Unavailable))]
+#[tracing::instrument(skip_all, fields(image_id = %id))]
+pub(crate) async fn delete_image(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    pipeline::deletion::delete_image(&state.backends, principal.tenant, id, principal.key_id, &state.app_env)
+        .await
+        .map_err(|err| ApiError::Unavailable(err.into()))?
+        .ok_or(ApiError::NotFound("image"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 const VARIANT_URL_TTL: Duration = Duration::from_secs(300);
 
 /// A variant: a short-lived redirect to the object on S3, or the bytes
@@ -125,10 +153,13 @@ const VARIANT_URL_TTL: Duration = Duration::from_secs(300);
               BadRequest, Unauthorized, NotFound, RateLimited, Unavailable))]
 pub(crate) async fn get_variant(
     State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
     Path((id, preset)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let variant = repo::find_variant(&state.backends.db, id, &preset).await?.ok_or(ApiError::NotFound("variant"))?;
+    let variant = repo::find_variant(&state.backends.db, principal.tenant, id, &preset)
+        .await?
+        .ok_or(ApiError::NotFound("variant"))?;
     let store = &state.backends.store;
     if let Some(url) = store.presigned_get(&variant.object_key, VARIANT_URL_TTL).await? {
         let location = HeaderValue::from_str(&url).map_err(|e| ApiError::Internal(e.into()))?;

@@ -1,7 +1,7 @@
 //! `GET /v1/jobs` and `GET /v1/jobs/{id}`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use entities::jobs::JobStatus;
@@ -9,6 +9,7 @@ use pipeline::cache;
 use pipeline::jobs as repo;
 use uuid::Uuid;
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::read_cache::{job_ttl, read_through};
 use crate::responses::{BadRequest, NotFound, RateLimited, Unauthorized, Unavailable};
@@ -30,12 +31,13 @@ pub(crate) struct ListQuery {
     limit: Option<u64>,
 }
 
-/// Lists jobs, newest first, one page at a time.
+/// Lists the caller's tenant's jobs, newest first, one page at a time.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
     responses((status = 200, description = "A page of jobs", body = JobPage),
               BadRequest, Unauthorized, RateLimited, Unavailable))]
 pub(crate) async fn list_jobs(
     State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
     query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
     let axum::extract::Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -45,20 +47,26 @@ pub(crate) async fn list_jobs(
         .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
         .transpose()?;
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
-    let jobs =
-        repo::list_jobs(&state.backends.db, query.status.map(JobStatus::from), query.since, before, limit).await?;
+    let status = query.status.map(JobStatus::from);
+    let jobs = repo::list_jobs(&state.backends.db, principal.tenant, status, query.since, before, limit).await?;
     let next_cursor = (jobs.len() as u64 == limit).then(|| jobs.last().map(|j| j.id.to_string())).flatten();
     Ok(Json(JobPage { jobs: jobs.into_iter().map(JobView::from).collect(), next_cursor }))
 }
 
-/// One job.
+/// One of the caller's tenant's jobs. Another tenant's job is `404`, exactly as
+/// a job that does not exist.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path, description = "Job id")),
     responses((status = 200, description = "The job", body = JobView),
               BadRequest, Unauthorized, NotFound, RateLimited, Unavailable))]
-pub(crate) async fn get_job(State(state): State<SharedState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get_job(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    read_through(&state, cache::job_key(id), async {
-        let job = repo::find_job(&state.backends.db, id).await?.ok_or(ApiError::NotFound("job"))?;
+    let tenant = principal.tenant;
+    read_through(&state, cache::job_key(tenant, id), async {
+        let job = repo::find_tenant_job(&state.backends.db, tenant, id).await?.ok_or(ApiError::NotFound("job"))?;
         let ttl = job_ttl(job.status);
         Ok((JobView::from(job), ttl))
     })

@@ -84,7 +84,7 @@ fn router(state: SharedState, request_timeout: Duration) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get_job))
         // Uploads are limited while they stream (see `Meter`), not by buffering.
         .route("/v1/images", post(images::create_image).layer(DefaultBodyLimit::disable()))
-        .route("/v1/images/{id}", get(images::get_image))
+        .route("/v1/images/{id}", get(images::get_image).delete(images::delete_image))
         .route("/v1/images/{id}/variants/{preset}", get(images::get_variant))
         .route("/v1/uploads", post(presigned::create_upload))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_client));
@@ -151,8 +151,11 @@ impl Application {
             auth: auth::Auth::new(
                 settings.api_auth,
                 settings.admin_api_key.clone(),
-                settings.rate_limit_per_second,
-                settings.rate_limit_burst,
+                auth::Rate { per_second: settings.rate_limit_per_second, burst: settings.rate_limit_burst },
+                auth::Rate {
+                    per_second: settings.tenant_rate_limit_per_second,
+                    burst: settings.tenant_rate_limit_burst,
+                },
             ),
             metrics: metrics::Metrics::default(),
             presets,

@@ -3,9 +3,13 @@
 //! two differ (`image-service openapi > docs/openapi.json` refreshes it).
 
 use axum::Json;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::{IntoResponses, Modify, OpenApi};
 
+use crate::responses::TenantProblems;
 use crate::{admin, error, health, images, jobs, presigned};
 
 #[derive(OpenApi)]
@@ -23,6 +27,7 @@ use crate::{admin, error, health, images, jobs, presigned};
         jobs::get_job,
         images::create_image,
         images::get_image,
+        images::delete_image,
         images::get_variant,
         presigned::create_upload,
         presigned::receive_upload,
@@ -31,7 +36,7 @@ use crate::{admin, error, health, images, jobs, presigned};
         admin::reprocess,
     ),
     components(schemas(error::Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &TenantParameter),
     security(("api_key" = [])),
     tags(
         (name = "images", description = "Uploads, images and their variants"),
@@ -56,6 +61,38 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// `?tenant=NAME` on every endpoint behind an API key. The auth middleware
+/// takes it off the query before any handler runs, so it is added here once
+/// rather than to each handler's parameters.
+struct TenantParameter;
+
+impl Modify for TenantParameter {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let parameter = ParameterBuilder::new()
+            .name("tenant")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[a-z0-9_-]{1,64}$"))))
+            .description(Some("Admin keys only: act for the tenant of this name (`docs/api.md#tenants`)"))
+            .build();
+        for (path, item) in &mut openapi.paths.paths {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            for operation in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete].into_iter().flatten() {
+                // The presigned upload's PUT is authorised by its signature, not a key.
+                if operation.operation_id.as_deref() == Some("receive_upload") {
+                    continue;
+                }
+                operation.parameters.get_or_insert_with(Vec::new).push(parameter.clone());
+                for (status, response) in TenantProblems::responses() {
+                    operation.responses.responses.entry(status).or_insert(response);
+                }
+            }
+        }
     }
 }
 

@@ -114,6 +114,7 @@ pub(crate) async fn create_upload(
 
     let (image_id, job_id) = (Uuid::now_v7(), Uuid::now_v7());
     let upload = NewUpload {
+        tenant_id: principal.tenant,
         image_id,
         job_id,
         // Learnt when the bytes arrive.

@@ -58,6 +58,22 @@ problems! {
     RateLimited("429", "Rate limited", retry_after: true), Unavailable("503", "A backing service is unavailable", retry_after: true),
 }
 
+/// What `?tenant=NAME` adds to any endpoint: a client key that names a
+/// tenant is refused, and an unknown name is not found.
+pub(crate) struct TenantProblems;
+
+impl IntoResponses for TenantProblems {
+    fn responses() -> Responses {
+        [
+            problem("403", "Not an admin key, or a client key that named a tenant", false),
+            problem("404", "No such resource, or no tenant of that name", false),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
 /// Everything an admin endpoint can answer with instead of success.
 pub(crate) struct AdminProblems;
 

@@ -1,6 +1,7 @@
 //! `image-service keys create|list|revoke`: the API keys clients send as
 //! `Authorization: Bearer`. The secret is printed once, at creation; the
-//! database keeps only its hash.
+//! database keeps only its hash. Every key belongs to a tenant, made with
+//! `image-service tenants create`.
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
@@ -18,6 +19,9 @@ pub enum Keys {
         /// What it may do.
         #[arg(long, value_enum, default_value_t = ScopeArg::Client)]
         scope: ScopeArg,
+        /// The tenant it acts for (see `tenants create`).
+        #[arg(long, default_value = pipeline::tenants::DEFAULT_TENANT_NAME)]
+        tenant: String,
     },
     /// List keys (never their secrets).
     List,
@@ -46,7 +50,38 @@ impl From<ScopeArg> for Scope {
     }
 }
 
-pub async fn keys(settings: Settings, command: Keys) -> anyhow::Result<()> {
+/// `image-service tenants …`
+#[derive(Subcommand)]
+pub enum Tenants {
+    /// Create a tenant. Names are 1-64 characters of a-z, 0-9, '-' and '_'.
+    Create {
+        /// The tenant's name.
+        name: String,
+    },
+    /// List tenants.
+    List,
+}
+
+pub async fn tenants(settings: Settings, command: Tenants) -> anyhow::Result<()> {
+    let db = open(&settings).await?;
+    match command {
+        Tenants::Create { name } => {
+            let tenant = pipeline::tenants::create(&db, &name).await?;
+            eprintln!("created tenant {:?} ({})", tenant.name, tenant.id);
+            println!("{}", tenant.id);
+        }
+        Tenants::List => {
+            println!("{:<36}  {:<20}  name", "id", "created");
+            for tenant in pipeline::tenants::list(&db).await? {
+                println!("{:<36}  {:<20}  {}", tenant.id, tenant.created_at.format("%Y-%m-%d %H:%M:%S"), tenant.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The database the settings name, migrated first when it is the embedded one.
+async fn open(settings: &Settings) -> anyhow::Result<pipeline::db::DatabaseConnection> {
     let url = settings.database_url();
     if settings.database_url.is_none() {
         std::fs::create_dir_all(&settings.data_dir).context("failed to create DATA_DIR")?;
@@ -57,28 +92,44 @@ pub async fn keys(settings: Settings, command: Keys) -> anyhow::Result<()> {
         // shared Postgres is migrated by `image-service migrate`.
         pipeline::db::migrate(&db).await.context("failed to migrate the database")?;
     }
+    Ok(db)
+}
+
+pub async fn keys(settings: Settings, command: Keys) -> anyhow::Result<()> {
+    let db = open(&settings).await?;
     match command {
-        Keys::Create { name, scope } => {
-            let (key, secret) = pipeline::api_keys::create(&db, &name, scope.into()).await?;
+        Keys::Create { name, scope, tenant } => {
+            let owner = pipeline::tenants::find_by_name(&db, &tenant)
+                .await?
+                .with_context(|| format!("no tenant is named {tenant:?} (create it with `tenants create {tenant}`)"))?;
+            let (key, secret) = pipeline::api_keys::create(&db, owner.id, &name, scope.into()).await?;
             eprintln!(
-                "created {} key {:?} ({}); store the secret now, it is not shown again:",
+                "created {} key {:?} ({}) for tenant {:?}; store the secret now, it is not shown again:",
                 key.scope.as_str(),
                 key.name,
-                key.id
+                key.id,
+                owner.name
             );
             println!("{secret}");
         }
         Keys::List => {
-            println!("{:<36}  {:<12}  {:<6}  {:<20}  {:<8}  name", "id", "prefix", "scope", "created", "state");
+            let names: std::collections::HashMap<_, _> =
+                pipeline::tenants::list(&db).await?.into_iter().map(|t| (t.id, t.name)).collect();
+            println!(
+                "{:<36}  {:<12}  {:<6}  {:<20}  {:<8}  {:<16}  name",
+                "id", "prefix", "scope", "created", "state", "tenant"
+            );
             for key in pipeline::api_keys::list(&db).await? {
                 let state = if key.revoked_at.is_some() { "revoked" } else { "live" };
+                let tenant = names.get(&key.tenant_id).map_or("?", String::as_str);
                 println!(
-                    "{:<36}  {:<12}  {:<6}  {:<20}  {:<8}  {}",
+                    "{:<36}  {:<12}  {:<6}  {:<20}  {:<8}  {:<16}  {}",
                     key.id,
                     key.prefix,
                     key.scope.as_str(),
                     key.created_at.format("%Y-%m-%d %H:%M:%S"),
                     state,
+                    tenant,
                     key.name
                 );
             }

@@ -63,6 +63,9 @@ enum Command {
     /// Create, list or revoke API keys.
     #[command(subcommand)]
     Keys(keys::Keys),
+    /// Create or list tenants: who owns images, jobs and keys.
+    #[command(subcommand)]
+    Tenants(keys::Tenants),
     /// Upload images to a running API; with --wait, follow them to the end.
     Submit(submit::SubmitArgs),
     /// Print the API's OpenAPI 3.1 document (as served at /openapi.json).
@@ -100,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay(command) => ops::replay(settings, command).await,
         Command::Reprocess(args) => ops::reprocess(settings, args).await,
         Command::Keys(command) => keys::keys(settings, command).await,
+        Command::Tenants(command) => keys::tenants(settings, command).await,
         Command::Submit(args) => submit::submit(args).await,
         Command::Openapi => {
             print!("{}", api::openapi::document());
@@ -179,8 +183,13 @@ async fn bootstrap_key(settings: &Settings, backends: &Backends) -> anyhow::Resu
     if !pipeline::api_keys::list(&backends.db).await?.is_empty() {
         return Ok(path.exists().then(|| format!("API key: in {} (send it as Authorization: Bearer)", path.display())));
     }
-    let (_, secret) =
-        pipeline::api_keys::create(&backends.db, "local (created by `run`)", entities::api_keys::Scope::Admin).await?;
+    let (_, secret) = pipeline::api_keys::create(
+        &backends.db,
+        pipeline::tenants::DEFAULT_TENANT,
+        "local (created by `run`)",
+        entities::api_keys::Scope::Admin,
+    )
+    .await?;
     std::fs::create_dir_all(&settings.data_dir)?;
     write_private(&path, &secret).with_context(|| format!("failed to save the key to {}", path.display()))?;
     Ok(Some(format!("API key created and saved to {}: {secret}", path.display())))

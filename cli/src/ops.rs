@@ -59,6 +59,9 @@ pub struct JobsArgs {
     /// Only jobs of this image.
     #[arg(long)]
     image: Option<Uuid>,
+    /// Only jobs of this tenant (by name); every tenant's by default.
+    #[arg(long)]
+    tenant: Option<String>,
     /// Enqueue at most this many jobs per second.
     #[arg(long)]
     max_per_second: Option<u32>,
@@ -164,6 +167,15 @@ pub async fn replay(settings: Settings, command: Replay) -> anyhow::Result<()> {
             operator.replay_dlq(mode, max_per_second, dry_run, &bar).await?
         }
         Replay::Jobs(args) => {
+            let tenant_id = match &args.tenant {
+                Some(name) => Some(
+                    pipeline::tenants::find_by_name(&operator.backends().db, name)
+                        .await?
+                        .with_context(|| format!("no tenant is named {name:?}"))?
+                        .id,
+                ),
+                None => None,
+            };
             let filter = JobFilter {
                 statuses: args
                     .statuses
@@ -177,6 +189,7 @@ pub async fn replay(settings: Settings, command: Replay) -> anyhow::Result<()> {
                 until: args.until,
                 error_code: args.error_code,
                 image_id: args.image,
+                tenant_id,
             };
             operator.replay_jobs(&filter, args.max_per_second, args.dry_run, &bar).await?
         }

@@ -38,6 +38,8 @@ pub struct Model {
     /// The key's id.
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
+    /// The owning tenant ([`crate::tenants`]).
+    pub tenant_id: Uuid,
     /// Who or what the key is for.
     pub name: String,
     /// The first characters of the secret, to recognise it in listings.

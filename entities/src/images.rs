@@ -10,6 +10,8 @@ pub struct Model {
     /// Chosen by the API.
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
+    /// The owning tenant ([`crate::tenants`]).
+    pub tenant_id: Uuid,
     /// Where the original is stored.
     pub source_key: String,
     /// Hex SHA-256 of the original bytes, computed while they streamed in.

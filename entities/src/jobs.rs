@@ -55,6 +55,8 @@ pub struct Model {
     /// Chosen by the API; also the id users poll.
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
+    /// The owning tenant ([`crate::tenants`]); always the image's.
+    pub tenant_id: Uuid,
     /// The image being processed.
     pub image_id: Uuid,
     /// Current state.

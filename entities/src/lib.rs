@@ -6,19 +6,23 @@
 //!
 //! # Layout
 //! - [`api_keys`]: the hashed keys clients authenticate with.
+//! - [`deletions`]: the audit record of deleted images, and unfinished deletions.
 //! - [`images`]: one row per uploaded original.
 //! - [`variants`]: one row per encoded output of an image and a preset version.
 //! - [`jobs`]: one row per processing attempt chain, with its [`jobs::JobStatus`].
 //! - [`queue_messages`]: the embedded backend's durable queue.
 //! - [`job_audit`]: what operators did to jobs (replays, redrives).
 //! - [`operator_cursors`]: where a resumable operator run stopped.
+//! - [`tenants`]: who owns images, jobs and keys.
 //! - [`prelude`]: the entities under short names.
 
 pub mod api_keys;
+pub mod deletions;
 pub mod images;
 pub mod job_audit;
 pub mod jobs;
 pub mod operator_cursors;
 pub mod prelude;
 pub mod queue_messages;
+pub mod tenants;
 pub mod variants;

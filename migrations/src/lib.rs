@@ -17,6 +17,8 @@ mod m20261126_000003_create_variants;
 mod m20261126_000004_create_queue_messages;
 mod m20261126_000005_replay;
 mod m20261126_000006_api_product;
+mod m20261204_000007_tenants;
+mod m20261204_000008_deletions;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -31,6 +33,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_create_queue_messages::Migration),
             Box::new(m20261126_000005_replay::Migration),
             Box::new(m20261126_000006_api_product::Migration),
+            Box::new(m20261204_000007_tenants::Migration),
+            Box::new(m20261204_000008_deletions::Migration),
         ]
     }
 }

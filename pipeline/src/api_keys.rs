@@ -20,16 +20,23 @@ pub fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// Creates a key and returns its row with the secret, which is not stored.
+/// Creates a key for a tenant and returns its row with the secret, which is
+/// not stored.
 ///
 /// # Errors
 /// Database errors.
-pub async fn create(db: &DatabaseConnection, name: &str, scope: Scope) -> Result<(api_keys::Model, String), DbErr> {
+pub async fn create(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    name: &str,
+    scope: Scope,
+) -> Result<(api_keys::Model, String), DbErr> {
     let mut random = [0u8; 32];
     rand::rng().fill_bytes(&mut random);
     let secret = format!("{KEY_PREFIX}{}", hex::encode(random));
     let row = api_keys::ActiveModel {
         id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
         name: Set(name.to_owned()),
         prefix: Set(secret[..12].to_owned()),
         secret_hash: Set(hash(&secret)),

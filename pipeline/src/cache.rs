@@ -35,20 +35,21 @@ pub trait Cache: Send + Sync + 'static {
     async fn forget(&self, keys: &[String]);
 }
 
-/// Key of a job's JSON view.
-pub fn job_key(id: Uuid) -> String {
-    format!("image-service:v1:job:{id}")
+/// Key of a job's JSON view, as its tenant reads it. The tenant is part of
+/// every key, so one tenant's read can never be answered from another's entry.
+pub fn job_key(tenant: Uuid, id: Uuid) -> String {
+    format!("image-service:v2:{tenant}:job:{id}")
 }
 
-/// Key of an image's JSON view.
-pub fn image_key(id: Uuid) -> String {
-    format!("image-service:v1:image:{id}")
+/// Key of an image's JSON view, as its tenant reads it.
+pub fn image_key(tenant: Uuid, id: Uuid) -> String {
+    format!("image-service:v2:{tenant}:image:{id}")
 }
 
 /// The entries a change to a job makes stale: the job, and its image (whose
 /// variants a finished job changes).
-pub fn job_entries(job_id: Uuid, image_id: Uuid) -> [String; 2] {
-    [job_key(job_id), image_key(image_id)]
+pub fn job_entries(tenant: Uuid, job_id: Uuid, image_id: Uuid) -> [String; 2] {
+    [job_key(tenant, job_id), image_key(tenant, image_id)]
 }
 
 /// No cache: every read misses.

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
+pub use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, Database, DbErr};
 
 /// How long a SQLite statement waits for another connection's write lock
 /// before it fails with "database is locked".

@@ -27,6 +27,9 @@ pub enum EventKind {
     /// An operator's replay or reprocess run finished; see `summary`.
     #[serde(rename = "replay.summary")]
     ReplaySummary,
+    /// An image, its variants, its jobs and its rows were deleted.
+    #[serde(rename = "image.deleted")]
+    ImageDeleted,
 }
 
 impl EventKind {
@@ -36,6 +39,7 @@ impl EventKind {
             Self::ImageProcessed => "image.processed",
             Self::ImageFailed => "image.failed",
             Self::ReplaySummary => "replay.summary",
+            Self::ImageDeleted => "image.deleted",
         }
     }
 }
@@ -105,6 +109,10 @@ pub struct Event {
     pub job_id: Option<Uuid>,
     /// The image (null for replay summaries).
     pub image_id: Option<Uuid>,
+    /// The tenant that owns the image (null for replay summaries). Also an
+    /// SNS message attribute, so a subscription can filter on it.
+    #[serde(default)]
+    pub tenant_id: Option<Uuid>,
     /// The job's final status (`succeeded`, `failed`, `dead`), or
     /// `completed` for a replay summary.
     pub status: String,
@@ -149,6 +157,9 @@ impl Event {
                 let operation = self.summary.as_ref().map_or("replay", |s| s.operation.as_str());
                 format!("Replay finished: {operation}")
             }
+            EventKind::ImageDeleted => {
+                format!("Image deleted: {}", self.image_id.map(|id| id.to_string()).unwrap_or_default())
+            }
         }
     }
 
@@ -180,6 +191,7 @@ impl Event {
             event_id: Self::id_for(job.id, job.status.as_str()),
             job_id: Some(job.id),
             image_id: Some(job.image_id),
+            tenant_id: Some(job.tenant_id),
             status: job.status.as_str().to_owned(),
             variants,
             error: job
@@ -197,6 +209,26 @@ impl Event {
         }
     }
 
+    /// The event announcing that a tenant's image was deleted. Its id is
+    /// the same for every publish of the same deletion.
+    pub fn image_deleted(tenant_id: Uuid, image_id: Uuid, at: DateTime<Utc>, env: String) -> Self {
+        Self {
+            schema_version: EVENT_SCHEMA_VERSION,
+            event: EventKind::ImageDeleted,
+            event_id: Self::id_for(image_id, "deleted"),
+            job_id: None,
+            image_id: Some(image_id),
+            tenant_id: Some(tenant_id),
+            status: "deleted".into(),
+            variants: Vec::new(),
+            error: None,
+            timings: None,
+            summary: None,
+            env,
+            occurred_at: at,
+        }
+    }
+
     /// A summary event for an operator's replay run.
     pub fn replay_summary(summary: ReplaySummary, env: String) -> Self {
         Self {
@@ -205,6 +237,7 @@ impl Event {
             event_id: Uuid::new_v4(),
             job_id: None,
             image_id: None,
+            tenant_id: None,
             status: "completed".into(),
             variants: Vec::new(),
             error: None,

@@ -27,14 +27,17 @@
 //! - [`links`]: every public address of a job, an image and a variant.
 //! - [`replay`]: the operators' replays: DLQ redrive, re-enqueue by filter, preset backfill.
 //! - [`db`]: connecting and migrating.
+//! - [`deletion`]: deleting an image and everything stored and recorded about it.
 //! - [`api_keys`]: creating, finding and revoking the hashed API keys.
 //! - [`cache`]: the read-through cache and the keys the worker invalidates.
 //! - [`tls`]: the one TLS crypto provider every client uses.
+//! - [`tenants`]: who owns images, jobs and keys.
 
 pub mod api_keys;
 pub mod backends;
 pub mod cache;
 pub mod db;
+pub mod deletion;
 pub mod event;
 pub mod jobs;
 pub mod keys;
@@ -45,6 +48,7 @@ pub mod queue;
 pub mod replay;
 pub mod settings;
 pub mod store;
+pub mod tenants;
 pub mod tls;
 
 pub use backends::Backends;

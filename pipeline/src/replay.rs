@@ -114,6 +114,11 @@ impl Operator {
         Self { backends, presets, env }
     }
 
+    /// The backends it runs against.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
     async fn finish(&self, operation: &str, dry_run: bool, counts: Counts) -> ReplaySummary {
         let summary = ReplaySummary { operation: operation.to_owned(), dry_run, counts };
         let event = Event::replay_summary(summary.clone(), self.env.clone());

@@ -98,6 +98,15 @@ pub struct Settings {
     #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 40)]
     pub rate_limit_burst: u32,
 
+    /// Requests per second all of one tenant's keys may make together, on
+    /// average, so a tenant cannot escape its limit by making more keys.
+    #[arg(long, env = "TENANT_RATE_LIMIT_PER_SECOND", default_value_t = 100)]
+    pub tenant_rate_limit_per_second: u32,
+
+    /// Requests a tenant may make at once above its average rate.
+    #[arg(long, env = "TENANT_RATE_LIMIT_BURST", default_value_t = 200)]
+    pub tenant_rate_limit_burst: u32,
+
     /// How long a presigned upload URL stays valid, in seconds.
     #[arg(long, env = "UPLOAD_URL_TTL_SECS", default_value_t = 900)]
     pub upload_url_ttl_secs: u64,
@@ -191,6 +200,8 @@ impl Settings {
             api_auth: AuthMode::Required,
             rate_limit_per_second: 20,
             rate_limit_burst: 40,
+            tenant_rate_limit_per_second: 100,
+            tenant_rate_limit_burst: 200,
             upload_url_ttl_secs: 900,
             upload_signing_key: None,
             redis_url: None,

@@ -39,7 +39,10 @@ impl Worker {
         // Keep the original outside the uploads prefix, which the bucket's
         // lifecycle rule empties after a few days.
         self.inner.backends.store.copy(&object.key, &keys::original(image_id)).await?;
+        // An object put straight into the bucket carries no key, so it
+        // belongs to the default tenant.
         let upload = NewUpload {
+            tenant_id: pipeline::tenants::DEFAULT_TENANT,
             image_id,
             job_id: Uuid::now_v7(),
             // Computed by the worker once it has the bytes.
@@ -72,6 +75,19 @@ impl Worker {
         };
         tracing::info!(job_id = %job.id, key = %object.key, "presigned upload arrived");
         Ok(JobMessage::for_job(&job))
+    }
+
+    /// Finishes image deletions cut short over a minute ago (the store went
+    /// away after their rows were gone). Returns how many it finished.
+    pub async fn finish_deletions(&self) -> usize {
+        let grace = chrono::TimeDelta::minutes(1);
+        match pipeline::deletion::finish_pending(&self.inner.backends, grace, 100, &self.inner.app_env).await {
+            Ok(finished) => finished,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not finish pending deletions");
+                0
+            }
+        }
     }
 
     /// Fails the jobs whose presigned upload never came (their URL expired

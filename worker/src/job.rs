@@ -331,7 +331,27 @@ impl Worker {
         };
         let moved = self.inner.backends.jobs().succeed(job.id, facts, new_variants).await?;
         metrics.stage(Stage::Db, started.elapsed());
+        if moved.is_none() {
+            self.discard_if_deleted(job).await?;
+        }
         Ok(moved)
+    }
+
+    /// A job that could not be recorded may belong to an image deleted while
+    /// it ran: then what it stored must not outlive the deletion, which has
+    /// already listed the image's objects. (Otherwise a concurrent delivery
+    /// recorded the job, and its variants are those same objects.)
+    async fn discard_if_deleted(&self, job: &jobs::Model) -> Result<(), Failure> {
+        let backends = &self.inner.backends;
+        if repo::image_exists(&backends.db, job.image_id).await? {
+            return Ok(());
+        }
+        let mut removed = 0;
+        for tree in pipeline::deletion::object_trees(job.image_id, &[job.id]) {
+            removed += backends.store.delete_tree(&tree).await?;
+        }
+        tracing::info!(image_id = %job.image_id, objects = removed, "image deleted while its job ran; discarded its objects");
+        Ok(())
     }
 
     /// Runs the engine on the blocking pool, one CPU slot at a time; returns

@@ -175,6 +175,7 @@ impl Worker {
                 loop {
                     ticks.tick().await;
                     worker.expire_uploads().await;
+                    worker.finish_deletions().await;
                 }
             }
         });

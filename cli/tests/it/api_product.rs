@@ -27,8 +27,14 @@ async fn job_count(app: &TestApp) -> u64 {
 async fn keys_are_required_checked_and_scoped() {
     // Arrange
     let (app, _dir) = embedded(|_| {}).await;
-    let (_, revoked) =
-        pipeline::api_keys::create(&app.backends.db, "gone", entities::api_keys::Scope::Client).await.expect("key");
+    let (_, revoked) = pipeline::api_keys::create(
+        &app.backends.db,
+        pipeline::tenants::DEFAULT_TENANT,
+        "gone",
+        entities::api_keys::Scope::Client,
+    )
+    .await
+    .expect("key");
     pipeline::api_keys::revoke(&app.backends.db, &revoked[..12]).await.expect("revoke");
     let anonymous = reqwest::Client::new();
     let jobs = format!("{}/v1/jobs", app.address);
@@ -450,7 +456,7 @@ async fn an_invalidation_reaches_every_process_memory_tier() {
     // Arrange: two processes' caches on one Redis; the reader has the entry in memory.
     let url = "redis://127.0.0.1:6379/";
     let (reader, writer) = (RedisCache::new(url).expect("url"), RedisCache::new(url).expect("url"));
-    let key = pipeline::cache::job_key(Uuid::now_v7());
+    let key = pipeline::cache::job_key(pipeline::tenants::DEFAULT_TENANT, Uuid::now_v7());
     reader.put(&key, bytes::Bytes::from_static(b"old"), Duration::from_secs(60)).await;
     assert_eq!(reader.get(&key).await.as_deref(), Some(&b"old"[..]), "Redis must be running at 127.0.0.1:6379");
     tokio::time::sleep(Duration::from_millis(200)).await; // the reader subscribes

@@ -5,6 +5,7 @@
 
 mod api_errors;
 mod api_product;
+mod deletion;
 mod e2e;
 mod migrations;
 mod notifications;
@@ -12,4 +13,5 @@ mod queue;
 mod reliability;
 mod replay;
 mod support;
+mod tenants;
 mod tls;

@@ -185,7 +185,10 @@ async fn the_binary_serves_cached_job_reads_over_rediss_with_a_private_ca() {
     assert_eq!(cached.headers().get("x-cache").and_then(|v| v.to_str().ok()), Some("hit"));
     let roots = std::fs::read(&redis.ca).expect("ca");
     let direct = RedisCache::with_roots(&redis.url(), roots).expect("client");
-    let entry = direct.get(&pipeline::cache::job_key(id)).await.expect("the job's view is stored in Redis");
+    let entry = direct
+        .get(&pipeline::cache::job_key(pipeline::tenants::DEFAULT_TENANT, id))
+        .await
+        .expect("the job's view is stored in Redis");
     let entry: serde_json::Value = serde_json::from_slice(&entry).expect("json");
     assert_eq!(entry["status"], "succeeded");
 }

@@ -15,6 +15,8 @@ use crate::keys;
 /// What the API (or the worker, for an S3 upload) records for an accepted upload.
 #[derive(Clone, Debug)]
 pub struct NewUpload {
+    /// The tenant the image and its job belong to.
+    pub tenant_id: Uuid,
     /// The new image's id.
     pub image_id: Uuid,
     /// The new job's id.
@@ -35,11 +37,12 @@ pub struct NewUpload {
     pub awaiting_upload: bool,
 }
 
-/// A new `queued` job row for an image.
-pub(crate) fn queued_job(id: Uuid, image_id: Uuid) -> jobs::ActiveModel {
+/// A new `queued` job row for an image of a tenant.
+pub(crate) fn queued_job(id: Uuid, tenant_id: Uuid, image_id: Uuid) -> jobs::ActiveModel {
     let now = Utc::now();
     jobs::ActiveModel {
         id: Set(id),
+        tenant_id: Set(tenant_id),
         image_id: Set(image_id),
         status: Set(JobStatus::Queued),
         attempts: Set(0),
@@ -67,6 +70,7 @@ pub async fn record_upload(db: &DatabaseConnection, upload: NewUpload) -> Result
     let txn = db.begin().await?;
     images::Entity::insert(images::ActiveModel {
         id: Set(upload.image_id),
+        tenant_id: Set(upload.tenant_id),
         source_key: Set(keys::original(upload.image_id)),
         sha256: Set(upload.sha256),
         bytes: Set(upload.bytes),
@@ -83,7 +87,7 @@ pub async fn record_upload(db: &DatabaseConnection, upload: NewUpload) -> Result
         idempotency_key: Set(upload.idempotency_key),
         request_fingerprint: Set(upload.request_fingerprint),
         api_key_id: Set(upload.api_key_id),
-        ..queued_job(upload.job_id, upload.image_id)
+        ..queued_job(upload.job_id, upload.tenant_id, upload.image_id)
     };
     let job = jobs::Entity::insert(job).exec_with_returning(&txn).await?;
     txn.commit().await?;

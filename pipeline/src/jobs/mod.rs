@@ -22,5 +22,8 @@ pub mod transitions;
 
 pub use intake::{NewUpload, Recorded, is_unique_violation, record_or_find, record_upload};
 pub use operator::JobFilter;
-pub use queries::{find_image, find_job, find_job_by_idempotency_key, find_variant, image_variants, list_jobs};
+pub use queries::{
+    find_image, find_job, find_job_by_idempotency_key, find_tenant_job, find_variant, image_exists, image_variants,
+    list_jobs,
+};
 pub use transitions::{Claim, ImageFacts, Jobs, NewVariant, Transition};

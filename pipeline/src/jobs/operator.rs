@@ -29,6 +29,8 @@ pub struct JobFilter {
     pub error_code: Option<String>,
     /// Of this image.
     pub image_id: Option<Uuid>,
+    /// Of this tenant; every tenant's when `None`.
+    pub tenant_id: Option<Uuid>,
 }
 
 /// One page of jobs matching `filter`, in id order after `after`.
@@ -56,6 +58,9 @@ pub async fn jobs_page(
     }
     if let Some(image) = filter.image_id {
         query = query.filter(jobs::Column::ImageId.eq(image));
+    }
+    if let Some(tenant) = filter.tenant_id {
+        query = query.filter(jobs::Column::TenantId.eq(tenant));
     }
     if let Some(after) = after {
         query = query.filter(jobs::Column::Id.gt(after));
@@ -142,7 +147,7 @@ pub async fn create_replay(
     jobs::Entity::insert(jobs::ActiveModel {
         replay_of: Set(Some(original.id)),
         presets: Set(presets),
-        ..queued_job(id, original.image_id)
+        ..queued_job(id, original.tenant_id, original.image_id)
     })
     .exec_without_returning(&txn)
     .await?;
@@ -152,13 +157,18 @@ pub async fn create_replay(
     Ok(job)
 }
 
-/// Records a new queued job that makes `presets` for an existing image.
+/// Records a new queued job that makes `presets` for an existing image; the
+/// job belongs to the image's tenant.
 ///
 /// # Errors
-/// Database errors.
+/// Database errors, and an image that no longer exists.
 pub async fn create_preset_job(db: &DatabaseConnection, image_id: Uuid, presets: &str) -> Result<jobs::Model, DbErr> {
+    let image = images::Entity::find_by_id(image_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("image {image_id}")))?;
     let id = Uuid::now_v7();
-    let job = jobs::ActiveModel { presets: Set(Some(presets.to_owned())), ..queued_job(id, image_id) };
+    let job = jobs::ActiveModel { presets: Set(Some(presets.to_owned())), ..queued_job(id, image.tenant_id, image_id) };
     jobs::Entity::insert(job).exec_without_returning(db).await?;
     find_job(db, id).await?.ok_or_else(|| DbErr::RecordNotFound(format!("job {id} after insert")))
 }

@@ -1,4 +1,9 @@
 //! The reads behind the API's views and the worker's events.
+//!
+//! What the API reads on a caller's behalf takes the caller's tenant and
+//! finds nothing of another's: a foreign id reads exactly as a missing one.
+//! The unscoped [`find_job`] is for the worker and the operators, which act
+//! for whichever tenant owns the job.
 
 use chrono::Utc;
 use entities::jobs::{self, JobStatus};
@@ -6,7 +11,7 @@ use entities::{images, variants};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-/// One job by id.
+/// One job by id, whoever owns it.
 ///
 /// # Errors
 /// Database errors.
@@ -14,7 +19,15 @@ pub async fn find_job(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<jobs
     jobs::Entity::find_by_id(id).one(db).await
 }
 
-/// Newest jobs first, optionally of one status and created since an
+/// One of a tenant's jobs by id.
+///
+/// # Errors
+/// Database errors.
+pub async fn find_tenant_job(db: &impl ConnectionTrait, tenant: Uuid, id: Uuid) -> Result<Option<jobs::Model>, DbErr> {
+    jobs::Entity::find_by_id(id).filter(jobs::Column::TenantId.eq(tenant)).one(db).await
+}
+
+/// A tenant's newest jobs first, optionally of one status and created since an
 /// instant, continuing below the id `before` (keyset pagination: the cost of
 /// a page does not grow with how deep it is).
 ///
@@ -22,12 +35,14 @@ pub async fn find_job(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<jobs
 /// Database errors.
 pub async fn list_jobs(
     db: &impl ConnectionTrait,
+    tenant: Uuid,
     status: Option<JobStatus>,
     since: Option<chrono::DateTime<Utc>>,
     before: Option<Uuid>,
     limit: u64,
 ) -> Result<Vec<jobs::Model>, DbErr> {
-    let mut query = jobs::Entity::find().order_by_desc(jobs::Column::Id).limit(limit);
+    let mut query =
+        jobs::Entity::find().filter(jobs::Column::TenantId.eq(tenant)).order_by_desc(jobs::Column::Id).limit(limit);
     if let Some(status) = status {
         query = query.filter(jobs::Column::Status.eq(status.as_str()));
     }
@@ -48,19 +63,28 @@ pub async fn find_job_by_idempotency_key(db: &impl ConnectionTrait, key: &str) -
     jobs::Entity::find().filter(jobs::Column::IdempotencyKey.eq(key)).one(db).await
 }
 
-/// One image and its variants, largest first.
+/// One of a tenant's images and its variants, largest first.
 ///
 /// # Errors
 /// Database errors.
 pub async fn find_image(
     db: &impl ConnectionTrait,
+    tenant: Uuid,
     id: Uuid,
 ) -> Result<Option<(images::Model, Vec<variants::Model>)>, DbErr> {
-    let Some(image) = images::Entity::find_by_id(id).one(db).await? else {
+    let Some(image) = images::Entity::find_by_id(id).filter(images::Column::TenantId.eq(tenant)).one(db).await? else {
         return Ok(None);
     };
     let variants = image_variants(db, id).await?;
     Ok(Some((image, variants)))
+}
+
+/// Whether an image (of any tenant) is still recorded.
+///
+/// # Errors
+/// Database errors.
+pub async fn image_exists(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
+    Ok(images::Entity::find_by_id(id).one(db).await?.is_some())
 }
 
 /// An image's variants, largest first.
@@ -76,16 +100,19 @@ pub async fn image_variants(db: &impl ConnectionTrait, image_id: Uuid) -> Result
         .await
 }
 
-/// The newest variant of an image for a preset.
+/// The newest variant for a preset of one of a tenant's images.
 ///
 /// # Errors
 /// Database errors.
 pub async fn find_variant(
     db: &impl ConnectionTrait,
+    tenant: Uuid,
     image_id: Uuid,
     preset: &str,
 ) -> Result<Option<variants::Model>, DbErr> {
     variants::Entity::find()
+        .inner_join(images::Entity)
+        .filter(images::Column::TenantId.eq(tenant))
         .filter(variants::Column::ImageId.eq(image_id))
         .filter(variants::Column::Preset.eq(preset))
         .order_by_desc(variants::Column::CreatedAt)

@@ -143,7 +143,7 @@ impl<'a> Jobs<'a> {
     /// image (whose variants a finished job changes).
     async fn moved(&self, job: Option<jobs::Model>) -> Option<jobs::Model> {
         if let Some(job) = &job {
-            self.cache.forget(&cache::job_entries(job.id, job.image_id)).await;
+            self.cache.forget(&cache::job_entries(job.tenant_id, job.id, job.image_id)).await;
         }
         job
     }

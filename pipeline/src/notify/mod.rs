@@ -40,7 +40,8 @@ pub struct ChatFilter(pub Vec<EventKind>);
 impl ChatFilter {
     /// Parses a comma-separated list such as `image.failed,replay.summary`.
     pub fn parse(list: &str) -> Self {
-        let kinds = [EventKind::ImageProcessed, EventKind::ImageFailed, EventKind::ReplaySummary];
+        let kinds =
+            [EventKind::ImageProcessed, EventKind::ImageFailed, EventKind::ReplaySummary, EventKind::ImageDeleted];
         Self(
             list.split(',')
                 .map(str::trim)

@@ -155,6 +155,7 @@ pub fn discord(event: &Event, base_url: Option<&str>) -> Value {
         EventKind::ImageProcessed => 0x2E_A0_43,
         EventKind::ImageFailed => 0xD1_24_2F,
         EventKind::ReplaySummary => 0x09_69_DA,
+        EventKind::ImageDeleted => 0x6E_77_81,
     };
     let fields: Vec<Value> = facts(event)
         .into_iter()
@@ -190,6 +191,7 @@ mod tests {
             event_id: Event::id_for(job, "failed"),
             job_id: Some(job),
             image_id: Uuid::parse_str("01a21762-4675-7492-b801-0ab6423643f6").ok(),
+            tenant_id: Some(entities::tenants::DEFAULT_TENANT),
             status: "failed".into(),
             variants: Vec::new(),
             error: Some(EventError { code: "truncated-image".into(), message: "the image data is truncated".into() }),

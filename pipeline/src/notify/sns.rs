@@ -45,6 +45,9 @@ impl SnsNotifier {
             ("status", string("String", event.status.clone())?),
             ("env", string("String", event.env.clone())?),
         ];
+        if let Some(tenant) = event.tenant_id {
+            attributes.push(("tenant_id", string("String", tenant.to_string())?));
+        }
         let presets = event.presets();
         if !presets.is_empty() {
             let array = serde_json::to_string(&presets).map_err(|e| NotifyError(e.to_string()))?;

@@ -299,6 +299,30 @@ def test_presigned_upload_is_signed_by_the_api_and_processed_under_least_privile
     assert_nothing_refused(services)
 
 
+def test_delete_erases_an_image_under_least_privilege(stack: Stack, services, events):
+    """DELETE /v1/images/{id} (s3:ListBucket under the image's prefixes, s3:DeleteObject on
+    originals/* and variants/*, sns:Publish of image.deleted) leaves no object of the image."""
+    answer = services.http.post(
+        f"{services.api_url}/v1/images",
+        data=ORIGINAL.read_bytes(),
+        headers={"Content-Type": "image/jpeg"},
+        timeout=30,
+    )
+    assert answer.status_code == 202, f"{answer.status_code} {answer.text}\n{services.tail()}"
+    job, _ = assert_processed(stack, services, events, answer.json()["id"])
+    image_id = job["image_id"]
+
+    deleted = services.http.delete(f"{services.api_url}/v1/images/{image_id}", timeout=30)
+
+    assert deleted.status_code == 204, f"{deleted.status_code} {deleted.text}\n{services.tail()}"
+    listed = stack.client("s3", "admin").list_objects_v2(Bucket=stack.bucket).get("Contents", [])
+    left = [o["Key"] for o in listed if image_id in o["Key"]]
+    assert left == [], f"objects of the deleted image remain: {left}\n{services.tail()}"
+    event = events.wait(lambda envelope, body: body["event"] == "image.deleted" and body["image_id"] == image_id)
+    assert event is not None, f"no image.deleted event\n{services.tail()}"
+    assert_nothing_refused(services)
+
+
 def test_api_can_abort_its_multipart_uploads(stack: Stack, services):
     """An upload over MAX_UPLOAD_BYTES (9 MiB here) that already started a multipart upload is
     answered 413, and the api aborts the multipart upload so no parts are left behind."""
@@ -379,7 +403,6 @@ DENIED = {
         "s3",
         lambda s: ("put_object", dict(Bucket=s.bucket, Key=f"uploads/{IMAGE}", Body=b"x")),
     ),
-    "worker deletes an original": ("worker", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"originals/{IMAGE}"))),
     "worker publishes to another topic": (
         "worker",
         "sns",
@@ -405,7 +428,8 @@ DENIED = {
     ),
     "worker mints itself a key": ("worker", "iam", lambda s: ("create_access_key", dict(UserName="worker"))),
     # The api: it enqueues and stores originals, and its admin endpoints redrive the DLQ and
-    # publish the run's summary; it does not consume jobs, purge, publish elsewhere or delete.
+    # publish the run's summary; it deletes an image's objects (DELETE /v1/images/{id}), but it
+    # does not consume jobs, purge, publish elsewhere or delete the bucket.
     "api receives from the job queue": (
         "api",
         "sqs",
@@ -425,11 +449,9 @@ DENIED = {
         lambda s: ("subscribe", dict(TopicArn=s.chat_topic_arn, Protocol="sqs", Endpoint=s.dlq_arn)),
     ),
     "api writes variants": ("api", "s3", lambda s: ("put_object", dict(Bucket=s.bucket, Key=f"variants/{IMAGE}/x.webp", Body=b"x"))),
-    "api deletes an original": ("api", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"originals/{IMAGE}"))),
     "api deletes the bucket": ("api", "s3", lambda s: ("delete_bucket", dict(Bucket=s.bucket))),
     # Presigned uploads: the api only signs PUTs to uploads/; what clients upload is the worker's.
     "api reads an upload": ("api", "s3", lambda s: ("get_object", dict(Bucket=s.bucket, Key=f"uploads/{IMAGE}"))),
-    "api deletes an upload": ("api", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"uploads/{IMAGE}"))),
 }
 
 
@@ -461,6 +483,26 @@ ALLOWED = {
         "worker",
         "kms",
         lambda s: ("generate_data_key", dict(KeyId=s.kms_key_arn, KeySpec="AES_256")),
+    ),
+    # Finishing an image deletion cut short, or discarding what a job stored for an image
+    # deleted while it ran.
+    "worker deletes a variant": (
+        "worker",
+        "s3",
+        lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"variants/{IMAGE}/x.webp")),
+    ),
+    "worker lists an image's variants": (
+        "worker",
+        "s3",
+        lambda s: ("list_objects_v2", dict(Bucket=s.bucket, Prefix=f"variants/{IMAGE}")),
+    ),
+    # DELETE /v1/images/{id}.
+    "api deletes an original": ("api", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"originals/{IMAGE}"))),
+    "api deletes a variant": ("api", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"variants/{IMAGE}/x.webp"))),
+    "api lists an image's original": (
+        "api",
+        "s3",
+        lambda s: ("list_objects_v2", dict(Bucket=s.bucket, Prefix=f"originals/{IMAGE}")),
     ),
     # After copying uploads/{job_id} to originals/{image_id}.
     "worker deletes a processed upload": (

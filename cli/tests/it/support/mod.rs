@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use api::Application;
+use entities::api_keys::Scope;
 use pipeline::event::Event;
+use pipeline::tenants::DEFAULT_TENANT;
 use pipeline::{Backends, Settings};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -33,6 +35,8 @@ pub fn base_settings(data_dir: &Path, database_url: String) -> Settings {
     // uploads 50 images does not pass or fail with the machine's speed.
     settings.rate_limit_per_second = 100_000;
     settings.rate_limit_burst = 100_000;
+    settings.tenant_rate_limit_per_second = 100_000;
+    settings.tenant_rate_limit_burst = 100_000;
     settings
 }
 
@@ -58,13 +62,11 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         let worker = worker::Worker::new(backends.clone(), settings).await.expect("worker starts");
-        let (_, client_key) = pipeline::api_keys::create(&backends.db, "tests", entities::api_keys::Scope::Client)
+        let (_, client_key) =
+            pipeline::api_keys::create(&backends.db, DEFAULT_TENANT, "tests", Scope::Client).await.expect("client key");
+        let (_, admin_key) = pipeline::api_keys::create(&backends.db, DEFAULT_TENANT, "tests (admin)", Scope::Admin)
             .await
-            .expect("client key");
-        let (_, admin_key) =
-            pipeline::api_keys::create(&backends.db, "tests (admin)", entities::api_keys::Scope::Admin)
-                .await
-                .expect("admin key");
+            .expect("admin key");
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {client_key}").parse().expect("header value"));
         let http = reqwest::Client::builder()
@@ -85,6 +87,7 @@ impl TestApp {
         let meta = pipeline::store::ObjectMeta { content_type: "image/jpeg".into(), cache_control: None };
         self.backends.store.put(&source_key, body.clone().into(), &meta).await.expect("store the original");
         let upload = pipeline::jobs::NewUpload {
+            tenant_id: pipeline::tenants::DEFAULT_TENANT,
             image_id,
             job_id,
             sha256: String::new(),

@@ -20,6 +20,19 @@
       "Resource": ["${bucket_arn}/variants/*", "${bucket_arn}/originals/*"]
     },
     {
+      "Sid": "DeleteImages",
+      "Effect": "Allow",
+      "Action": ["s3:DeleteObject"],
+      "Resource": ["${bucket_arn}/originals/*", "${bucket_arn}/variants/*", "${bucket_arn}/uploads/*"]
+    },
+    {
+      "Sid": "FindAnImagesObjects",
+      "Effect": "Allow",
+      "Action": ["s3:ListBucket"],
+      "Resource": ["${bucket_arn}"],
+      "Condition": {"StringLike": {"s3:prefix": ["originals/*", "variants/*", "uploads/*"]}}
+    },
+    {
       "Sid": "EnqueueJobs",
       "Effect": "Allow",
       "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes"],

@@ -1,0 +1,32 @@
+//! `tenants`: who owns images, jobs and API keys.
+
+use sea_orm::entity::prelude::*;
+use serde::Serialize;
+
+/// The tenant that rows made before tenants existed belong to, and that the
+/// bootstrap `ADMIN_API_KEY`, anonymous callers (auth off) and uploads made
+/// straight to the bucket act for. The tenants migration creates it.
+pub const DEFAULT_TENANT: Uuid = Uuid::from_u128(0x019a_e9c0_0000_7000_8000_0000_0000_0001);
+
+/// The default tenant's name.
+pub const DEFAULT_TENANT_NAME: &str = "default";
+
+/// A tenant: one app or customer sharing the deployment.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[sea_orm(table_name = "tenants")]
+pub struct Model {
+    /// The tenant's id.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// Unique; what operators and `?tenant=` name it by.
+    #[sea_orm(unique)]
+    pub name: String,
+    /// When it was created.
+    pub created_at: DateTimeUtc,
+}
+
+/// Rows point at their tenant by id; no relation is declared.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,199 @@
+//! Deleting an image: its original, any staged upload, every variant of every
+//! preset version, its jobs, its rows and its cache entries, then one
+//! `image.deleted` event.
+//!
+//! The rows go first, in one transaction that also writes the audit record
+//! ([`entities::deletions`]). From then on no reader finds the image, and a
+//! worker still processing one of its jobs can no longer record it: its
+//! `succeed` finds no job, and the worker removes what it wrote (see
+//! `worker::job`). The objects go next, found by their keys' prefixes rather
+//! than by the rows, so a variant stored a moment before the transaction is
+//! found as well. A deletion cut short (the store went away) stays pending
+//! in its record: a repeated `DELETE` or the worker's sweep finishes it.
+
+use chrono::Utc;
+use entities::{deletions, images, job_audit, jobs, variants};
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::backends::Backends;
+use crate::event::Event;
+use crate::store::StoreError;
+use crate::{cache, keys};
+
+/// Why a deletion did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    /// The database failed; nothing was deleted.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    /// The store failed after the rows were gone; the deletion is pending
+    /// and finishes on a retry or the worker's sweep.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Deletes one of a tenant's images and everything about it. Returns the
+/// audit record, or `None` when the tenant has no such image (another
+/// tenant's image is `None` too). An image whose deletion was cut short is
+/// finished and returned again.
+///
+/// # Errors
+/// The database (nothing deleted) or the store (rows gone, objects pending).
+pub async fn delete_image(
+    backends: &Backends,
+    tenant: Uuid,
+    image_id: Uuid,
+    requested_by: Option<Uuid>,
+    env: &str,
+) -> Result<Option<deletions::Model>, DeleteError> {
+    let record = match delete_rows(&backends.db, tenant, image_id, requested_by).await? {
+        Some(record) => record,
+        None => match pending(&backends.db, tenant, image_id).await? {
+            Some(record) => record,
+            None => return Ok(None),
+        },
+    };
+    finish(backends, record, env).await.map(Some)
+}
+
+/// Finishes the deletions cut short more than `grace` ago (at most `limit`
+/// of them). Returns how many it finished.
+///
+/// # Errors
+/// Database errors; a store that fails leaves that deletion for the next sweep.
+pub async fn finish_pending(
+    backends: &Backends,
+    grace: chrono::TimeDelta,
+    limit: u64,
+    env: &str,
+) -> Result<usize, DbErr> {
+    let stale = deletions::Entity::find()
+        .filter(deletions::Column::CompletedAt.is_null())
+        .filter(deletions::Column::RequestedAt.lt(Utc::now() - grace))
+        .order_by_asc(deletions::Column::RequestedAt)
+        .limit(limit)
+        .all(&backends.db)
+        .await?;
+    let mut finished = 0;
+    for record in stale {
+        let image_id = record.image_id;
+        match finish(backends, record, env).await {
+            Ok(_) => finished += 1,
+            Err(err) => tracing::warn!(%image_id, error = %err, "deletion still pending"),
+        }
+    }
+    Ok(finished)
+}
+
+/// The keys whose trees hold everything stored for an image.
+pub fn object_trees(image_id: Uuid, job_ids: &[Uuid]) -> Vec<String> {
+    let mut trees = vec![keys::original(image_id), format!("{}{image_id}", keys::VARIANTS_PREFIX)];
+    trees.extend(job_ids.iter().map(|job| format!("{}{job}", keys::UPLOADS_PREFIX)));
+    trees
+}
+
+fn job_ids(record: &deletions::Model) -> Vec<Uuid> {
+    record.job_ids.split(',').filter_map(|id| Uuid::parse_str(id).ok()).collect()
+}
+
+/// Removes the rows of one of a tenant's images and records the deletion,
+/// in one transaction. `None`: the tenant has no such image.
+async fn delete_rows(
+    db: &DatabaseConnection,
+    tenant: Uuid,
+    image_id: Uuid,
+    requested_by: Option<Uuid>,
+) -> Result<Option<deletions::Model>, DbErr> {
+    let txn = db.begin().await?;
+    let image = images::Entity::find_by_id(image_id).filter(images::Column::TenantId.eq(tenant)).one(&txn).await?;
+    if image.is_none() {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let job_ids: Vec<Uuid> = jobs::Entity::find()
+        .select_only()
+        .column(jobs::Column::Id)
+        .filter(jobs::Column::ImageId.eq(image_id))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    variants::Entity::delete_many().filter(variants::Column::ImageId.eq(image_id)).exec(&txn).await?;
+    job_audit::Entity::delete_many().filter(job_audit::Column::JobId.is_in(job_ids.clone())).exec(&txn).await?;
+    jobs::Entity::delete_many().filter(jobs::Column::ImageId.eq(image_id)).exec(&txn).await?;
+    images::Entity::delete_by_id(image_id).exec(&txn).await?;
+    let record = deletions::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant),
+        image_id: Set(image_id),
+        job_ids: Set(job_ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",")),
+        requested_by: Set(requested_by),
+        requested_at: Set(Utc::now()),
+        completed_at: Set(None),
+    };
+    // Two concurrent deletions of one image: the second finds the first's
+    // record (image ids are unique there) and leaves the work to it.
+    let record = match deletions::Entity::insert(record).exec_with_returning(&txn).await {
+        Ok(record) => record,
+        Err(err) if crate::jobs::is_unique_violation(&err) => {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        Err(err) => return Err(err),
+    };
+    txn.commit().await?;
+    Ok(Some(record))
+}
+
+/// A deletion of one of the tenant's images that was cut short.
+async fn pending(db: &DatabaseConnection, tenant: Uuid, image_id: Uuid) -> Result<Option<deletions::Model>, DbErr> {
+    deletions::Entity::find()
+        .filter(deletions::Column::TenantId.eq(tenant))
+        .filter(deletions::Column::ImageId.eq(image_id))
+        .filter(deletions::Column::CompletedAt.is_null())
+        .one(db)
+        .await
+}
+
+/// Forgets the cache entries, deletes the objects, completes the record and
+/// announces the deletion.
+async fn finish(backends: &Backends, record: deletions::Model, env: &str) -> Result<deletions::Model, DeleteError> {
+    let jobs = job_ids(&record);
+    let mut entries = vec![cache::image_key(record.tenant_id, record.image_id)];
+    entries.extend(jobs.iter().map(|job| cache::job_key(record.tenant_id, *job)));
+    backends.cache.forget(&entries).await;
+    let mut removed = 0;
+    for tree in object_trees(record.image_id, &jobs) {
+        removed += backends.store.delete_tree(&tree).await?;
+    }
+    let completed_at = Utc::now();
+    deletions::Entity::update_many()
+        .col_expr(deletions::Column::CompletedAt, Expr::value(completed_at))
+        .filter(deletions::Column::Id.eq(record.id))
+        .exec(&backends.db)
+        .await?;
+    tracing::info!(image_id = %record.image_id, objects = removed, "image deleted");
+    let event = Event::image_deleted(record.tenant_id, record.image_id, completed_at, env.to_owned());
+    if let Err(err) = backends.notifier.publish(&event).await {
+        tracing::warn!(image_id = %record.image_id, error = %err, "the image.deleted event was not published");
+    }
+    Ok(deletions::Model { completed_at: Some(completed_at), ..record })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_images_trees_are_its_original_its_variants_and_its_staged_uploads() {
+        let (image, job) = (Uuid::now_v7(), Uuid::now_v7());
+        let trees = object_trees(image, &[job]);
+        assert_eq!(trees, vec![keys::original(image), format!("variants/{image}"), format!("uploads/{job}")]);
+        // Every variant key of the image lies in its tree.
+        assert!(keys::variant(image, "thumb", "1a2b3c4d", "webp").starts_with(&format!("{}/", trees[1])));
+    }
+}
