@@ -127,6 +127,7 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    state: SharedState,
 }
 
 impl Application {
@@ -164,7 +165,7 @@ impl Application {
             upload_url_ttl: Duration::from_secs(settings.upload_url_ttl_secs),
             upload_signer: presigned::UploadSigner::new(signing_key),
         });
-        Ok(Self { listener, router: router(state, Duration::from_secs(120)) })
+        Ok(Self { listener, router: router(state.clone(), Duration::from_secs(120)), state })
     }
 
     /// The address the API listens on.
@@ -196,6 +197,7 @@ impl Application {
         http.max_buf_size(READ_BUFFER_BYTES);
         let connections = hyper_util::server::graceful::GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
+        let sweeper = tokio::spawn(finish_deletions(self.state.clone()));
         loop {
             let stream = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -217,8 +219,29 @@ impl Application {
         }
         // No new connections; idle ones close, busy ones finish their request.
         drop(self.listener);
+        sweeper.abort();
         connections.shutdown().await;
         Ok(())
+    }
+}
+
+/// How often each API process looks for image deletions cut short.
+const DELETION_SWEEP_PERIOD: Duration = Duration::from_secs(60);
+
+/// Finishes, each minute, the image deletions that the store cut short over
+/// a minute ago. It runs in the API because the API's role is the one that
+/// may list and delete an image's objects; several API processes finishing
+/// the same deletion delete nothing twice and announce it under one event id.
+async fn finish_deletions(state: SharedState) {
+    let mut ticks = tokio::time::interval(DELETION_SWEEP_PERIOD);
+    loop {
+        ticks.tick().await;
+        let grace = chrono::TimeDelta::minutes(1);
+        match pipeline::deletion::finish_pending(&state.backends, grace, 100, &state.app_env).await {
+            Ok(0) => {}
+            Ok(finished) => tracing::info!(finished, "finished image deletions cut short"),
+            Err(err) => tracing::warn!(error = %err, "could not finish pending deletions"),
+        }
     }
 }
 

@@ -60,6 +60,16 @@ pub enum Tenants {
     },
     /// List tenants.
     List,
+    /// Erase a tenant: every image (original, variants, rows, cache entries;
+    /// each announced as image.deleted), then its keys, then the tenant.
+    /// Resumable: run it again after an interruption.
+    Delete {
+        /// The tenant's name.
+        name: String,
+        /// Only count what would be erased.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 pub async fn tenants(settings: Settings, command: Tenants) -> anyhow::Result<()> {
@@ -69,6 +79,18 @@ pub async fn tenants(settings: Settings, command: Tenants) -> anyhow::Result<()>
             let tenant = pipeline::tenants::create(&db, &name).await?;
             eprintln!("created tenant {:?} ({})", tenant.name, tenant.id);
             println!("{}", tenant.id);
+        }
+        Tenants::Delete { name, dry_run } => {
+            let tenant = pipeline::tenants::find_by_name(&db, &name)
+                .await?
+                .with_context(|| format!("no tenant is named {name:?}"))?;
+            let backends = pipeline::Backends::connect(&settings).await.context("failed to connect the backends")?;
+            let bar = crate::ops::Bar::new();
+            let erased = pipeline::deletion::erase_tenant(&backends, &tenant, dry_run, &bar, &settings.app_env).await;
+            bar.0.finish_and_clear();
+            let erased = erased?;
+            let verb = if erased.dry_run { "would erase" } else { "erased" };
+            println!("{verb} tenant {name:?}: {} image(s), {} key(s)", erased.images, erased.keys);
         }
         Tenants::List => {
             println!("{:<36}  {:<20}  name", "id", "created");

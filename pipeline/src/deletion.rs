@@ -5,23 +5,27 @@
 //! The rows go first, in one transaction that also writes the audit record
 //! ([`entities::deletions`]). From then on no reader finds the image, and a
 //! worker still processing one of its jobs can no longer record it: its
-//! `succeed` finds no job, and the worker removes what it wrote (see
-//! `worker::job`). The objects go next, found by their keys' prefixes rather
-//! than by the rows, so a variant stored a moment before the transaction is
-//! found as well. A deletion cut short (the store went away) stays pending
-//! in its record: a repeated `DELETE` or the worker's sweep finishes it.
+//! `succeed` finds no job, and the worker deletes the variants it wrote, by
+//! key (`worker::job`). The objects go next, found by their keys' prefixes
+//! rather than by the rows, so a variant stored a moment before the
+//! transaction is found as well. A deletion cut short (the store went away) stays pending
+//! in its record: a repeated `DELETE` or the API's sweep finishes it.
+//!
+//! [`erase_tenant`] deletes a whole tenant the same way, image by image.
 
 use chrono::Utc;
-use entities::{deletions, images, job_audit, jobs, variants};
+use entities::{api_keys, deletions, images, job_audit, jobs, tenants, variants};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
 use crate::backends::Backends;
 use crate::event::Event;
+use crate::replay::Progress;
 use crate::store::StoreError;
 use crate::{cache, keys};
 
@@ -32,7 +36,7 @@ pub enum DeleteError {
     #[error(transparent)]
     Db(#[from] DbErr),
     /// The store failed after the rows were gone; the deletion is pending
-    /// and finishes on a retry or the worker's sweep.
+    /// and finishes on a retry or the API's sweep.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -88,6 +92,96 @@ pub async fn finish_pending(
         }
     }
     Ok(finished)
+}
+
+/// What erasing a tenant found (`dry_run`) or removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Erasure {
+    /// Images deleted, with everything stored and recorded about them.
+    pub images: u64,
+    /// API keys deleted.
+    pub keys: u64,
+    /// Whether this was only a count.
+    pub dry_run: bool,
+}
+
+/// Why a tenant could not be erased.
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    /// The default tenant holds the bootstrap key's and anonymous uploads.
+    #[error("the default tenant cannot be erased")]
+    DefaultTenant,
+    /// An image's deletion failed; run the erasure again to go on from there.
+    #[error(transparent)]
+    Delete(#[from] DeleteError),
+}
+
+impl From<DbErr> for EraseError {
+    fn from(err: DbErr) -> Self {
+        Self::Delete(err.into())
+    }
+}
+
+/// Erases a tenant: every image (as [`delete_image`] does, one at a time,
+/// each announced), then its keys, then the tenant itself. It is resumable:
+/// each image is gone once deleted, so a run cut short is simply run again.
+/// With `dry_run` it only counts.
+///
+/// # Errors
+/// The default tenant, or a failed deletion (what was deleted stays deleted).
+pub async fn erase_tenant(
+    backends: &Backends,
+    tenant: &tenants::Model,
+    dry_run: bool,
+    progress: &dyn Progress,
+    env: &str,
+) -> Result<Erasure, EraseError> {
+    if tenant.id == tenants::DEFAULT_TENANT {
+        return Err(EraseError::DefaultTenant);
+    }
+    let db = &backends.db;
+    let owned = images::Entity::find().filter(images::Column::TenantId.eq(tenant.id));
+    let keys = api_keys::Entity::find().filter(api_keys::Column::TenantId.eq(tenant.id));
+    let (image_count, key_count) = (owned.clone().count(db).await?, keys.count(db).await?);
+    progress.total(image_count);
+    if dry_run {
+        return Ok(Erasure { images: image_count, keys: key_count, dry_run });
+    }
+    // Keys first, so that no new upload starts for the tenant (an API
+    // process may remember a key for up to 30 s, as after a revocation).
+    let mut erased = Erasure {
+        keys: api_keys::Entity::delete_many()
+            .filter(api_keys::Column::TenantId.eq(tenant.id))
+            .exec(db)
+            .await?
+            .rows_affected,
+        ..Erasure::default()
+    };
+    loop {
+        let page: Vec<Uuid> =
+            owned.clone().select_only().column(images::Column::Id).limit(100).into_tuple().all(db).await?;
+        if page.is_empty() {
+            break;
+        }
+        for image_id in page {
+            if delete_image(backends, tenant.id, image_id, None, env).await?.is_some() {
+                erased.images += 1;
+            }
+            progress.advance(1);
+        }
+    }
+    // Deletions of this tenant's images cut short by an earlier run.
+    let cut_short = deletions::Entity::find()
+        .filter(deletions::Column::TenantId.eq(tenant.id))
+        .filter(deletions::Column::CompletedAt.is_null())
+        .all(db)
+        .await?;
+    for record in cut_short {
+        finish(backends, record, env).await?;
+    }
+    tenants::Entity::delete_by_id(tenant.id).exec(db).await?;
+    tracing::info!(tenant = %tenant.name, images = erased.images, keys = erased.keys, "tenant erased");
+    Ok(erased)
 }
 
 /// The keys whose trees hold everything stored for an image.

@@ -77,19 +77,6 @@ impl Worker {
         Ok(JobMessage::for_job(&job))
     }
 
-    /// Finishes image deletions cut short over a minute ago (the store went
-    /// away after their rows were gone). Returns how many it finished.
-    pub async fn finish_deletions(&self) -> usize {
-        let grace = chrono::TimeDelta::minutes(1);
-        match pipeline::deletion::finish_pending(&self.inner.backends, grace, 100, &self.inner.app_env).await {
-            Ok(finished) => finished,
-            Err(err) => {
-                tracing::warn!(error = %err, "could not finish pending deletions");
-                0
-            }
-        }
-    }
-
     /// Fails the jobs whose presigned upload never came (their URL expired
     /// over a minute ago) and announces each. Returns how many it failed.
     pub async fn expire_uploads(&self) -> usize {

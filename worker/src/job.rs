@@ -329,28 +329,29 @@ impl Worker {
             height: i32::try_from(source.height).unwrap_or(i32::MAX),
             sha256,
         };
+        let written: Vec<String> = new_variants.iter().map(|v| v.object_key.clone()).collect();
         let moved = self.inner.backends.jobs().succeed(job.id, facts, new_variants).await?;
         metrics.stage(Stage::Db, started.elapsed());
         if moved.is_none() {
-            self.discard_if_deleted(job).await?;
+            self.discard_if_deleted(job, &written).await?;
         }
         Ok(moved)
     }
 
     /// A job that could not be recorded may belong to an image deleted while
-    /// it ran: then what it stored must not outlive the deletion, which has
-    /// already listed the image's objects. (Otherwise a concurrent delivery
-    /// recorded the job, and its variants are those same objects.)
-    async fn discard_if_deleted(&self, job: &jobs::Model) -> Result<(), Failure> {
+    /// it ran: then the variants it stored (`written`) must not outlive the
+    /// deletion, which may have listed the image's objects before they
+    /// landed. (Otherwise a concurrent delivery recorded the job, and its
+    /// variants are those same objects.)
+    async fn discard_if_deleted(&self, job: &jobs::Model, written: &[String]) -> Result<(), Failure> {
         let backends = &self.inner.backends;
         if repo::image_exists(&backends.db, job.image_id).await? {
             return Ok(());
         }
-        let mut removed = 0;
-        for tree in pipeline::deletion::object_trees(job.image_id, &[job.id]) {
-            removed += backends.store.delete_tree(&tree).await?;
+        for key in written {
+            backends.store.delete(key).await?;
         }
-        tracing::info!(image_id = %job.image_id, objects = removed, "image deleted while its job ran; discarded its objects");
+        tracing::info!(image_id = %job.image_id, objects = written.len(), "image deleted while its job ran; discarded its variants");
         Ok(())
     }
 

@@ -175,7 +175,6 @@ impl Worker {
                 loop {
                     ticks.tick().await;
                     worker.expire_uploads().await;
-                    worker.finish_deletions().await;
                 }
             }
         });

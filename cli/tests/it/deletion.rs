@@ -211,3 +211,72 @@ async fn embedded_a_job_in_flight_does_not_bring_a_deleted_image_back() {
 async fn aws_a_job_in_flight_does_not_bring_a_deleted_image_back() {
     a_job_in_flight_does_not_bring_a_deleted_image_back(aws().await).await;
 }
+
+/// Erases a tenant with the store failing part-way, then again: the second
+/// run finishes, and nothing of the tenant is left while the other tenant's
+/// image is untouched.
+async fn an_erased_tenant_leaves_nothing_behind_even_when_cut_short(
+    (settings, objects, _sink, _dir): (Settings, Objects, Option<WebhookSink>, TempDir),
+) {
+    // Arrange: acme has two processed images and a key; the default tenant one image.
+    let app = TestApp::spawn(&settings).await;
+    let db = &app.backends.db;
+    let acme = pipeline::tenants::create(db, "acme").await.expect("tenant");
+    let (_, acme_key) =
+        pipeline::api_keys::create(db, acme.id, "acme", entities::api_keys::Scope::Client).await.expect("key");
+    let mut acme_images = Vec::new();
+    for _ in 0..2 {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/images", app.address))
+            .bearer_auth(&acme_key)
+            .header("content-type", "image/png")
+            .body(std::fs::read(crate::support::testdata("dice_rgba.png")).expect("testdata"))
+            .send()
+            .await
+            .expect("upload");
+        let job: serde_json::Value = response.json().await.expect("json");
+        acme_images.push(job["image_id"].as_str().and_then(|s| s.parse::<Uuid>().ok()).expect("image id"));
+    }
+    let (_, kept) = upload(&app).await;
+    app.worker.drain().await.expect("drain");
+    let mut flaky = app.backends.clone();
+    let store = FlakyStore::new(flaky.store.clone(), 0, false);
+    // The first image's three trees go, then the store fails.
+    store.deletes_allowed.store(4, std::sync::atomic::Ordering::SeqCst);
+    flaky.store = Arc::new(store);
+    let env = "test";
+
+    // Act
+    let dry = pipeline::deletion::erase_tenant(&app.backends, &acme, true, &pipeline::replay::Silent, env).await;
+    let cut_short = pipeline::deletion::erase_tenant(&flaky, &acme, false, &pipeline::replay::Silent, env).await;
+    let resumed = pipeline::deletion::erase_tenant(&app.backends, &acme, false, &pipeline::replay::Silent, env).await;
+
+    // Assert
+    let dry = dry.expect("dry run");
+    assert_eq!((dry.images, dry.keys, dry.dry_run), (2, 1, true));
+    assert!(cut_short.is_err(), "the failing store stops the first run");
+    let resumed = resumed.expect("the second run finishes");
+    assert_eq!(resumed.keys, 0, "the first run deleted the key before any image");
+    for image in acme_images {
+        assert_eq!(objects.of(image).await, BTreeSet::new(), "nothing of {image} is left");
+        assert_eq!(rows_of(&app, image).await, 0, "no row of {image} is left");
+    }
+    assert!(pipeline::tenants::find_by_name(db, "acme").await.expect("query").is_none(), "the tenant is gone");
+    // (The API remembers a key lookup for 30 s, as for a revoked key.)
+    assert!(pipeline::api_keys::find_live(db, &acme_key).await.expect("query").is_none(), "its key is gone");
+    assert!(rows_of(&app, kept).await > 0, "the other tenant's image is untouched");
+    assert!(!objects.of(kept).await.is_empty());
+    let default = pipeline::tenants::find_by_name(db, "default").await.expect("query").expect("default tenant");
+    let refused = pipeline::deletion::erase_tenant(&app.backends, &default, false, &pipeline::replay::Silent, env);
+    assert!(matches!(refused.await, Err(pipeline::deletion::EraseError::DefaultTenant)));
+}
+
+#[tokio::test]
+async fn embedded_an_erased_tenant_leaves_nothing_behind_even_when_cut_short() {
+    an_erased_tenant_leaves_nothing_behind_even_when_cut_short(embedded().await).await;
+}
+
+#[tokio::test]
+async fn aws_an_erased_tenant_leaves_nothing_behind_even_when_cut_short() {
+    an_erased_tenant_leaves_nothing_behind_even_when_cut_short(aws().await).await;
+}

@@ -160,6 +160,14 @@ impl BlobStore for FsBlobStore {
         copied
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match tokio::fs::remove_file(self.path_of(key)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
     async fn delete_tree(&self, key: &str) -> Result<u64, StoreError> {
         let path = self.path_of(key.trim_end_matches('/'))?;
         let metadata = match tokio::fs::symlink_metadata(&path).await {
@@ -233,6 +241,9 @@ mod tests {
         assert_eq!(store.delete_tree("variants/a/").await.expect("delete"), 2);
         assert_eq!(store.delete_tree("originals/a").await.expect("delete"), 1);
         assert_eq!(store.delete_tree("variants/a/").await.expect("again"), 0, "a second delete finds nothing");
+        store.delete("variants/ab/thumb-1.webp").await.expect("delete one");
+        store.delete("variants/ab/thumb-1.webp").await.expect("deleting a missing object is no error");
+        store.put("variants/ab/thumb-1.webp", Bytes::from_static(b"x"), &meta).await.expect("put");
         assert!(store.get("variants/ab/thumb-1.webp").await.is_ok(), "a sibling with the same prefix stays");
         assert!(matches!(store.delete_tree("../x").await, Err(StoreError::InvalidKey(_))));
     }

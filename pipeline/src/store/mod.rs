@@ -91,6 +91,9 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Copies an object inside the store, replacing any object at `to`.
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError>;
 
+    /// Deletes the object at `key`, if there is one; needs no listing.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
     /// Deletes the object at `key` and every object under `key/`, and
     /// returns how many it deleted. Deleting what is not there is not an
     /// error, so a delete cut short can simply be run again.

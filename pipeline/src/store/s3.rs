@@ -287,6 +287,12 @@ impl BlobStore for S3BlobStore {
     }
 
     #[tracing::instrument(skip_all, fields(key))]
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(key))]
     async fn delete_tree(&self, key: &str) -> Result<u64, StoreError> {
         let key = key.trim_end_matches('/');
         let below = format!("{key}/");

@@ -270,7 +270,7 @@ def services(service_env, stack):
 
 class EventLog:
     """Everything the event topic delivered to its SQS subscriber: job events by job id, and
-    replay summaries (which have no job) in order."""
+    the events without a job (replay summaries, image deletions) in order."""
 
     def __init__(self, stack: Stack):
         self.sqs = stack.client("sqs", "admin")
@@ -281,7 +281,7 @@ class EventLog:
     def _keep(self, envelope: dict, body) -> None:
         if isinstance(body, dict) and body.get("job_id"):  # the tests' own publishes carry none
             self.events[body["job_id"]] = (envelope, body)
-        elif isinstance(body, dict) and body.get("event") == "replay.summary":
+        elif isinstance(body, dict) and body.get("event") in ("replay.summary", "image.deleted"):
             self.summaries.append((envelope, body))
 
     def _candidates(self) -> list[tuple[dict, dict]]:

@@ -392,6 +392,7 @@ IMAGE = "0190aaaa-0000-7000-8000-000000000000"
 DENIED = {
     # The worker: no bucket administration, nothing outside its prefixes, no other topic or key.
     "worker deletes the bucket": ("worker", "s3", lambda s: ("delete_bucket", dict(Bucket=s.bucket))),
+    "worker deletes an original": ("worker", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"originals/{IMAGE}"))),
     "worker rewrites the bucket policy": (
         "worker",
         "s3",
@@ -484,17 +485,12 @@ ALLOWED = {
         "kms",
         lambda s: ("generate_data_key", dict(KeyId=s.kms_key_arn, KeySpec="AES_256")),
     ),
-    # Finishing an image deletion cut short, or discarding what a job stored for an image
-    # deleted while it ran.
+    # Discarding the variants a job stored for an image deleted while it ran (by key: the
+    # worker lists nothing).
     "worker deletes a variant": (
         "worker",
         "s3",
         lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"variants/{IMAGE}/x.webp")),
-    ),
-    "worker lists an image's variants": (
-        "worker",
-        "s3",
-        lambda s: ("list_objects_v2", dict(Bucket=s.bucket, Prefix=f"variants/{IMAGE}")),
     ),
     # DELETE /v1/images/{id}.
     "api deletes an original": ("api", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"originals/{IMAGE}"))),

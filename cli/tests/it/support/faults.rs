@@ -22,6 +22,8 @@ pub struct FlakyStore {
     pub read_delay: Duration,
     pub puts_attempted: AtomicU32,
     pub put_gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// Deletes of trees fail once this many have gone through.
+    pub deletes_allowed: AtomicU32,
 }
 
 impl FlakyStore {
@@ -34,6 +36,7 @@ impl FlakyStore {
             read_delay: Duration::ZERO,
             puts_attempted: AtomicU32::new(0),
             put_gate: None,
+            deletes_allowed: AtomicU32::new(u32::MAX),
         }
     }
 }
@@ -84,7 +87,14 @@ impl BlobStore for FlakyStore {
         self.inner.copy(from, to).await
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+
     async fn delete_tree(&self, key: &str) -> Result<u64, StoreError> {
+        if !take_one(&self.deletes_allowed) {
+            return Err(injected());
+        }
         self.inner.delete_tree(key).await
     }
 

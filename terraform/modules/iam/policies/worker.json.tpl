@@ -20,17 +20,10 @@
       "Resource": ["${ecs_tasks_arn}"]
     },
     {
-      "Sid": "DeleteProcessedUploadsAndFinishImageDeletions",
+      "Sid": "DeleteProcessedUploadsAndVariantsOfDeletedImages",
       "Effect": "Allow",
       "Action": ["s3:DeleteObject"],
-      "Resource": ["${bucket_arn}/uploads/*", "${bucket_arn}/originals/*", "${bucket_arn}/variants/*"]
-    },
-    {
-      "Sid": "FindADeletedImagesObjects",
-      "Effect": "Allow",
-      "Action": ["s3:ListBucket"],
-      "Resource": ["${bucket_arn}"],
-      "Condition": {"StringLike": {"s3:prefix": ["originals/*", "variants/*", "uploads/*"]}}
+      "Resource": ["${bucket_arn}/uploads/*", "${bucket_arn}/variants/*"]
     },
     {
       "Sid": "ConsumeJobs",
