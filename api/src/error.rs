@@ -28,6 +28,9 @@ pub enum ApiError {
     /// 429: the key is over its rate; retry after this many seconds.
     #[error("too many requests for this key; retry in {0} s")]
     RateLimited(u64),
+    /// 429: the tenant is over a quota (with when to retry, if waiting helps).
+    #[error("{0}")]
+    QuotaExceeded(pipeline::quota::Refusal),
     /// 409: the request conflicts with how the service is set up.
     #[error("{0}")]
     Conflict(String),
@@ -80,7 +83,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::UploadRejected(_) => StatusCode::FORBIDDEN,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -100,6 +103,7 @@ impl ApiError {
             Self::UploadRejected(_) => "upload-rejected",
             Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::RateLimited(_) => "rate-limited",
+            Self::QuotaExceeded(_) => "quota-exceeded",
             Self::Conflict(_) => "conflict",
             Self::Unprocessable(_) => "unprocessable",
             Self::NotFound(_) => "not-found",
@@ -130,6 +134,9 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let retry_after = match &self {
             Self::RateLimited(secs) => Some(*secs),
+            Self::QuotaExceeded(pipeline::quota::Refusal::UploadsPerDay { retry_after_secs, .. }) => {
+                Some(*retry_after_secs)
+            }
             Self::Unavailable(_) => Some(1),
             _ => None,
         };

@@ -18,7 +18,8 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::intake::{
-    Sink, earlier_job, enqueue, idempotency_key, mark_replayed, record_idempotent, replayed, stream_image,
+    Sink, charge_quota, earlier_job, enqueue, idempotency_key, mark_replayed, record_idempotent, refund_quota,
+    replayed, stream_image,
 };
 use crate::meter::Meter;
 use crate::read_cache::{IMAGE_TTL, read_through};
@@ -74,6 +75,14 @@ pub(crate) async fn create_image(
     stream_image(request, &meter, limit, Sink::Store(state.backends.store.as_ref(), &source_key)).await?;
 
     let (bytes, sha256) = meter.finish();
+    let size = i64::try_from(bytes).unwrap_or(i64::MAX);
+    let charged_at = match charge_quota(&state, principal.tenant, size).await {
+        Ok(at) => at,
+        Err(refused) => {
+            discard_original(&state, &source_key).await;
+            return Err(refused);
+        }
+    };
     let upload = NewUpload {
         tenant_id: principal.tenant,
         image_id,
@@ -85,8 +94,17 @@ pub(crate) async fn create_image(
         api_key_id: principal.key_id,
         awaiting_upload: false,
     };
-    let (job, replay) = record_idempotent(&state, upload, &sha256).await?;
+    let (job, replay) = match record_idempotent(&state, upload, &sha256).await {
+        Ok(recorded) => recorded,
+        Err(err) => {
+            refund_quota(&state, principal.tenant, size, charged_at).await;
+            return Err(err);
+        }
+    };
     if replay {
+        // A concurrent request with the same key made the job; these bytes are not kept.
+        refund_quota(&state, principal.tenant, size, charged_at).await;
+        discard_original(&state, &source_key).await;
         return Ok(accepted(job, true));
     }
     enqueue(&state, &job).await?;
@@ -95,6 +113,13 @@ pub(crate) async fn create_image(
 }
 
 /// `202 Accepted` with the job and its address.
+/// Removes an original this request stored but will not keep.
+async fn discard_original(state: &SharedState, key: &str) {
+    if let Err(err) = state.backends.store.delete(key).await {
+        tracing::warn!(%key, error = %err, "could not remove an upload that was not kept");
+    }
+}
+
 fn accepted(job: jobs::Model, replay: bool) -> Response {
     let location = HeaderValue::from_str(&Links::relative().job(job.id)).unwrap_or(HeaderValue::from_static("/"));
     let response = (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(JobView::from(job))).into_response();

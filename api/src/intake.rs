@@ -4,11 +4,13 @@
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 use entities::jobs;
 use futures::StreamExt;
 use pipeline::jobs::{self as repo, NewUpload, Recorded, Transition};
 use pipeline::message::JobMessage;
 use pipeline::store::{BlobStore, ByteStream, ObjectMeta, StoreError};
+use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Principal;
@@ -67,6 +69,22 @@ pub(crate) async fn record_idempotent(
             replayed(&job, fingerprint)?;
             Ok((job, true))
         }
+    }
+}
+
+/// Counts an upload of `bytes` against its tenant's quotas; a refusal is a
+/// `429 quota-exceeded`. Returns when it was counted, for [`refund_quota`].
+pub(crate) async fn charge_quota(state: &AppState, tenant: Uuid, bytes: i64) -> Result<DateTime<Utc>, ApiError> {
+    let now = Utc::now();
+    pipeline::quota::charge(&state.backends.db, tenant, bytes, now).await?.map_err(ApiError::QuotaExceeded)?;
+    Ok(now)
+}
+
+/// Takes back the charge of an upload that was not kept (a repeated
+/// request, or one that failed). A failure only leaves the count high.
+pub(crate) async fn refund_quota(state: &AppState, tenant: Uuid, bytes: i64, charged_at: DateTime<Utc>) {
+    if let Err(err) = pipeline::quota::refund(&state.backends.db, tenant, bytes, charged_at).await {
+        tracing::warn!(error = %err, "could not refund an upload's quota");
     }
 }
 

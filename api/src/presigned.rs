@@ -29,7 +29,8 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::intake::{
-    declared_length, earlier_job, enqueue, idempotency_key, mark_replayed, record_idempotent, replayed, upload_outcome,
+    charge_quota, declared_length, earlier_job, enqueue, idempotency_key, mark_replayed, record_idempotent,
+    refund_quota, replayed, upload_outcome,
 };
 use crate::meter::Meter;
 use crate::responses::{
@@ -113,6 +114,8 @@ pub(crate) async fn create_upload(
     }
 
     let (image_id, job_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let size = i64::try_from(request.content_length).unwrap_or(i64::MAX);
+    let charged_at = charge_quota(&state, principal.tenant, size).await?;
     let upload = NewUpload {
         tenant_id: principal.tenant,
         image_id,
@@ -125,8 +128,15 @@ pub(crate) async fn create_upload(
         api_key_id: principal.key_id,
         awaiting_upload: true,
     };
-    let (job, replay) = record_idempotent(&state, upload, &fingerprint).await?;
+    let (job, replay) = match record_idempotent(&state, upload, &fingerprint).await {
+        Ok(recorded) => recorded,
+        Err(err) => {
+            refund_quota(&state, principal.tenant, size, charged_at).await;
+            return Err(err);
+        }
+    };
     if replay {
+        refund_quota(&state, principal.tenant, size, charged_at).await;
         return ticket(&state, &headers, job, &content_type, request.content_length, true).await;
     }
     tracing::info!(%job_id, content_length = request.content_length, "presigned upload issued");

@@ -55,7 +55,7 @@ problems! {
         NotPossible("409", "Not possible with this setup", retry_after: false),
         KeyReused("422", "Idempotency-Key reused with a different request", retry_after: false),
         Unprocessable("422", "Names something that does not exist", retry_after: false),
-    RateLimited("429", "Rate limited", retry_after: true), Unavailable("503", "A backing service is unavailable", retry_after: true),
+    RateLimited("429", "Rate limited (`rate-limited`), or over a tenant quota (`quota-exceeded`)", retry_after: true), Unavailable("503", "A backing service is unavailable", retry_after: true),
 }
 
 /// What `?tenant=NAME` adds to any endpoint: a client key that names a

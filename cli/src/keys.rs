@@ -58,8 +58,20 @@ pub enum Tenants {
         /// The tenant's name.
         name: String,
     },
-    /// List tenants.
+    /// List tenants, with their quotas and what they use of them today.
     List,
+    /// Set a tenant's quotas; a quota left out is no limit. Past either,
+    /// uploads get 429 quota-exceeded.
+    SetQuota {
+        /// The tenant's name.
+        name: String,
+        /// Uploads it may start per UTC day.
+        #[arg(long)]
+        uploads_per_day: Option<i64>,
+        /// Bytes of originals and variants it may keep stored.
+        #[arg(long)]
+        max_bytes_stored: Option<i64>,
+    },
     /// Erase a tenant: every image (original, variants, rows, cache entries;
     /// each announced as image.deleted), then its keys, then the tenant.
     /// Resumable: run it again after an interruption.
@@ -92,14 +104,44 @@ pub async fn tenants(settings: Settings, command: Tenants) -> anyhow::Result<()>
             let verb = if erased.dry_run { "would erase" } else { "erased" };
             println!("{verb} tenant {name:?}: {} image(s), {} key(s)", erased.images, erased.keys);
         }
+        Tenants::SetQuota { name, uploads_per_day, max_bytes_stored } => {
+            let tenant = pipeline::tenants::find_by_name(&db, &name)
+                .await?
+                .with_context(|| format!("no tenant is named {name:?}"))?;
+            let limits = pipeline::quota::Limits { uploads_per_day, bytes_stored: max_bytes_stored };
+            pipeline::quota::set_limits(&db, tenant.id, limits).await?;
+            eprintln!("set the quotas of tenant {name:?}: {}", describe_limits(&limits));
+        }
         Tenants::List => {
-            println!("{:<36}  {:<20}  name", "id", "created");
+            let now = chrono::Utc::now();
+            println!(
+                "{:<36}  {:<20}  {:<24}  {:<28}  name",
+                "id", "created", "uploads today / quota", "bytes stored / quota"
+            );
             for tenant in pipeline::tenants::list(&db).await? {
-                println!("{:<36}  {:<20}  {}", tenant.id, tenant.created_at.format("%Y-%m-%d %H:%M:%S"), tenant.name);
+                let today = pipeline::quota::uploads_on(&db, tenant.id, now).await?;
+                let or_none = |limit: Option<i64>| limit.map_or_else(|| "-".to_owned(), |n| n.to_string());
+                println!(
+                    "{:<36}  {:<20}  {:<24}  {:<28}  {}",
+                    tenant.id,
+                    tenant.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    format!("{today} / {}", or_none(tenant.max_uploads_per_day)),
+                    format!("{} / {}", tenant.bytes_stored, or_none(tenant.max_bytes_stored)),
+                    tenant.name
+                );
             }
         }
     }
     Ok(())
+}
+
+fn describe_limits(limits: &pipeline::quota::Limits) -> String {
+    let or_unlimited = |limit: Option<i64>| limit.map_or_else(|| "no limit".to_owned(), |n| n.to_string());
+    format!(
+        "uploads per day {}, bytes stored {}",
+        or_unlimited(limits.uploads_per_day),
+        or_unlimited(limits.bytes_stored)
+    )
 }
 
 /// The database the settings name, migrated first when it is the embedded one.

@@ -13,7 +13,8 @@
 //! - [`queue_messages`]: the embedded backend's durable queue.
 //! - [`job_audit`]: what operators did to jobs (replays, redrives).
 //! - [`operator_cursors`]: where a resumable operator run stopped.
-//! - [`tenants`]: who owns images, jobs and keys.
+//! - [`tenants`]: who owns images, jobs and keys, with their quotas.
+//! - [`tenant_daily_uploads`]: uploads per tenant and day, for the quota.
 //! - [`prelude`]: the entities under short names.
 
 pub mod api_keys;
@@ -24,5 +25,6 @@ pub mod jobs;
 pub mod operator_cursors;
 pub mod prelude;
 pub mod queue_messages;
+pub mod tenant_daily_uploads;
 pub mod tenants;
 pub mod variants;

@@ -23,6 +23,12 @@ pub struct Model {
     pub name: String,
     /// When it was created.
     pub created_at: DateTimeUtc,
+    /// Uploads it may start per UTC day; `None`: no limit.
+    pub max_uploads_per_day: Option<i64>,
+    /// Bytes (originals and variants) it may keep stored; `None`: no limit.
+    pub max_bytes_stored: Option<i64>,
+    /// Bytes of originals and variants it has stored now.
+    pub bytes_stored: i64,
 }
 
 /// Rows point at their tenant by id; no relation is declared.

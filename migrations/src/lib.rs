@@ -19,6 +19,7 @@ mod m20261126_000005_replay;
 mod m20261126_000006_api_product;
 mod m20261204_000007_tenants;
 mod m20261204_000008_deletions;
+mod m20261204_000009_quotas;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_api_product::Migration),
             Box::new(m20261204_000007_tenants::Migration),
             Box::new(m20261204_000008_deletions::Migration),
+            Box::new(m20261204_000009_quotas::Migration),
         ]
     }
 }

@@ -204,11 +204,26 @@ async fn delete_rows(
     requested_by: Option<Uuid>,
 ) -> Result<Option<deletions::Model>, DbErr> {
     let txn = db.begin().await?;
+    // A write first (it changes nothing), so that on SQLite the transaction
+    // waits for the write lock before it reads, rather than fail with
+    // SQLITE_BUSY when a concurrent writer commits.
+    images::Entity::update_many()
+        .col_expr(images::Column::TenantId, Expr::col(images::Column::TenantId))
+        .filter(images::Column::Id.eq(image_id))
+        .exec(&txn)
+        .await?;
     let image = images::Entity::find_by_id(image_id).filter(images::Column::TenantId.eq(tenant)).one(&txn).await?;
-    if image.is_none() {
+    let Some(image) = image else {
         txn.rollback().await?;
         return Ok(None);
-    }
+    };
+    let variant_bytes: i64 = variants::Entity::find()
+        .filter(variants::Column::ImageId.eq(image_id))
+        .all(&txn)
+        .await?
+        .iter()
+        .map(|v| v.bytes)
+        .sum();
     let job_ids: Vec<Uuid> = jobs::Entity::find()
         .select_only()
         .column(jobs::Column::Id)
@@ -220,6 +235,7 @@ async fn delete_rows(
     job_audit::Entity::delete_many().filter(job_audit::Column::JobId.is_in(job_ids.clone())).exec(&txn).await?;
     jobs::Entity::delete_many().filter(jobs::Column::ImageId.eq(image_id)).exec(&txn).await?;
     images::Entity::delete_by_id(image_id).exec(&txn).await?;
+    crate::quota::add_bytes(tenant, -(image.bytes + variant_bytes)).exec(&txn).await?;
     let record = deletions::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant),

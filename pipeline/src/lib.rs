@@ -32,6 +32,7 @@
 //! - [`cache`]: the read-through cache and the keys the worker invalidates.
 //! - [`tls`]: the one TLS crypto provider every client uses.
 //! - [`tenants`]: who owns images, jobs and keys.
+//! - [`quota`]: per-tenant uploads per day and bytes stored, counted exactly.
 
 pub mod api_keys;
 pub mod backends;
@@ -45,6 +46,7 @@ pub mod links;
 pub mod message;
 pub mod notify;
 pub mod queue;
+pub mod quota;
 pub mod replay;
 pub mod settings;
 pub mod store;

@@ -37,7 +37,14 @@ pub async fn create(db: &DatabaseConnection, name: &str) -> Result<tenants::Mode
     if !valid_name(name) {
         return Err(CreateError::InvalidName(name.to_owned()));
     }
-    let row = tenants::ActiveModel { id: Set(Uuid::now_v7()), name: Set(name.to_owned()), created_at: Set(Utc::now()) };
+    let row = tenants::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name.to_owned()),
+        created_at: Set(Utc::now()),
+        max_uploads_per_day: Set(None),
+        max_bytes_stored: Set(None),
+        bytes_stored: Set(0),
+    };
     match tenants::Entity::insert(row).exec_with_returning(db).await {
         Ok(model) => Ok(model),
         Err(err) if crate::jobs::is_unique_violation(&err) => Err(CreateError::Exists(name.to_owned())),

@@ -54,7 +54,11 @@ impl Worker {
             awaiting_upload: false,
         };
         // A concurrent delivery of the same notification may have got there first.
-        let (job, _) = repo::record_or_find(db, upload).await?;
+        let (job, recorded) = repo::record_or_find(db, upload).await?;
+        if recorded == repo::Recorded::New {
+            // Counted as stored, like any upload, though no quota can refuse it.
+            pipeline::quota::add_bytes(job.tenant_id, i64::try_from(object.size).unwrap_or(i64::MAX)).exec(db).await?;
+        }
         tracing::info!(job_id = %job.id, key = %object.key, "job created from an S3 upload");
         Ok(Some(JobMessage::for_job(&job)))
     }

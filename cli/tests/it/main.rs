@@ -10,6 +10,7 @@ mod e2e;
 mod migrations;
 mod notifications;
 mod queue;
+mod quotas;
 mod reliability;
 mod replay;
 mod support;

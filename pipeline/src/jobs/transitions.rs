@@ -274,7 +274,9 @@ impl<'a> Jobs<'a> {
             .filter(images::Column::Id.eq(job.image_id))
             .exec(&txn)
             .await?;
+        let added = stored_bytes_added(&txn, job.image_id, &new_variants).await?;
         insert_variants(&txn, job.image_id, new_variants).await?;
+        crate::quota::add_bytes(job.tenant_id, added).exec(&txn).await?;
         txn.commit().await?;
         Ok(self.moved(Some(job)).await)
     }
@@ -373,6 +375,22 @@ impl<'a> Jobs<'a> {
 
 /// Records a job's variants. A replay of the same preset version overwrites
 /// the row it made before.
+/// How many bytes `new_variants` add to what the image has stored: their
+/// sizes, less those of the rows (same preset and version) they replace.
+async fn stored_bytes_added(
+    txn: &sea_orm::DatabaseTransaction,
+    image_id: Uuid,
+    new_variants: &[NewVariant],
+) -> Result<i64, DbErr> {
+    let existing = variants::Entity::find().filter(variants::Column::ImageId.eq(image_id)).all(txn).await?;
+    let replaced: i64 = existing
+        .iter()
+        .filter(|old| new_variants.iter().any(|v| v.preset == old.preset && v.preset_version == old.preset_version))
+        .map(|old| old.bytes)
+        .sum();
+    Ok(new_variants.iter().map(|v| v.bytes).sum::<i64>() - replaced)
+}
+
 async fn insert_variants(
     txn: &sea_orm::DatabaseTransaction,
     image_id: Uuid,
