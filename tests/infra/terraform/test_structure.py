@@ -254,6 +254,12 @@ CONTRACT_GRANTS = {
         ("s3:AbortMultipartUpload", f"{B}/originals/*"),
         ("s3:GetObject", f"{B}/variants/*"),
         ("s3:GetObject", f"{B}/originals/*"),
+        # DELETE /v1/images/{id} and the sweep that finishes deletions cut short: every object
+        # of an image, found by listing its prefixes (a condition limits the listing to them).
+        ("s3:DeleteObject", f"{B}/originals/*"),
+        ("s3:DeleteObject", f"{B}/variants/*"),
+        ("s3:DeleteObject", f"{B}/uploads/*"),
+        ("s3:ListBucket", B),
         ("sqs:SendMessage", Q),
         ("sqs:GetQueueAttributes", Q),
         # The admin endpoints (POST /v1/admin/replay/dlq, /replay/jobs, /reprocess) run the same
@@ -278,6 +284,8 @@ CONTRACT_GRANTS = {
         ("s3:PutObject", f"{B}/variants/*"),
         ("s3:PutObject", f"{B}/originals/*"),
         ("s3:DeleteObject", f"{B}/uploads/*"),
+        # The variants a job stored for an image deleted while it ran, by key.
+        ("s3:DeleteObject", f"{B}/variants/*"),
         ("sqs:ReceiveMessage", Q),
         ("sqs:DeleteMessage", Q),
         ("sqs:ChangeMessageVisibility", Q),
@@ -320,9 +328,10 @@ def test_presigned_uploads_sign_with_the_api_role_and_the_worker_moves_them():
     api = granted(render_template(POLICY_TEMPLATES / "api.json.tpl"))
     worker = granted(render_template(POLICY_TEMPLATES / "worker.json.tpl"))
     assert {("s3:PutObject", f"{B}/uploads/*"), ("kms:GenerateDataKey", K)} <= api
-    # The api never reads or removes what clients upload, and writes no variants.
-    assert not {(a, r) for a, r in api if r == f"{B}/uploads/*" and a != "s3:PutObject"}
-    assert not {(a, r) for a, r in api if r.startswith(f"{B}/variants/") and a != "s3:GetObject"}
+    # The api never reads what clients upload, and writes no variants; it removes either only
+    # when an image is deleted.
+    assert {a for a, r in api if r == f"{B}/uploads/*"} == {"s3:PutObject", "s3:DeleteObject"}
+    assert {a for a, r in api if r.startswith(f"{B}/variants/")} == {"s3:GetObject", "s3:DeleteObject"}
     assert {
         ("s3:GetObject", f"{B}/uploads/*"),
         ("s3:DeleteObject", f"{B}/uploads/*"),
@@ -330,10 +339,25 @@ def test_presigned_uploads_sign_with_the_api_role_and_the_worker_moves_them():
         ("kms:Decrypt", K),
         ("kms:GenerateDataKey", K),
     } <= worker
-    # The worker cannot forge uploads (which would become jobs) nor delete originals.
+    # The worker cannot forge uploads (which would become jobs), delete originals, or list.
     assert ("s3:PutObject", f"{B}/uploads/*") not in worker
-    assert not {(a, r) for a, r in api | worker if a == "s3:DeleteObject" and r != f"{B}/uploads/*"}
+    assert ("s3:DeleteObject", f"{B}/originals/*") not in worker
+    assert not {a for a, _ in worker if a == "s3:ListBucket"}
     assert not {a for a, _ in api | worker if a in ("s3:CopyObject", "s3:*", "kms:*")}
+
+
+def test_bucket_listing_is_limited_to_an_images_prefixes():
+    """moto ignores conditions, so scripts/check-iam cannot see this one: wherever a role may
+    list the bucket, only under originals/, variants/ and uploads/ (an image's objects)."""
+    for template in POLICY_TEMPLATES.glob("*.json.tpl"):
+        doc = render_template(template)
+        for statement in doc["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "s3:ListBucket" not in actions:
+                continue
+            prefixes = statement.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
+            assert prefixes, f"{template.name}: {statement.get('Sid')} lists the whole bucket"
+            assert set(prefixes) <= {"originals/*", "variants/*", "uploads/*"}, prefixes
 
 
 def test_execution_role_reads_only_our_secrets_repository_and_log_groups():
