@@ -51,6 +51,15 @@ def lint(checker: str, *files: Path | str) -> subprocess.CompletedProcess[str]:
             "workflow-refs.yml",
             ["local action $/.github/actions/no-such-action has no action.yml", "actions/checkout@v4 is neither", "runs scripts/no-such-script"],
         ),
+        (
+            "workflow-settings",
+            "workflow-settings.yml",
+            [
+                "secrets.NO_SUCH_TOKEN is not listed in docs/deploy.md",
+                "vars.NO_SUCH_VARIABLE is not listed in docs/deploy.md",
+                "vars.SLACK_WEBHOOK_URL is read as a variable, but docs/deploy.md lists it as a secret",
+            ],
+        ),
     ],
 )
 def test_checker_fails_on_its_bad_sample(checker, sample, expected):
@@ -75,6 +84,9 @@ def test_checker_fails_on_its_bad_sample(checker, sample, expected):
         ("shellcheck", "scripts/check-infra"),
         ("workflow-refs", ".github/workflows/build.yml"),
         ("workflow-refs", ".github/workflows/pr.yml"),
+        ("workflow-settings", ".github/workflows/build.yml"),
+        ("workflow-settings", ".github/workflows/pr.yml"),
+        ("workflow-settings", ".github/workflows/release.yml"),
     ],
 )
 def test_checker_passes_the_real_file(checker, real_file):
