@@ -90,6 +90,11 @@ output "replay_task_definition_arn" {
   value       = module.stack.replay_task_definition_arn
 }
 
+output "service_task_definitions" {
+  description = "ECS service name => the task definition it must run after a deployment."
+  value       = module.stack.service_task_definitions
+}
+
 output "ops_task_network" {
   description = "Network configuration for `aws ecs run-task`."
   value       = module.stack.ops_task_network

@@ -90,6 +90,11 @@ output "replay_task_definition_arn" {
   value       = module.compute.replay_task_definition_arn
 }
 
+output "service_task_definitions" {
+  description = "ECS service name => the task definition it must run after a deployment (release workflow)."
+  value       = module.compute.service_task_definitions
+}
+
 output "ops_task_network" {
   description = "awsvpcConfiguration for one-off tasks (aws ecs run-task)."
   value = {

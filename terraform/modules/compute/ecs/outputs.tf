@@ -23,6 +23,14 @@ output "replay_task_definition_arn" {
   value       = aws_ecs_task_definition.ops["replay"].arn
 }
 
+output "service_task_definitions" {
+  description = "ECS service name => the task definition it runs once its deployment completes; anything else after a release means the circuit breaker rolled it back."
+  value = {
+    (aws_ecs_service.api.name)    = aws_ecs_service.api.task_definition
+    (aws_ecs_service.worker.name) = aws_ecs_service.worker.task_definition
+  }
+}
+
 output "alb_dns_name" {
   description = "Point the service's DNS name (CNAME/alias) here."
   value       = aws_lb.api.dns_name

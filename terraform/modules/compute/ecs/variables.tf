@@ -55,9 +55,8 @@ variable "image" {
 }
 
 variable "cpu_architecture" {
-  description = "ARM64 (Graviton, ~20% cheaper) or X86_64; must match the pushed image."
+  description = "runtime_platform.cpu_architecture of every task definition: X86_64 or ARM64 (the stack module decides)."
   type        = string
-  default     = "ARM64"
 }
 
 variable "task_role_arns" {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Print the tfvars (JSON) the release workflow deploys terraform/envs/production
+# with, from the environment the deploy job maps its GitHub variables into
+# (docs/deploy.md, "GitHub settings"):
+#
+#   IMAGE_TAG=1.4.2 REGION=eu-west-1 CERTIFICATE_ARN=arn:aws:acm:eu-west-1:… \
+#     tfvars.sh > production.tfvars.json
+#
+# It writes every variable of the env root, not only those without a default:
+# a release plan made without, say, ops_email_addresses would reset it to []
+# and drop the alarm subscriptions. tests/infra/release/test_deploy.py fails
+# when variables.tf declares one this script does not write.
+#
+# Lists arrive as JSON arrays ('["oncall@example.com"]'); unset means [].
+set -euo pipefail
+
+die() { echo "::error::$*" >&2; exit 1; }
+
+json_list() {
+  local name="$1" value="${2:-[]}"
+  jq -e 'type == "array" and all(.[]; type == "string")' <<<"$value" >/dev/null 2>&1 \
+    || die "$name must be a JSON array of strings, e.g. [\"oncall@example.com\"]"
+  printf '%s' "$value"
+}
+
+: "${IMAGE_TAG:?IMAGE_TAG is required (the release version)}"
+: "${REGION:?REGION is required (variable AWS_REGION)}"
+[ -n "${CERTIFICATE_ARN:-}" ] || die "CERTIFICATE_ARN is required (variable TF_CERTIFICATE_ARN)"
+# The ALB only takes a certificate from its own region.
+[[ "$CERTIFICATE_ARN" == "arn:aws:acm:$REGION:"* ]] \
+  || die "TF_CERTIFICATE_ARN must be an ACM certificate in $REGION, got $CERTIFICATE_ARN"
+
+ops_emails="$(json_list TF_OPS_EMAIL_ADDRESSES "${OPS_EMAIL_ADDRESSES:-}")"
+event_emails="$(json_list TF_EVENT_EMAIL_ADDRESSES "${EVENT_EMAIL_ADDRESSES:-}")"
+cors_origins="$(json_list TF_UPLOAD_CORS_ALLOWED_ORIGINS "${UPLOAD_CORS_ALLOWED_ORIGINS:-}")"
+
+jq -n \
+  --arg region "$REGION" \
+  --arg certificate_arn "$CERTIFICATE_ARN" \
+  --arg image_tag "$IMAGE_TAG" \
+  --arg public_base_url "${PUBLIC_BASE_URL:-}" \
+  --arg slack_team_id "${SLACK_TEAM_ID:-}" \
+  --arg slack_channel_id "${SLACK_CHANNEL_ID:-}" \
+  --argjson ops_email_addresses "$ops_emails" \
+  --argjson event_email_addresses "$event_emails" \
+  --argjson upload_cors_allowed_origins "$cors_origins" \
+  '$ARGS.named'
