@@ -124,6 +124,18 @@ variable "rate_limit_burst" {
   default     = 40
 }
 
+variable "tenant_rate_limit_per_second" {
+  description = "TENANT_RATE_LIMIT_PER_SECOND: average requests per second all of one tenant's keys may make together."
+  type        = number
+  default     = 100
+}
+
+variable "tenant_rate_limit_burst" {
+  description = "TENANT_RATE_LIMIT_BURST: requests a tenant may make at once above its average rate."
+  type        = number
+  default     = 200
+}
+
 # --- Queue and scaling -------------------------------------------------------------------------
 
 variable "worst_case_job_seconds" {

@@ -52,6 +52,8 @@ CONTRACT_ENV = {
     "UPLOAD_URL_TTL_SECS",
     "RATE_LIMIT_PER_SECOND",
     "RATE_LIMIT_BURST",
+    "TENANT_RATE_LIMIT_PER_SECOND",
+    "TENANT_RATE_LIMIT_BURST",
 }
 SECRET_ENV = {"ADMIN_API_KEY", "PGPASSWORD"}
 ENVS = ["envs/staging", "envs/production"]
@@ -555,6 +557,8 @@ API_ONLY_SETTINGS = {
     "UPLOAD_URL_TTL_SECS": ("upload_url_ttl_secs", 900),
     "RATE_LIMIT_PER_SECOND": ("rate_limit_per_second", 20),
     "RATE_LIMIT_BURST": ("rate_limit_burst", 40),
+    "TENANT_RATE_LIMIT_PER_SECOND": ("tenant_rate_limit_per_second", 100),
+    "TENANT_RATE_LIMIT_BURST": ("tenant_rate_limit_burst", 200),
 }
 
 

@@ -45,6 +45,8 @@ class Stack:
             # lifted so the benchmark measures the pipeline.
             RATE_LIMIT_PER_SECOND="1000000",
             RATE_LIMIT_BURST="1000000",
+            TENANT_RATE_LIMIT_PER_SECOND="1000000",
+            TENANT_RATE_LIMIT_BURST="1000000",
             SHUTDOWN_DEADLINE_SECS="10",
             RUST_BACKTRACE="1",
         )

@@ -37,6 +37,8 @@ def service_env(resources: aws.Resources, proxy: Proxy, database_url: str, api_p
         ADMIN_API_KEY=api_key,
         RATE_LIMIT_PER_SECOND="100000",
         RATE_LIMIT_BURST="100000",
+        TENANT_RATE_LIMIT_PER_SECOND="100000",
+        TENANT_RATE_LIMIT_BURST="100000",
     )
     return env
 

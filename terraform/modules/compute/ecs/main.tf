@@ -54,6 +54,9 @@ locals {
     # Per API key token bucket: average rate and burst.
     RATE_LIMIT_PER_SECOND = tostring(var.rate_limit_per_second)
     RATE_LIMIT_BURST      = tostring(var.rate_limit_burst)
+    # And one bucket for all of a tenant's keys together.
+    TENANT_RATE_LIMIT_PER_SECOND = tostring(var.tenant_rate_limit_per_second)
+    TENANT_RATE_LIMIT_BURST      = tostring(var.tenant_rate_limit_burst)
   })
 
   worker_environment = merge(local.common_environment, {

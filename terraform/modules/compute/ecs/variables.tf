@@ -206,6 +206,28 @@ variable "rate_limit_burst" {
   }
 }
 
+variable "tenant_rate_limit_per_second" {
+  description = "TENANT_RATE_LIMIT_PER_SECOND: average requests per second all of one tenant's keys may make together."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.tenant_rate_limit_per_second >= 1 && floor(var.tenant_rate_limit_per_second) == var.tenant_rate_limit_per_second
+    error_message = "tenant_rate_limit_per_second must be a whole number >= 1."
+  }
+}
+
+variable "tenant_rate_limit_burst" {
+  description = "TENANT_RATE_LIMIT_BURST: requests a tenant may make at once above its average rate."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.tenant_rate_limit_burst >= 1 && floor(var.tenant_rate_limit_burst) == var.tenant_rate_limit_burst
+    error_message = "tenant_rate_limit_burst must be a whole number >= 1."
+  }
+}
+
 variable "container_insights" {
   description = "Container Insights level: enabled (required for RunningTaskCount) or enhanced."
   type        = string
