@@ -20,7 +20,8 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::uri::PathAndQuery;
 use axum::http::{Uri, header};
 use axum::middleware::Next;
@@ -54,6 +55,24 @@ pub(crate) struct Principal {
     /// The tenant an admin named with `?tenant=`, when one did: the
     /// operators' endpoints then act on that tenant alone.
     pub acting_for: Option<Uuid>,
+}
+
+/// The id in a resource's path, with the caller that asks for it: what a
+/// read of one job or image is scoped by (`principal.tenant`).
+pub(crate) struct ScopedId {
+    pub principal: Principal,
+    pub id: Uuid,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ScopedId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) =
+            Path::<String>::from_request_parts(parts, state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let principal = parts.extensions.get::<Principal>().copied().ok_or(ApiError::Unauthorized)?;
+        Ok(Self { principal, id: crate::parse_id(&raw)? })
+    }
 }
 
 /// A token bucket's average rate and burst.

@@ -8,14 +8,14 @@ use axum::extract::{Extension, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use entities::jobs;
-use pipeline::jobs::{self as repo, NewUpload};
+use pipeline::jobs::{self as repo, NewUpload, Recorded};
 use pipeline::links::Links;
 use pipeline::store::StoreError;
 use pipeline::{cache, keys};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use crate::auth::{Principal, ScopedId};
 use crate::error::ApiError;
 use crate::intake::{
     Sink, charge_quota, earlier_job, enqueue, idempotency_key, mark_replayed, record_idempotent, refund_quota,
@@ -49,6 +49,8 @@ pub(crate) struct UploadForm {
     )),
     responses((status = 202, description = "Accepted; poll the job", body = JobView,
                 headers(("Location" = String, description = "The job"))),
+              (status = 200, description = "The tenant has these bytes already: its image's job, with `deduplicated: true`",
+                body = JobView, headers(("Location" = String, description = "The job"))),
               BadRequest, Unauthorized, TooLarge, UnsupportedMediaType, KeyReused, RateLimited, Unavailable))]
 #[tracing::instrument(skip_all, fields(job_id, image_id))]
 pub(crate) async fn create_image(
@@ -63,7 +65,7 @@ pub(crate) async fn create_image(
         let meter = Meter::default();
         stream_image(request, &meter, limit, Sink::Discard).await?;
         replayed(&job, &meter.finish().1)?;
-        return Ok(accepted(job, true));
+        return Ok(accepted(job, Recorded::Existing));
     }
 
     let image_id = Uuid::now_v7();
@@ -75,44 +77,59 @@ pub(crate) async fn create_image(
     stream_image(request, &meter, limit, Sink::Store(state.backends.store.as_ref(), &source_key)).await?;
 
     let (bytes, sha256) = meter.finish();
-    let size = i64::try_from(bytes).unwrap_or(i64::MAX);
-    let charged_at = match charge_quota(&state, principal.tenant, size).await {
-        Ok(at) => at,
-        Err(refused) => {
-            discard_original(&state, &source_key).await;
-            return Err(refused);
-        }
-    };
+    let deduplicate = pipeline::tenants::deduplicates(&state.backends.db, principal.tenant).await?;
     let upload = NewUpload {
         tenant_id: principal.tenant,
         image_id,
         job_id,
         request_fingerprint: idempotency_key.as_ref().map(|_| sha256.clone()),
-        sha256: sha256.clone(),
+        sha256,
         bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
         idempotency_key,
         api_key_id: principal.key_id,
         awaiting_upload: false,
+        deduplicate,
     };
-    let (job, replay) = match record_idempotent(&state, upload, &sha256).await {
+    keep_upload(&state, upload, &source_key).await
+}
+
+/// Charges, records and enqueues an upload whose bytes are stored under
+/// `source_key`. One refused by a quota, repeated (the same
+/// `Idempotency-Key`) or a duplicate (bytes the tenant has already) keeps
+/// no bytes and no charge.
+async fn keep_upload(state: &SharedState, upload: NewUpload, source_key: &str) -> Result<Response, ApiError> {
+    let (tenant, size, fingerprint) = (upload.tenant_id, upload.bytes, upload.sha256.clone());
+    // A duplicate costs nothing, so a tenant at its quota can still get an image it has.
+    if upload.deduplicate
+        && let Some(job) = repo::newest_job_with_digest(&state.backends.db, tenant, &fingerprint).await?
+    {
+        discard_original(state, source_key).await;
+        return Ok(accepted(job, Recorded::Duplicate));
+    }
+    let charged_at = match charge_quota(state, tenant, size).await {
+        Ok(at) => at,
+        Err(refused) => {
+            discard_original(state, source_key).await;
+            return Err(refused);
+        }
+    };
+    let (job, recorded) = match record_idempotent(state, upload, &fingerprint).await {
         Ok(recorded) => recorded,
         Err(err) => {
-            refund_quota(&state, principal.tenant, size, charged_at).await;
+            refund_quota(state, tenant, size, charged_at).await;
             return Err(err);
         }
     };
-    if replay {
-        // A concurrent request with the same key made the job; these bytes are not kept.
-        refund_quota(&state, principal.tenant, size, charged_at).await;
-        discard_original(&state, &source_key).await;
-        return Ok(accepted(job, true));
+    if recorded != Recorded::New {
+        refund_quota(state, tenant, size, charged_at).await;
+        discard_original(state, source_key).await;
+        return Ok(accepted(job, recorded));
     }
-    enqueue(&state, &job).await?;
-    tracing::info!(bytes, "upload accepted");
-    Ok(accepted(job, false))
+    enqueue(state, &job).await?;
+    tracing::info!(bytes = size, "upload accepted");
+    Ok(accepted(job, recorded))
 }
 
-/// `202 Accepted` with the job and its address.
 /// Removes an original this request stored but will not keep.
 async fn discard_original(state: &SharedState, key: &str) {
     if let Err(err) = state.backends.store.delete(key).await {
@@ -120,23 +137,24 @@ async fn discard_original(state: &SharedState, key: &str) {
     }
 }
 
-fn accepted(job: jobs::Model, replay: bool) -> Response {
+/// `202 Accepted` with the job and its address; `200` with
+/// `"deduplicated": true` for the image the tenant already had.
+fn accepted(job: jobs::Model, recorded: Recorded) -> Response {
     let location = HeaderValue::from_str(&Links::relative().job(job.id)).unwrap_or(HeaderValue::from_static("/"));
-    let response = (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(JobView::from(job))).into_response();
-    mark_replayed(response, replay)
+    let (status, view) = match recorded {
+        Recorded::Duplicate => (StatusCode::OK, JobView::from(job).deduplicated()),
+        Recorded::New | Recorded::Existing => (StatusCode::ACCEPTED, JobView::from(job)),
+    };
+    let response = (status, [(header::LOCATION, location)], Json(view)).into_response();
+    mark_replayed(response, recorded == Recorded::Existing)
 }
 
 /// One image and its variants.
 #[utoipa::path(get, path = "/v1/images/{id}", tag = "images", params(("id" = Uuid, Path, description = "Image id")),
     responses((status = 200, description = "The image", body = ImageView),
               BadRequest, Unauthorized, NotFound, RateLimited, Unavailable))]
-pub(crate) async fn get_image(
-    State(state): State<SharedState>,
-    Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
-    let tenant = principal.tenant;
+pub(crate) async fn get_image(State(state): State<SharedState>, scoped: ScopedId) -> Result<Response, ApiError> {
+    let (tenant, id) = (scoped.principal.tenant, scoped.id);
     read_through(&state, cache::image_key(tenant, id), async {
         let (image, variants) =
             repo::find_image(&state.backends.db, tenant, id).await?.ok_or(ApiError::NotFound("image"))?;
@@ -145,7 +163,6 @@ pub(crate) async fn get_image(
     .await
 }
 
-/// How long a redirect to a variant stays valid.
 /// Deletes one of the caller's tenant's images: its original, any staged
 /// upload, every variant of every preset version, its jobs, its rows and its
 /// cache entries; then announces `image.deleted`. A job still running for it
@@ -153,13 +170,9 @@ pub(crate) async fn get_image(
 #[utoipa::path(delete, path = "/v1/images/{id}", tag = "images", params(("id" = Uuid, Path, description = "Image id")),
     responses((status = 204, description = "Deleted"),
               BadRequest, Unauthorized, NotFound, RateLimited, Unavailable))]
-#[tracing::instrument(skip_all, fields(image_id = %id))]
-pub(crate) async fn delete_image(
-    State(state): State<SharedState>,
-    Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
+#[tracing::instrument(skip_all, fields(image_id = %scoped.id))]
+pub(crate) async fn delete_image(State(state): State<SharedState>, scoped: ScopedId) -> Result<StatusCode, ApiError> {
+    let ScopedId { principal, id } = scoped;
     pipeline::deletion::delete_image(&state.backends, principal.tenant, id, principal.key_id, &state.app_env)
         .await
         .map_err(|err| ApiError::Unavailable(err.into()))?
@@ -167,6 +180,7 @@ pub(crate) async fn delete_image(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// How long a redirect to a variant stays valid.
 const VARIANT_URL_TTL: Duration = Duration::from_secs(300);
 
 /// A variant: a short-lived redirect to the object on S3, or the bytes

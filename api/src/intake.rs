@@ -57,19 +57,18 @@ pub(crate) async fn earlier_job(state: &AppState, key: Option<&str>) -> Result<O
 
 /// Records an upload. When a concurrent request with the same idempotency
 /// key got there first, returns that request's job instead (422 if it asked
-/// for something else). The flag tells which.
+/// for something else); when the tenant has these bytes already, that
+/// image's job. [`Recorded`] tells which.
 pub(crate) async fn record_idempotent(
     state: &AppState,
     upload: NewUpload,
     fingerprint: &str,
-) -> Result<(jobs::Model, bool), ApiError> {
-    match repo::record_or_find(&state.backends.db, upload).await? {
-        (job, Recorded::New) => Ok((job, false)),
-        (job, Recorded::Existing) => {
-            replayed(&job, fingerprint)?;
-            Ok((job, true))
-        }
+) -> Result<(jobs::Model, Recorded), ApiError> {
+    let (job, recorded) = repo::record_or_find(&state.backends.db, upload).await?;
+    if recorded == Recorded::Existing {
+        replayed(&job, fingerprint)?;
     }
+    Ok((job, recorded))
 }
 
 /// Counts an upload of `bytes` against its tenant's quotas; a refusal is a

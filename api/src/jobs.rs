@@ -1,7 +1,7 @@
 //! `GET /v1/jobs` and `GET /v1/jobs/{id}`.
 
 use axum::Json;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use entities::jobs::JobStatus;
@@ -9,12 +9,12 @@ use pipeline::cache;
 use pipeline::jobs as repo;
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use crate::SharedState;
+use crate::auth::{Principal, ScopedId};
 use crate::error::ApiError;
 use crate::read_cache::{job_ttl, read_through};
 use crate::responses::{BadRequest, NotFound, RateLimited, Unauthorized, Unavailable};
 use crate::views::{JobPage, JobStatusView, JobView};
-use crate::{SharedState, parse_id};
 
 /// Query of `GET /v1/jobs`.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -58,13 +58,8 @@ pub(crate) async fn list_jobs(
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path, description = "Job id")),
     responses((status = 200, description = "The job", body = JobView),
               BadRequest, Unauthorized, NotFound, RateLimited, Unavailable))]
-pub(crate) async fn get_job(
-    State(state): State<SharedState>,
-    Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
-    let tenant = principal.tenant;
+pub(crate) async fn get_job(State(state): State<SharedState>, scoped: ScopedId) -> Result<Response, ApiError> {
+    let (tenant, id) = (scoped.principal.tenant, scoped.id);
     read_through(&state, cache::job_key(tenant, id), async {
         let job = repo::find_tenant_job(&state.backends.db, tenant, id).await?.ok_or(ApiError::NotFound("job"))?;
         let ttl = job_ttl(job.status);

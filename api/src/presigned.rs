@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use entities::jobs::{self, JobStatus};
 use hmac::{Hmac, Mac};
-use pipeline::jobs::{self as repo, NewUpload};
+use pipeline::jobs::{self as repo, NewUpload, Recorded};
 use pipeline::keys;
 use pipeline::links::Links;
 use pipeline::store::ObjectMeta;
@@ -127,15 +127,17 @@ pub(crate) async fn create_upload(
         request_fingerprint: idempotency_key.as_ref().map(|_| fingerprint.clone()),
         api_key_id: principal.key_id,
         awaiting_upload: true,
+        deduplicate: false,
     };
-    let (job, replay) = match record_idempotent(&state, upload, &fingerprint).await {
+    let (job, recorded) = match record_idempotent(&state, upload, &fingerprint).await {
         Ok(recorded) => recorded,
         Err(err) => {
             refund_quota(&state, principal.tenant, size, charged_at).await;
             return Err(err);
         }
     };
-    if replay {
+    // (Presigned uploads are not deduplicated: their bytes are not known yet.)
+    if recorded != Recorded::New {
         refund_quota(&state, principal.tenant, size, charged_at).await;
         return ticket(&state, &headers, job, &content_type, request.content_length, true).await;
     }

@@ -67,6 +67,10 @@ pub(crate) struct JobView {
     updated_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
     links: JobLinks,
+    /// Present, and `true`, on an upload answered with the image the tenant
+    /// already had (the same SHA-256): nothing was stored or processed again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deduplicated: bool,
 }
 
 /// A job's error: a stable code and a human-readable message.
@@ -96,7 +100,15 @@ impl From<jobs::Model> for JobView {
             created_at: job.created_at,
             updated_at: job.updated_at,
             finished_at: job.finished_at,
+            deduplicated: false,
         }
+    }
+}
+
+impl JobView {
+    /// The view of a job returned for a duplicate upload.
+    pub(crate) fn deduplicated(self) -> Self {
+        Self { deduplicated: true, ..self }
     }
 }
 

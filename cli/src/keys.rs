@@ -60,6 +60,15 @@ pub enum Tenants {
     },
     /// List tenants, with their quotas and what they use of them today.
     List,
+    /// Turn deduplication on or off: with it on (the default), an upload of
+    /// bytes the tenant already has returns that image instead of a new one.
+    Dedup {
+        /// The tenant's name.
+        name: String,
+        /// `on` or `off`.
+        #[arg(value_parser = clap::builder::BoolishValueParser::new())]
+        on: bool,
+    },
     /// Set a tenant's quotas; a quota left out is no limit. Past either,
     /// uploads get 429 quota-exceeded.
     SetQuota {
@@ -103,6 +112,13 @@ pub async fn tenants(settings: Settings, command: Tenants) -> anyhow::Result<()>
             let erased = erased?;
             let verb = if erased.dry_run { "would erase" } else { "erased" };
             println!("{verb} tenant {name:?}: {} image(s), {} key(s)", erased.images, erased.keys);
+        }
+        Tenants::Dedup { name, on } => {
+            let tenant = pipeline::tenants::find_by_name(&db, &name)
+                .await?
+                .with_context(|| format!("no tenant is named {name:?}"))?;
+            pipeline::tenants::set_deduplicate(&db, tenant.id, on).await?;
+            eprintln!("deduplication for tenant {name:?} is {}", if on { "on" } else { "off" });
         }
         Tenants::SetQuota { name, uploads_per_day, max_bytes_stored } => {
             let tenant = pipeline::tenants::find_by_name(&db, &name)

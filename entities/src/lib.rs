@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`api_keys`]: the hashed keys clients authenticate with.
 //! - [`deletions`]: the audit record of deleted images, and unfinished deletions.
+//! - [`image_digests`]: which image of a tenant holds which bytes (deduplication).
 //! - [`images`]: one row per uploaded original.
 //! - [`variants`]: one row per encoded output of an image and a preset version.
 //! - [`jobs`]: one row per processing attempt chain, with its [`jobs::JobStatus`].
@@ -19,6 +20,7 @@
 
 pub mod api_keys;
 pub mod deletions;
+pub mod image_digests;
 pub mod images;
 pub mod job_audit;
 pub mod jobs;

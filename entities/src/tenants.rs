@@ -29,6 +29,8 @@ pub struct Model {
     pub max_bytes_stored: Option<i64>,
     /// Bytes of originals and variants it has stored now.
     pub bytes_stored: i64,
+    /// Whether an upload of bytes it already has returns that image.
+    pub deduplicate: bool,
 }
 
 /// Rows point at their tenant by id; no relation is declared.

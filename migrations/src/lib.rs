@@ -20,6 +20,7 @@ mod m20261126_000006_api_product;
 mod m20261204_000007_tenants;
 mod m20261204_000008_deletions;
 mod m20261204_000009_quotas;
+mod m20261204_000010_dedup;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000007_tenants::Migration),
             Box::new(m20261204_000008_deletions::Migration),
             Box::new(m20261204_000009_quotas::Migration),
+            Box::new(m20261204_000010_dedup::Migration),
         ]
     }
 }

@@ -6,8 +6,8 @@ use sea_orm_migration::sea_orm::prelude::Uuid;
 use sea_orm_migration::{prelude::*, schema::*};
 
 /// The default tenant's id. `entities::tenants::DEFAULT_TENANT` is the same
-/// value; a test in `pipeline` checks that the two agree.
-const DEFAULT_TENANT: Uuid = Uuid::from_u128(0x019a_e9c0_0000_7000_8000_0000_0000_0001);
+/// value; `cli/tests/it/tenants.rs` checks that the two agree.
+pub(crate) const DEFAULT_TENANT: Uuid = Uuid::from_u128(0x019a_e9c0_0000_7000_8000_0000_0000_0001);
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

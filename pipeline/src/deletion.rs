@@ -14,7 +14,7 @@
 //! [`erase_tenant`] deletes a whole tenant the same way, image by image.
 
 use chrono::Utc;
-use entities::{api_keys, deletions, images, job_audit, jobs, tenants, variants};
+use entities::{api_keys, deletions, image_digests, images, job_audit, jobs, tenants, variants};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -234,6 +234,7 @@ async fn delete_rows(
     variants::Entity::delete_many().filter(variants::Column::ImageId.eq(image_id)).exec(&txn).await?;
     job_audit::Entity::delete_many().filter(job_audit::Column::JobId.is_in(job_ids.clone())).exec(&txn).await?;
     jobs::Entity::delete_many().filter(jobs::Column::ImageId.eq(image_id)).exec(&txn).await?;
+    image_digests::Entity::delete_many().filter(image_digests::Column::ImageId.eq(image_id)).exec(&txn).await?;
     images::Entity::delete_by_id(image_id).exec(&txn).await?;
     crate::quota::add_bytes(tenant, -(image.bytes + variant_bytes)).exec(&txn).await?;
     let record = deletions::ActiveModel {

@@ -44,6 +44,7 @@ pub async fn create(db: &DatabaseConnection, name: &str) -> Result<tenants::Mode
         max_uploads_per_day: Set(None),
         max_bytes_stored: Set(None),
         bytes_stored: Set(0),
+        deduplicate: Set(true),
     };
     match tenants::Entity::insert(row).exec_with_returning(db).await {
         Ok(model) => Ok(model),
@@ -58,6 +59,27 @@ pub async fn create(db: &DatabaseConnection, name: &str) -> Result<tenants::Mode
 /// Database errors.
 pub async fn find_by_name(db: &DatabaseConnection, name: &str) -> Result<Option<tenants::Model>, DbErr> {
     tenants::Entity::find().filter(tenants::Column::Name.eq(name)).one(db).await
+}
+
+/// Turns deduplication on or off for a tenant.
+///
+/// # Errors
+/// Database errors.
+pub async fn set_deduplicate(db: &DatabaseConnection, tenant: Uuid, on: bool) -> Result<(), DbErr> {
+    tenants::Entity::update_many()
+        .col_expr(tenants::Column::Deduplicate, sea_orm::sea_query::Expr::value(on))
+        .filter(tenants::Column::Id.eq(tenant))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Whether a tenant deduplicates its uploads (`false` for an unknown one).
+///
+/// # Errors
+/// Database errors.
+pub async fn deduplicates(db: &DatabaseConnection, tenant: Uuid) -> Result<bool, DbErr> {
+    Ok(tenants::Entity::find_by_id(tenant).one(db).await?.is_some_and(|t| t.deduplicate))
 }
 
 /// Every tenant, oldest first.

@@ -52,6 +52,7 @@ impl Worker {
             request_fingerprint: None,
             api_key_id: None,
             awaiting_upload: false,
+            deduplicate: false,
         };
         // A concurrent delivery of the same notification may have got there first.
         let (job, recorded) = repo::record_or_find(db, upload).await?;

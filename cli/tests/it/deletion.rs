@@ -222,6 +222,8 @@ async fn an_erased_tenant_leaves_nothing_behind_even_when_cut_short(
     let app = TestApp::spawn(&settings).await;
     let db = &app.backends.db;
     let acme = pipeline::tenants::create(db, "acme").await.expect("tenant");
+    // The same photo twice makes two images.
+    pipeline::tenants::set_deduplicate(db, acme.id, false).await.expect("dedup off");
     let (_, acme_key) =
         pipeline::api_keys::create(db, acme.id, "acme", entities::api_keys::Scope::Client).await.expect("key");
     let mut acme_images = Vec::new();

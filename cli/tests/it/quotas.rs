@@ -1,5 +1,6 @@
-//! Per-tenant quotas: uploads per day and bytes stored. Concurrent uploads
-//! are counted exactly: of N at once, exactly the quota's worth get in.
+//! Per-tenant quotas (uploads per day, bytes stored) and deduplication.
+//! Concurrent uploads are counted exactly: of N at once, exactly the quota's
+//! worth get in, and N uploads of the same bytes make one image.
 
 use entities::api_keys::Scope;
 use entities::prelude::{Images, Tenants, Variants};
@@ -16,10 +17,12 @@ use crate::support::{TestApp, base_settings, db, testdata};
 
 const PHOTO: &str = "dice_rgba.png";
 
-/// A tenant with these limits and a client key for it.
+/// A tenant with these limits and a client key for it. It does not
+/// deduplicate, so that the same photo can be uploaded again and again.
 async fn tenant(app: &TestApp, limits: Limits) -> (Uuid, String) {
     let tenant = pipeline::tenants::create(&app.backends.db, "acme").await.expect("tenant");
     pipeline::quota::set_limits(&app.backends.db, tenant.id, limits).await.expect("limits");
+    pipeline::tenants::set_deduplicate(&app.backends.db, tenant.id, false).await.expect("dedup off");
     let (_, key) = pipeline::api_keys::create(&app.backends.db, tenant.id, "acme", Scope::Client).await.expect("key");
     (tenant.id, key)
 }
@@ -147,4 +150,63 @@ async fn aws_bytes_stored_are_counted_exactly_and_freed_by_deletion() {
     let dir = TempDir::new().expect("temp dir");
     let (settings, _aws) = aws(&dir).await;
     bytes_stored_are_counted_exactly_and_freed_by_deletion(settings).await;
+}
+
+/// Uploads `file` with `key`; returns the status and the JSON body.
+async fn upload_as(app: &TestApp, key: &str, file: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/images", app.address))
+        .bearer_auth(key)
+        .header("content-type", "image/png")
+        .body(std::fs::read(testdata(file)).expect("testdata"))
+        .send()
+        .await
+        .expect("upload");
+    (response.status().as_u16(), response.json().await.expect("json"))
+}
+
+async fn the_same_bytes_make_one_image_per_tenant(settings: Settings) {
+    // Arrange: acme deduplicates (as new tenants do); the default tenant is another tenant.
+    let app = TestApp::spawn(&settings).await;
+    let (acme, key) = tenant(&app, Limits::default()).await;
+    pipeline::tenants::set_deduplicate(&app.backends.db, acme, true).await.expect("dedup on");
+
+    // Act
+    let (first_status, first) = upload_as(&app, &key, PHOTO).await;
+    app.worker.drain().await.expect("drain");
+    let (again_status, again) = upload_as(&app, &key, PHOTO).await;
+    let racing = join_all((0..4).map(|_| upload_as(&app, &key, "astronaut.png"))).await;
+    let (other_status, other) = upload_as(&app, &app.client_key, PHOTO).await;
+    pipeline::tenants::set_deduplicate(&app.backends.db, acme, false).await.expect("dedup off");
+    let (off_status, off) = upload_as(&app, &key, PHOTO).await;
+
+    // Assert
+    assert_eq!(first_status, 202);
+    assert!(first.get("deduplicated").is_none(), "{first}");
+    assert_eq!(again_status, 200, "{again}");
+    assert_eq!(again["deduplicated"], true);
+    assert_eq!((&again["id"], &again["image_id"]), (&first["id"], &first["image_id"]), "the same job and image");
+    assert_eq!(again["status"], "succeeded", "nothing is processed again");
+    let racing_images: std::collections::BTreeSet<&str> =
+        racing.iter().map(|(_, body)| body["image_id"].as_str().expect("image id")).collect();
+    assert_eq!(racing_images.len(), 1, "four concurrent uploads of the same bytes make one image: {racing:?}");
+    assert_eq!(racing.iter().filter(|(status, _)| *status == 202).count(), 1, "{racing:?}");
+    assert_eq!(other_status, 202, "bytes are never shared across tenants");
+    assert_ne!(other["image_id"], first["image_id"]);
+    assert_eq!(off_status, 202, "with deduplication off, the same bytes are a new image");
+    assert_ne!(off["image_id"], first["image_id"]);
+    assert_eq!(images_of(&app, acme).await.len(), 3, "PHOTO, astronaut, and PHOTO again with dedup off");
+}
+
+#[tokio::test]
+async fn embedded_the_same_bytes_make_one_image_per_tenant() {
+    let dir = TempDir::new().expect("temp dir");
+    the_same_bytes_make_one_image_per_tenant(embedded(&dir)).await;
+}
+
+#[tokio::test]
+async fn aws_the_same_bytes_make_one_image_per_tenant() {
+    let dir = TempDir::new().expect("temp dir");
+    let (settings, _aws) = aws(&dir).await;
+    the_same_bytes_make_one_image_per_tenant(settings).await;
 }

@@ -209,8 +209,13 @@ async fn tenant_names_are_unique_and_keys_need_a_tenant_that_exists() {
     let listed: Vec<String> = tenants::list(db).await.expect("list").into_iter().map(|t| t.name).collect();
 
     // Assert
-    assert!(first.is_ok());
     assert!(matches!(again, Err(tenants::CreateError::Exists(_))), "{again:?}");
     assert!(matches!(bad, Err(tenants::CreateError::InvalidName(_))), "{bad:?}");
     assert_eq!(listed, vec![tenants::DEFAULT_TENANT_NAME.to_owned(), "acme".to_owned()]);
+    // The migrations made the default tenant with the id the code uses for it,
+    // and left it deduplicating as before tenants (not at all); new tenants do.
+    let default = tenants::find_by_name(db, tenants::DEFAULT_TENANT_NAME).await.expect("query").expect("default");
+    assert_eq!(default.id, tenants::DEFAULT_TENANT);
+    assert!(!default.deduplicate);
+    assert!(first.expect("acme").deduplicate);
 }

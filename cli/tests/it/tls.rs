@@ -126,22 +126,26 @@ impl Drop for Service {
 
 const ADMIN_KEY: &str = "tls-test-admin-key";
 
-fn run_service(redis: &TlsRedis) -> Service {
+/// The all-in-one binary against `redis`, trusting its CA when `trust_ca`
+/// (otherwise only the public roots).
+fn run_service(redis: &TlsRedis, trust_ca: bool) -> Service {
     let data = TempDir::new().expect("temp dir");
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_image-service"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_image-service"));
+    command
         .arg("run")
         .env("DATA_DIR", data.path())
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("METRICS_ADDR", "127.0.0.1:0")
         .env("QUEUE_WAIT_SECS", "1")
         .env("ADMIN_API_KEY", ADMIN_KEY)
-        .env("REDIS_URL", redis.url())
-        .env("REDIS_CA_FILE", &redis.ca)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
+        .env("REDIS_URL", redis.url());
+    if trust_ca {
+        command.env("REDIS_CA_FILE", &redis.ca);
+    } else {
+        command.env_remove("REDIS_CA_FILE");
+    }
+    let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("the binary starts");
     wait_for_port(port);
     Service { child, base: format!("http://127.0.0.1:{port}"), _data: data }
 }
@@ -151,7 +155,7 @@ async fn the_binary_serves_cached_job_reads_over_rediss_with_a_private_ca() {
     // Arrange: a TLS-only Redis, and the service pointed at it the way
     // Terraform points the tasks at ElastiCache.
     let redis = TlsRedis::start();
-    let service = run_service(&redis);
+    let service = run_service(&redis, true);
     let http = reqwest::Client::new();
     let accepted = http
         .post(format!("{}/v1/images", service.base))
@@ -197,22 +201,7 @@ async fn the_binary_serves_cached_job_reads_over_rediss_with_a_private_ca() {
 async fn a_rediss_server_whose_ca_is_not_trusted_only_makes_reads_miss() {
     // Arrange: the same server, but the service trusts only the public roots.
     let redis = TlsRedis::start();
-    let data = TempDir::new().expect("temp dir");
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_image-service"))
-        .arg("run")
-        .env("DATA_DIR", data.path())
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("METRICS_ADDR", "127.0.0.1:0")
-        .env("ADMIN_API_KEY", ADMIN_KEY)
-        .env("REDIS_URL", redis.url())
-        .env_remove("REDIS_CA_FILE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    wait_for_port(port);
-    let service = Service { child, base: format!("http://127.0.0.1:{port}"), _data: data };
+    let service = run_service(&redis, false);
 
     // Act
     let response = reqwest::Client::new()

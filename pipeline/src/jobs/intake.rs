@@ -3,10 +3,10 @@
 //! here, never passed in.
 
 use chrono::Utc;
-use entities::images;
 use entities::jobs::{self, JobStatus};
+use entities::{image_digests, images};
 use sea_orm::ActiveValue::Set;
-use sea_orm::{DatabaseConnection, DbErr, EntityTrait, SqlErr, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait};
 use uuid::Uuid;
 
 use super::queries::find_job_by_idempotency_key;
@@ -35,6 +35,10 @@ pub struct NewUpload {
     /// Whether the bytes are still to come through a presigned upload (the
     /// job waits as `awaiting_upload`) rather than stored already (`queued`).
     pub awaiting_upload: bool,
+    /// Whether an image of the tenant with the same `sha256` should be
+    /// returned instead of a new one (the tenant deduplicates, and the
+    /// digest is known).
+    pub deduplicate: bool,
 }
 
 /// A new `queued` job row for an image of a tenant.
@@ -72,7 +76,7 @@ pub async fn record_upload(db: &DatabaseConnection, upload: NewUpload) -> Result
         id: Set(upload.image_id),
         tenant_id: Set(upload.tenant_id),
         source_key: Set(keys::original(upload.image_id)),
-        sha256: Set(upload.sha256),
+        sha256: Set(upload.sha256.clone()),
         bytes: Set(upload.bytes),
         format: Set(None),
         width: Set(None),
@@ -81,6 +85,17 @@ pub async fn record_upload(db: &DatabaseConnection, upload: NewUpload) -> Result
     })
     .exec_without_returning(&txn)
     .await?;
+    if upload.deduplicate && !upload.sha256.is_empty() {
+        // Its primary key makes a concurrent upload of the same bytes fail
+        // here, once this transaction commits; it then finds this image.
+        image_digests::Entity::insert(image_digests::ActiveModel {
+            tenant_id: Set(upload.tenant_id),
+            sha256: Set(upload.sha256),
+            image_id: Set(upload.image_id),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+    }
     let status = if upload.awaiting_upload { JobStatus::AwaitingUpload } else { JobStatus::Queued };
     let job = jobs::ActiveModel {
         status: Set(status),
@@ -101,27 +116,51 @@ pub enum Recorded {
     New,
     /// A request with the same idempotency key got there first; the job is theirs.
     Existing,
+    /// The tenant has an image with these bytes already; the job is its newest.
+    Duplicate,
 }
 
 /// Records an upload; when its idempotency key is taken (a concurrent
 /// request, or a repeated notification, got there first), returns the job
-/// that holds it instead.
+/// that holds it instead; when the tenant already has an image with these
+/// bytes (and deduplicates), returns that image's newest job.
 ///
 /// # Errors
 /// Database errors, and a duplicate whose job vanished before it was read.
 pub async fn record_or_find(db: &DatabaseConnection, upload: NewUpload) -> Result<(jobs::Model, Recorded), DbErr> {
     let key = upload.idempotency_key.clone();
-    match record_upload(db, upload).await {
-        Ok(job) => Ok((job, Recorded::New)),
-        Err(err) if is_unique_violation(&err) => {
-            let Some(key) = key else { return Err(err) };
-            match find_job_by_idempotency_key(db, &key).await? {
-                Some(job) => Ok((job, Recorded::Existing)),
-                None => Err(err),
-            }
-        }
-        Err(err) => Err(err),
+    let digest = (upload.deduplicate && !upload.sha256.is_empty()).then(|| (upload.tenant_id, upload.sha256.clone()));
+    let err = match record_upload(db, upload).await {
+        Ok(job) => return Ok((job, Recorded::New)),
+        Err(err) if is_unique_violation(&err) => err,
+        Err(err) => return Err(err),
+    };
+    if let Some(key) = key
+        && let Some(job) = find_job_by_idempotency_key(db, &key).await?
+    {
+        return Ok((job, Recorded::Existing));
     }
+    if let Some((tenant, sha256)) = digest
+        && let Some(job) = newest_job_with_digest(db, tenant, &sha256).await?
+    {
+        return Ok((job, Recorded::Duplicate));
+    }
+    Err(err)
+}
+
+/// The newest job of the tenant's image with these bytes, if it has one.
+///
+/// # Errors
+/// Database errors.
+pub async fn newest_job_with_digest(
+    db: &DatabaseConnection,
+    tenant: Uuid,
+    sha256: &str,
+) -> Result<Option<jobs::Model>, DbErr> {
+    let Some(digest) = image_digests::Entity::find_by_id((tenant, sha256.to_owned())).one(db).await? else {
+        return Ok(None);
+    };
+    jobs::Entity::find().filter(jobs::Column::ImageId.eq(digest.image_id)).order_by_desc(jobs::Column::Id).one(db).await
 }
 
 /// Whether an insert failed on a unique constraint (a duplicate).

@@ -210,6 +210,18 @@ def assert_queue_drained(stack: Stack, services) -> None:
     assert attributes == empty, f"messages left on the job queue\n{services.tail()}"
 
 
+def upload_original(services) -> str:
+    """POST /v1/images with the test photo; returns the accepted job's id."""
+    answer = services.http.post(
+        f"{services.api_url}/v1/images",
+        data=ORIGINAL.read_bytes(),
+        headers={"Content-Type": "image/jpeg"},
+        timeout=30,
+    )
+    assert answer.status_code == 202, f"{answer.status_code} {answer.text}\n{services.tail()}"
+    return answer.json()["id"]
+
+
 def assert_nothing_refused(services) -> None:
     for role, path in services.logs.items():
         text = path.read_text(errors="replace").splitlines()
@@ -223,14 +235,7 @@ def test_end_to_end_job_succeeds_under_least_privilege(stack: Stack, services, e
     heartbeat, s3:GetObject originals/*, s3:PutObject variants/*, sns:Publish on the event
     topic and, image.processed being in CHAT_EVENTS here, on the chat topic, and
     DeleteMessageBatch as sqs:DeleteMessage)."""
-    answer = services.http.post(
-        f"{services.api_url}/v1/images",
-        data=ORIGINAL.read_bytes(),
-        headers={"Content-Type": "image/jpeg"},
-        timeout=30,
-    )
-    assert answer.status_code == 202, f"{answer.status_code} {answer.text}\n{services.tail()}"
-    _, body = assert_processed(stack, services, events, answer.json()["id"])
+    _, body = assert_processed(stack, services, events, upload_original(services))
     notification = chat.wait(lambda envelope, note: note["id"] == body["event_id"])
     assert notification is not None, f"no chat notification for event {body['event_id']}\n{services.tail()}"
     envelope, note = notification
@@ -302,14 +307,7 @@ def test_presigned_upload_is_signed_by_the_api_and_processed_under_least_privile
 def test_delete_erases_an_image_under_least_privilege(stack: Stack, services, events):
     """DELETE /v1/images/{id} (s3:ListBucket under the image's prefixes, s3:DeleteObject on
     originals/* and variants/*, sns:Publish of image.deleted) leaves no object of the image."""
-    answer = services.http.post(
-        f"{services.api_url}/v1/images",
-        data=ORIGINAL.read_bytes(),
-        headers={"Content-Type": "image/jpeg"},
-        timeout=30,
-    )
-    assert answer.status_code == 202, f"{answer.status_code} {answer.text}\n{services.tail()}"
-    job, _ = assert_processed(stack, services, events, answer.json()["id"])
+    job, _ = assert_processed(stack, services, events, upload_original(services))
     image_id = job["image_id"]
 
     deleted = services.http.delete(f"{services.api_url}/v1/images/{image_id}", timeout=30)

@@ -96,6 +96,7 @@ impl TestApp {
             request_fingerprint: None,
             api_key_id: None,
             awaiting_upload: false,
+            deduplicate: false,
         };
         pipeline::jobs::record_upload(&self.backends.db, upload).await.expect("record the upload");
         let message = pipeline::message::JobMessage::new(job_id, image_id, source_key);
