@@ -8,16 +8,18 @@
 //! - This file: [`Application`], which binds the listener and serves, and
 //!   the router, which lists every endpoint and the layers around them.
 //! - Handlers, by resource: `jobs` (`/v1/jobs`), `images` (`/v1/images`,
-//!   uploads through the API and variants), `presigned` (`/v1/uploads`: the
+//!   uploads through the API, variants and deletion), `presigned` (`/v1/uploads`: the
 //!   presigned PUT, and the API's own signed PUT when objects are on local
 //!   disk), `admin` (replay and reprocess, for admin keys) and `health`.
-//! - `intake`: what both ways of uploading share: idempotency, the body
-//!   sink, enqueueing.
+//! - `intake`: what both ways of uploading share: idempotency, quota
+//!   charges, the body sink, enqueueing.
 //! - `meter`: the streaming body with its sniffing, hash and size limit.
 //! - `views`: the JSON bodies clients see; `read_cache`: the read-through
 //!   cache in front of the job and image views.
-//! - `auth`: API keys, scopes and the per-key rate limit.
+//! - `auth`: API keys, scopes, the tenant each request acts for (and an
+//!   admin's `?tenant=`), the per-key and per-tenant rate limits.
 //! - `metrics`: Prometheus metrics at `/metrics`.
+//! - This file also runs the sweep that finishes image deletions cut short.
 //! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json`, with the
 //!   shared error responses of `responses`.
 //! - [`error`]: [`error::ApiError`], rendered as `application/problem+json`.
