@@ -69,6 +69,11 @@ impl Modify for BearerAuth {
 /// rather than to each handler's parameters.
 struct TenantParameter;
 
+/// The operations `?tenant=` does not change: the presigned upload's PUT
+/// (authorised by its signature, not a key), and the operators' runs that act
+/// on the whole deployment (the DLQ holds every tenant's messages).
+const UNSCOPED: [&str; 3] = ["receive_upload", "replay_dlq", "reprocess"];
+
 impl Modify for TenantParameter {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let parameter = ParameterBuilder::new()
@@ -83,8 +88,7 @@ impl Modify for TenantParameter {
                 continue;
             }
             for operation in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete].into_iter().flatten() {
-                // The presigned upload's PUT is authorised by its signature, not a key.
-                if operation.operation_id.as_deref() == Some("receive_upload") {
+                if UNSCOPED.contains(&operation.operation_id.as_deref().unwrap_or_default()) {
                     continue;
                 }
                 operation.parameters.get_or_insert_with(Vec::new).push(parameter.clone());
