@@ -66,7 +66,7 @@ pub enum Tenants {
         /// The tenant's name.
         name: String,
         /// `on` or `off`.
-        #[arg(value_parser = clap::builder::BoolishValueParser::new())]
+        #[arg(action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
         on: bool,
     },
     /// Set a tenant's quotas; a quota left out is no limit. Past either,
@@ -102,9 +102,7 @@ pub async fn tenants(settings: Settings, command: Tenants) -> anyhow::Result<()>
             println!("{}", tenant.id);
         }
         Tenants::Delete { name, dry_run } => {
-            let tenant = pipeline::tenants::find_by_name(&db, &name)
-                .await?
-                .with_context(|| format!("no tenant is named {name:?}"))?;
+            let tenant = tenant_named(&db, &name).await?;
             let backends = pipeline::Backends::connect(&settings).await.context("failed to connect the backends")?;
             let bar = crate::ops::Bar::new();
             let erased = pipeline::deletion::erase_tenant(&backends, &tenant, dry_run, &bar, &settings.app_env).await;
@@ -114,16 +112,12 @@ pub async fn tenants(settings: Settings, command: Tenants) -> anyhow::Result<()>
             println!("{verb} tenant {name:?}: {} image(s), {} key(s)", erased.images, erased.keys);
         }
         Tenants::Dedup { name, on } => {
-            let tenant = pipeline::tenants::find_by_name(&db, &name)
-                .await?
-                .with_context(|| format!("no tenant is named {name:?}"))?;
+            let tenant = tenant_named(&db, &name).await?;
             pipeline::tenants::set_deduplicate(&db, tenant.id, on).await?;
             eprintln!("deduplication for tenant {name:?} is {}", if on { "on" } else { "off" });
         }
         Tenants::SetQuota { name, uploads_per_day, max_bytes_stored } => {
-            let tenant = pipeline::tenants::find_by_name(&db, &name)
-                .await?
-                .with_context(|| format!("no tenant is named {name:?}"))?;
+            let tenant = tenant_named(&db, &name).await?;
             let limits = pipeline::quota::Limits { uploads_per_day, bytes_stored: max_bytes_stored };
             pipeline::quota::set_limits(&db, tenant.id, limits).await?;
             eprintln!("set the quotas of tenant {name:?}: {}", describe_limits(&limits));
@@ -160,6 +154,16 @@ fn describe_limits(limits: &pipeline::quota::Limits) -> String {
     )
 }
 
+/// The tenant with this name, or an error that says how to find or make one.
+pub(crate) async fn tenant_named(
+    db: &pipeline::db::DatabaseConnection,
+    name: &str,
+) -> anyhow::Result<entities::tenants::Model> {
+    pipeline::tenants::find_by_name(db, name).await?.with_context(|| {
+        format!("no tenant is named {name:?} (`tenants list` shows them; `tenants create {name}` makes one)")
+    })
+}
+
 /// The database the settings name, migrated first when it is the embedded one.
 async fn open(settings: &Settings) -> anyhow::Result<pipeline::db::DatabaseConnection> {
     let url = settings.database_url();
@@ -179,9 +183,7 @@ pub async fn keys(settings: Settings, command: Keys) -> anyhow::Result<()> {
     let db = open(&settings).await?;
     match command {
         Keys::Create { name, scope, tenant } => {
-            let owner = pipeline::tenants::find_by_name(&db, &tenant)
-                .await?
-                .with_context(|| format!("no tenant is named {tenant:?} (create it with `tenants create {tenant}`)"))?;
+            let owner = tenant_named(&db, &tenant).await?;
             let (key, secret) = pipeline::api_keys::create(&db, owner.id, &name, scope.into()).await?;
             eprintln!(
                 "created {} key {:?} ({}) for tenant {:?}; store the secret now, it is not shown again:",

@@ -268,3 +268,18 @@ async fn migrate(settings: Settings, action: MigrateAction) -> anyhow::Result<()
     tracing::info!("migrations done");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// clap checks a command's definition only when that command is parsed;
+    /// this checks every subcommand's at once (a bool positional without a
+    /// value action, for one, panics on first use).
+    #[test]
+    fn every_command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

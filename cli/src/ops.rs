@@ -168,12 +168,7 @@ pub async fn replay(settings: Settings, command: Replay) -> anyhow::Result<()> {
         }
         Replay::Jobs(args) => {
             let tenant_id = match &args.tenant {
-                Some(name) => Some(
-                    pipeline::tenants::find_by_name(&operator.backends().db, name)
-                        .await?
-                        .with_context(|| format!("no tenant is named {name:?}"))?
-                        .id,
-                ),
+                Some(name) => Some(crate::keys::tenant_named(&operator.backends().db, name).await?.id),
                 None => None,
             };
             let filter = JobFilter {
