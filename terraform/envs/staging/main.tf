@@ -14,6 +14,12 @@ module "stack" {
   public_base_url             = var.public_base_url
   image_tag                   = var.image_tag
 
+  # Keep originals unless the operator opts in (tfvars): deleting them cannot be undone once the
+  # noncurrent version has expired too.
+  originals_retention_days    = var.originals_retention_days
+  originals_retention_choices = var.originals_retention_choices
+  stale_variants_grace_hours  = var.stale_variants_grace_hours
+
   api_task = {
     cpu           = 256
     memory        = 512

@@ -49,3 +49,21 @@ variable "public_base_url" {
   type        = string
   default     = ""
 }
+
+variable "originals_retention_days" {
+  description = "ORIGINALS_RETENTION_DAYS: default days after upload an original is deleted once its job succeeded (tenants may set their own); 0 keeps originals forever. 0 or one of originals_retention_choices."
+  type        = number
+  default     = 0
+}
+
+variable "originals_retention_choices" {
+  description = "ORIGINALS_RETENTION_CHOICES: retention day counts (global or per tenant) the media bucket gets a lifecycle rule for. Dropping a value drops its rule: originals tagged with it are then kept."
+  type        = list(number)
+  default     = [30, 90, 365]
+}
+
+variable "stale_variants_grace_hours" {
+  description = "STALE_VARIANTS_GRACE_HOURS: how long superseded variants are kept after their replacement exists."
+  type        = number
+  default     = 24
+}

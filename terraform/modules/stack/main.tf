@@ -32,6 +32,7 @@ module "storage" {
 
   name                        = local.name
   upload_cors_allowed_origins = var.upload_cors_allowed_origins
+  originals_retention_choices = var.originals_retention_choices
   tags                        = local.tags
 }
 
@@ -133,7 +134,11 @@ module "compute" {
   rate_limit_burst             = var.rate_limit_burst
   tenant_rate_limit_per_second = var.tenant_rate_limit_per_second
   tenant_rate_limit_burst      = var.tenant_rate_limit_burst
-  tags                         = local.tags
+  # The same choices as the bucket's lifecycle rules (module.storage): one list, both sides.
+  originals_retention_days    = var.originals_retention_days
+  originals_retention_choices = var.originals_retention_choices
+  stale_variants_grace_hours  = var.stale_variants_grace_hours
+  tags                        = local.tags
 
   config = {
     s3_bucket          = module.storage.bucket_name

@@ -136,6 +136,26 @@ variable "tenant_rate_limit_burst" {
   default     = 200
 }
 
+# --- Originals retention (issue #20) ---------------------------------------------------------
+
+variable "originals_retention_days" {
+  description = "ORIGINALS_RETENTION_DAYS: default days after upload an original is deleted once its job succeeded (tenants may set their own); 0 keeps originals forever. 0 or one of originals_retention_choices."
+  type        = number
+  default     = 0
+}
+
+variable "originals_retention_choices" {
+  description = "ORIGINALS_RETENTION_CHOICES: retention day counts the media bucket gets a lifecycle rule for; the binary accepts no other value. A value <= the originals' transition age (30 days) still pays the cheaper class's minimum storage duration."
+  type        = list(number)
+  default     = [30, 90, 365]
+}
+
+variable "stale_variants_grace_hours" {
+  description = "STALE_VARIANTS_GRACE_HOURS: how long superseded variants are kept after their replacement exists."
+  type        = number
+  default     = 24
+}
+
 # --- Queue and scaling -------------------------------------------------------------------------
 
 variable "worst_case_job_seconds" {

@@ -21,6 +21,32 @@ variable "originals_storage_class" {
   default     = "STANDARD_IA"
 }
 
+variable "originals_retention_choices" {
+  description = <<-EOT
+    ORIGINALS_RETENTION_CHOICES: the retention periods (days after upload) an original may get; the
+    media bucket has one lifecycle rule per value, expiring originals/ objects that the worker
+    tagged image-service-retention-days = "<days>". Empty: no retention rule, originals are kept.
+    Removing a value removes its rule: originals already tagged with it are then kept forever.
+    A value at or below originals_transition_days is legal but wasteful: the original still moves
+    to originals_storage_class (S3 prefers a transition over adding a delete marker on the same
+    day) and is billed that class's minimum storage duration (30 days STANDARD_IA, 90 days
+    GLACIER_IR). On this versioned bucket the bytes stay noncurrent_version_expiration_days more.
+  EOT
+  type        = list(number)
+  default     = [30, 90, 365]
+
+  validation {
+    condition     = alltrue([for d in var.originals_retention_choices : d >= 1 && floor(d) == d])
+    error_message = "Each retention choice must be a whole number of days >= 1."
+  }
+
+  validation {
+    # Each value names a rule id; duplicates would collide.
+    condition     = length(distinct(var.originals_retention_choices)) == length(var.originals_retention_choices)
+    error_message = "originals_retention_choices must not repeat a value."
+  }
+}
+
 variable "noncurrent_version_expiration_days" {
   description = "Days a replaced or deleted object version is kept (versioning is on for accidental deletes)."
   type        = number

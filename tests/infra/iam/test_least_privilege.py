@@ -26,7 +26,10 @@ moto/iam/access_control.py):
 
 What it does not enforce, so this test does not prove:
 - Conditions in identity policies: moto has no request context for them, so a conditioned
-  statement applies as if it had no Condition. Our api and worker templates have none.
+  statement applies as if it had no Condition. The api's s3:ListBucket prefix condition and the
+  worker's tag-key condition on s3:PutObjectTagging (only image-service-retention-days) are
+  therefore checked only in tests/infra/terraform (test_bucket_listing_is_limited_to_an_images_
+  prefixes, test_retention_tag_is_the_one_the_worker_may_set).
 - Resource-based policies: bucket, queue, topic and key policies are not evaluated.
 - KMS on behalf of S3: moto stores and serves SSE-KMS objects without authorizing the caller
   for the key, so kms:GenerateDataKey and kms:Decrypt are proven only by direct KMS calls below,
@@ -386,6 +389,10 @@ def test_api_admin_replay_redrives_the_dlq_and_publishes_its_summary(stack: Stac
 # --- (b) what the roles must not do is refused -----------------------------------------------
 
 IMAGE = "0190aaaa-0000-7000-8000-000000000000"
+# What the worker puts on an original once its job succeeded under a 30-day retention; the media
+# bucket's lifecycle rule for 30 expires it (terraform/modules/storage/s3.tf).
+RETAINED_IMAGE = "0190aaaa-0000-7000-8000-0000000000a1"
+RETENTION_TAGGING = {"TagSet": [{"Key": "image-service-retention-days", "Value": "30"}]}
 
 DENIED = {
     # The worker: no bucket administration, nothing outside its prefixes, no other topic or key.
@@ -426,6 +433,17 @@ DENIED = {
         lambda s: ("schedule_key_deletion", dict(KeyId=s.kms_key_arn, PendingWindowInDays=7)),
     ),
     "worker mints itself a key": ("worker", "iam", lambda s: ("create_access_key", dict(UserName="worker"))),
+    # Originals retention: the worker tags originals only; variants are kept, uploads are transient.
+    "worker tags a variant": (
+        "worker",
+        "s3",
+        lambda s: ("put_object_tagging", dict(Bucket=s.bucket, Key=f"variants/{IMAGE}/x.webp", Tagging=RETENTION_TAGGING)),
+    ),
+    "worker tags an upload": (
+        "worker",
+        "s3",
+        lambda s: ("put_object_tagging", dict(Bucket=s.bucket, Key=f"uploads/{IMAGE}", Tagging=RETENTION_TAGGING)),
+    ),
     # The api: it enqueues and stores originals, and its admin endpoints redrive the DLQ and
     # publish the run's summary; it deletes an image's objects (DELETE /v1/images/{id}), but it
     # does not consume jobs, purge, publish elsewhere or delete the bucket.
@@ -446,6 +464,11 @@ DENIED = {
         "api",
         "sns",
         lambda s: ("subscribe", dict(TopicArn=s.chat_topic_arn, Protocol="sqs", Endpoint=s.dlq_arn)),
+    ),
+    "api tags an original": (
+        "api",
+        "s3",
+        lambda s: ("put_object_tagging", dict(Bucket=s.bucket, Key=f"originals/{IMAGE}", Tagging=RETENTION_TAGGING)),
     ),
     "api writes variants": ("api", "s3", lambda s: ("put_object", dict(Bucket=s.bucket, Key=f"variants/{IMAGE}/x.webp", Body=b"x"))),
     "api deletes the bucket": ("api", "s3", lambda s: ("delete_bucket", dict(Bucket=s.bucket))),
@@ -543,3 +566,16 @@ def test_worker_decrypts_only_with_the_service_key(stack: Stack):
     theirs = admin.encrypt(KeyId=stack.other_kms_key_arn, Plaintext=b"theirs")["CiphertextBlob"]
     assert worker.decrypt(CiphertextBlob=ours)["Plaintext"] == b"ours"
     denial(lambda: worker.decrypt(CiphertextBlob=theirs))
+
+
+def test_worker_tags_an_original_for_retention(stack: Stack):
+    """s3:PutObjectTagging on originals/*: tagging needs an existing object (moto answers NoSuchKey
+    otherwise), so this allowed case stores one first. The same call on a variant or an upload is
+    refused (DENIED above), whether or not the object exists: IAM is checked first."""
+    admin = stack.client("s3", "admin")
+    key = f"originals/{RETAINED_IMAGE}"
+    admin.put_object(Bucket=stack.bucket, Key=key, Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=stack.kms_key_arn)
+
+    stack.client("s3", "worker").put_object_tagging(Bucket=stack.bucket, Key=key, Tagging=RETENTION_TAGGING)
+
+    assert admin.get_object_tagging(Bucket=stack.bucket, Key=key)["TagSet"] == RETENTION_TAGGING["TagSet"]

@@ -22,6 +22,8 @@ from tfhcl import (
     backlog_policy_violations,
     hcl_policy_violations,
     media_put_object_violations,
+    originals_retention_violations,
+    retention_tag_violations,
     s3_encryption_violations,
     sqs_encryption_violations,
     template_policy_violations,
@@ -61,6 +63,8 @@ def test_the_unbroken_copy_passes_every_check(copy):
     assert template_policy_violations(copy / "modules/iam/policies") == []
     assert backlog_policy_violations(tree) == []
     assert media_put_object_violations(tree) == []
+    assert originals_retention_violations(tree) == []
+    assert retention_tag_violations(tree, copy / "modules/iam/policies") == []
 
 
 def test_fmt_check_flags_a_badly_formatted_file(copy):
@@ -238,3 +242,94 @@ def test_bucket_policy_allowing_other_encryption_is_caught(copy):
     violations = media_put_object_violations(Tree(copy))
 
     assert violations == ["PUT naming aws:kms without a key id: not denied", "PUT asking for SSE-S3: not denied"]
+
+
+RETENTION_FOR_EACH = "    for_each = var.originals_retention_choices\n"
+
+
+def test_a_retention_choice_without_its_rule_is_caught(copy):
+    # The rules no longer follow the variable: 365 is still a choice (the binary accepts it and
+    # the worker tags with it), but nothing expires those originals.
+    replace(copy / "modules/storage/s3.tf", RETENTION_FOR_EACH, "    for_each = [30, 90]\n")
+
+    violations = originals_retention_violations(Tree(copy))
+
+    assert violations == [
+        "choice 365: 0 lifecycle rules expire originals/ objects tagged image-service-retention-days=365 (want 1)"
+    ]
+
+
+def test_a_rule_for_a_value_that_is_no_choice_is_caught(copy):
+    replace(copy / "modules/storage/s3.tf", RETENTION_FOR_EACH, "    for_each = [30, 90, 365, 7]\n")
+
+    violations = originals_retention_violations(Tree(copy))
+
+    assert violations == ["rules ['expire-originals-after-7-days']: act on image-service-retention-days='7', not a choice"]
+
+
+def test_retention_rule_expiring_on_the_wrong_day_is_caught(copy):
+    replace(copy / "modules/storage/s3.tf", "        days = rule.value\n", "        days = 30\n")
+
+    violations = originals_retention_violations(Tree(copy))
+
+    assert violations == [
+        "choice 90: rule expire-originals-after-90-days expires after 30 days",
+        "choice 365: rule expire-originals-after-365-days expires after 30 days",
+    ]
+
+
+def test_expiring_originals_without_the_tag_is_caught(copy):
+    # Dropping the tag from the filter would delete every original, processed or not.
+    s3 = copy / "modules/storage/s3.tf"
+    text = s3.read_text()
+    start = text.index("      filter {\n        and {")
+    end = text.index("      expiration {\n        days = rule.value")
+    s3.write_text(text[:start] + '      filter {\n        prefix = "originals/"\n      }\n\n' + text[end:])
+
+    violations = originals_retention_violations(Tree(copy))
+
+    assert violations[:3] == [
+        f"rule expire-originals-after-{d}-days: expires objects under originals/ without requiring the image-service-retention-days tag"
+        for d in (30, 90, 365)
+    ]
+    assert "choice 30: 0 lifecycle rules expire originals/ objects tagged image-service-retention-days=30 (want 1)" in violations
+
+
+def test_a_tag_key_the_worker_may_not_set_is_caught(copy):
+    # The lifecycle filters on one key, the worker's grant lets it set another: nothing expires.
+    templates = copy / "modules/iam/policies"
+    replace(templates / "worker.json.tpl", '["image-service-retention-days"]', '["retention-days"]')
+
+    violations = retention_tag_violations(Tree(copy), templates)
+
+    assert violations == [
+        "worker.json.tpl statement TagOriginalsForRetention: may set tag keys ['retention-days'], want ['image-service-retention-days']"
+    ]
+
+
+def test_a_lifecycle_tag_key_other_than_the_contracts_is_caught(copy):
+    replace(copy / "modules/storage/s3.tf", 'originals_retention_tag = "image-service-retention-days"',
+            'originals_retention_tag = "retention-days"')
+    tree = Tree(copy)
+
+    tag_violations = retention_tag_violations(tree, copy / "modules/iam/policies")
+    rule_violations = originals_retention_violations(tree)
+
+    assert tag_violations == [
+        "modules/storage local.originals_retention_tag is 'retention-days', the contract says 'image-service-retention-days'",
+        "the originals/ lifecycle rules filter on tag keys ['retention-days'], want ['image-service-retention-days']",
+    ]
+    assert "choice 30: 0 lifecycle rules expire originals/ objects tagged image-service-retention-days=30 (want 1)" in rule_violations
+
+
+def test_tagging_granted_beyond_originals_is_caught(copy):
+    templates = copy / "modules/iam/policies"
+    replace(templates / "worker.json.tpl", '"Action": ["s3:PutObjectTagging"],\n      "Resource": ["${bucket_arn}/originals/*"]',
+            '"Action": ["s3:PutObjectTagging"],\n      "Resource": ["${bucket_arn}/originals/*", "${bucket_arn}/variants/*"]')
+
+    violations = retention_tag_violations(Tree(copy), templates)
+
+    assert violations == [
+        "worker.json.tpl statement TagOriginalsForRetention: s3:PutObjectTagging on "
+        "['arn:aws:s3:::image-service-test-media/originals/*', 'arn:aws:s3:::image-service-test-media/variants/*'], want only originals/*"
+    ]

@@ -36,7 +36,16 @@ locals {
     # CHAT_EVENTS (docs/notifications.md).
     SNS_CHAT_TOPIC_ARN = var.config.sns_chat_topic_arn
     CHAT_EVENTS        = join(",", var.chat_events)
+    # Originals retention (issue #20): the default N (0 = keep), the day counts the media bucket
+    # has lifecycle rules for (the binary refuses any other global or tenant value), and how long
+    # superseded variants outlive their replacement. The api validates and sweeps, the worker tags.
+    ORIGINALS_RETENTION_DAYS    = tostring(var.originals_retention_days)
+    ORIGINALS_RETENTION_CHOICES = join(",", [for d in var.originals_retention_choices : tostring(d)])
+    STALE_VARIANTS_GRACE_HOURS  = tostring(var.stale_variants_grace_hours)
   }
+
+  # The global default must be one the bucket's lifecycle can honour.
+  originals_retention_valid = var.originals_retention_days == 0 || contains(var.originals_retention_choices, var.originals_retention_days)
 
   # Secrets reach the container through the execution role, never as plain environment values.
   # DATABASE_URL carries no password: libpq-style clients (sqlx, hence sea-orm) read PGPASSWORD.
@@ -178,6 +187,14 @@ resource "aws_ecs_task_definition" "api" {
   }
 
   tags = var.tags
+
+  # Both services refuse to start on a default outside the choices: fail the plan instead.
+  lifecycle {
+    precondition {
+      condition     = local.originals_retention_valid
+      error_message = "originals_retention_days must be 0 (keep forever) or one of originals_retention_choices."
+    }
+  }
 }
 
 resource "aws_ecs_task_definition" "worker" {
@@ -205,6 +222,11 @@ resource "aws_ecs_task_definition" "worker" {
     precondition {
       condition     = local.worker_stop_timeout >= 2 && local.worker_stop_timeout <= 120
       error_message = "SHUTDOWN_DEADLINE_SECS + margin must fit ECS's stopTimeout range (2..120 s)."
+    }
+
+    precondition {
+      condition     = local.originals_retention_valid
+      error_message = "originals_retention_days must be 0 (keep forever) or one of originals_retention_choices."
     }
   }
 }

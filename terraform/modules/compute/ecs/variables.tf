@@ -228,6 +228,39 @@ variable "tenant_rate_limit_burst" {
   }
 }
 
+variable "originals_retention_days" {
+  description = "ORIGINALS_RETENTION_DAYS: days after upload an original is deleted once its job succeeded, unless its tenant sets its own; 0 keeps originals. Must be 0 or one of originals_retention_choices."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.originals_retention_days >= 0 && floor(var.originals_retention_days) == var.originals_retention_days
+    error_message = "originals_retention_days must be a whole number of days >= 0."
+  }
+}
+
+variable "originals_retention_choices" {
+  description = "ORIGINALS_RETENTION_CHOICES (joined with commas): the retention day counts the media bucket has lifecycle rules for (the storage module's variable of the same name)."
+  type        = list(number)
+  default     = [30, 90, 365]
+
+  validation {
+    condition     = alltrue([for d in var.originals_retention_choices : d >= 1 && floor(d) == d])
+    error_message = "Each retention choice must be a whole number of days >= 1."
+  }
+}
+
+variable "stale_variants_grace_hours" {
+  description = "STALE_VARIANTS_GRACE_HOURS: how long a superseded variant is kept after its replacement exists (clients may still hold its URL)."
+  type        = number
+  default     = 24
+
+  validation {
+    condition     = var.stale_variants_grace_hours >= 1 && floor(var.stale_variants_grace_hours) == var.stale_variants_grace_hours
+    error_message = "stale_variants_grace_hours must be a whole number of hours >= 1."
+  }
+}
+
 variable "container_insights" {
   description = "Container Insights level: enabled (required for RunningTaskCount) or enhanced."
   type        = string

@@ -14,6 +14,13 @@
       "Resource": ["${bucket_arn}/variants/*", "${bucket_arn}/originals/*"]
     },
     {
+      "Sid": "TagOriginalsForRetention",
+      "Effect": "Allow",
+      "Action": ["s3:PutObjectTagging"],
+      "Resource": ["${bucket_arn}/originals/*"],
+      "Condition": {"ForAllValues:StringEquals": {"s3:RequestObjectTagKeys": ["image-service-retention-days"]}}
+    },
+    {
       "Sid": "ScaleInProtectionWhileBusy",
       "Effect": "Allow",
       "Action": ["ecs:UpdateTaskProtection"],
