@@ -31,6 +31,9 @@ pub enum ApiError {
     /// 429: the tenant is over a quota (with when to retry, if waiting helps).
     #[error("{0}")]
     QuotaExceeded(pipeline::quota::Refusal),
+    /// 409: the tenant has an image with this `external_id` already.
+    #[error("external_id is taken by image {0}")]
+    ExternalIdTaken(uuid::Uuid),
     /// 409: the request conflicts with how the service is set up.
     #[error("{0}")]
     Conflict(String),
@@ -84,7 +87,7 @@ impl ApiError {
             Self::Forbidden(_) | Self::UploadRejected(_) => StatusCode::FORBIDDEN,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) | Self::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::ExternalIdTaken(_) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -105,6 +108,7 @@ impl ApiError {
             Self::RateLimited(_) => "rate-limited",
             Self::QuotaExceeded(_) => "quota-exceeded",
             Self::Conflict(_) => "conflict",
+            Self::ExternalIdTaken(_) => "external-id-taken",
             Self::Unprocessable(_) => "unprocessable",
             Self::NotFound(_) => "not-found",
             Self::PayloadTooLarge(_) => "payload-too-large",

@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use pipeline::store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -47,8 +46,7 @@ pub(crate) async fn readyz(State(state): State<SharedState>) -> Response {
     let backends = &state.backends;
     let database = backends.db.ping().await.is_ok();
     let queue = backends.queue.approximate_depth().await.is_ok();
-    // A read of a key that never exists: "not found" proves the store answers.
-    let store = matches!(backends.store.get("readyz/probe").await, Ok(_) | Err(StoreError::NotFound(_)));
+    let store = backends.store.probe().await.is_ok();
     let ready = database && queue && store;
     let body = Readiness {
         status: if ready { "ready" } else { "unavailable" },

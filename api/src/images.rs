@@ -18,15 +18,15 @@ use uuid::Uuid;
 use crate::auth::{Principal, ScopedId};
 use crate::error::ApiError;
 use crate::intake::{
-    Sink, charge_quota, earlier_job, enqueue, idempotency_key, mark_replayed, record_idempotent, refund_quota,
-    replayed, stream_image,
+    EXTERNAL_ID_HEADER, Sink, charge_quota, earlier_job, enqueue, external_id_taken, idempotency_key, mark_replayed,
+    record_idempotent, refund_quota, replayed, stream_image, upload_fingerprint,
 };
 use crate::meter::Meter;
 use crate::read_cache::{IMAGE_TTL, read_through};
 use crate::responses::{
     BadRequest, KeyReused, NotFound, RateLimited, TooLarge, Unauthorized, Unavailable, UnsupportedMediaType,
 };
-use crate::views::{ImageView, JobView};
+use crate::views::{ImagePage, ImageView, JobView};
 use crate::{SharedState, parse_id};
 
 /// The multipart form of `POST /v1/images`.
@@ -63,9 +63,15 @@ pub(crate) async fn create_image(
     let idempotency_key = idempotency_key(&headers, &principal)?;
     if let Some(job) = earlier_job(&state, idempotency_key.as_deref()).await? {
         let meter = Meter::default();
-        stream_image(request, &meter, limit, Sink::Discard).await?;
-        replayed(&job, &meter.finish().1)?;
+        let client = stream_image(request, &meter, limit, Sink::Discard).await?;
+        replayed(&job, &upload_fingerprint(&meter.finish().1, &client))?;
         return Ok(accepted(job, Recorded::Existing));
+    }
+    // A raw upload names its external id in a header: refuse a taken one
+    // before its bytes are read. (A form's fields are checked once read.)
+    let header_id = headers.get(EXTERNAL_ID_HEADER).and_then(|v| v.to_str().ok());
+    if let Some(taken) = external_id_taken(&state, principal.tenant, header_id).await? {
+        return Err(taken);
     }
 
     let image_id = Uuid::now_v7();
@@ -74,7 +80,15 @@ pub(crate) async fn create_image(
     tracing::Span::current().record("image_id", tracing::field::display(image_id));
     let meter = Meter::default();
     let source_key = keys::original(image_id);
-    stream_image(request, &meter, limit, Sink::Store(state.backends.store.as_ref(), &source_key)).await?;
+    let sink = Sink::Store(state.backends.store.as_ref(), &source_key);
+    let client = match stream_image(request, &meter, limit, sink).await {
+        Ok(client) => client,
+        Err(err) => {
+            // A form's fields are read after its file, which may be stored by then.
+            discard_original(&state, &source_key).await;
+            return Err(err);
+        }
+    };
 
     let (bytes, sha256) = meter.finish();
     let deduplicate = pipeline::tenants::deduplicates(&state.backends.db, principal.tenant).await?;
@@ -82,13 +96,14 @@ pub(crate) async fn create_image(
         tenant_id: principal.tenant,
         image_id,
         job_id,
-        request_fingerprint: idempotency_key.as_ref().map(|_| sha256.clone()),
+        request_fingerprint: idempotency_key.as_ref().map(|_| upload_fingerprint(&sha256, &client)),
         sha256,
         bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
         idempotency_key,
         api_key_id: principal.key_id,
         awaiting_upload: false,
         deduplicate,
+        client,
     };
     keep_upload(&state, upload, &source_key).await
 }
@@ -98,10 +113,15 @@ pub(crate) async fn create_image(
 /// `Idempotency-Key`) or a duplicate (bytes the tenant has already) keeps
 /// no bytes and no charge.
 async fn keep_upload(state: &SharedState, upload: NewUpload, source_key: &str) -> Result<Response, ApiError> {
-    let (tenant, size, fingerprint) = (upload.tenant_id, upload.bytes, upload.sha256.clone());
+    let (tenant, size, sha256) = (upload.tenant_id, upload.bytes, upload.sha256.clone());
+    let fingerprint = upload_fingerprint(&sha256, &upload.client);
+    if let Some(taken) = external_id_taken(state, tenant, upload.client.external_id.as_deref()).await? {
+        discard_original(state, source_key).await;
+        return Err(taken);
+    }
     // A duplicate costs nothing, so a tenant at its quota can still get an image it has.
     if upload.deduplicate
-        && let Some(job) = repo::newest_job_with_digest(&state.backends.db, tenant, &fingerprint).await?
+        && let Some(job) = repo::newest_job_with_digest(&state.backends.db, tenant, &sha256).await?
     {
         discard_original(state, source_key).await;
         return Ok(accepted(job, Recorded::Duplicate));
@@ -116,7 +136,9 @@ async fn keep_upload(state: &SharedState, upload: NewUpload, source_key: &str) -
     let (job, recorded) = match record_idempotent(state, upload, &fingerprint).await {
         Ok(recorded) => recorded,
         Err(err) => {
+            // Nothing was recorded, so nothing refers to the stored bytes.
             refund_quota(state, tenant, size, charged_at).await;
+            discard_original(state, source_key).await;
             return Err(err);
         }
     };
@@ -147,6 +169,42 @@ fn accepted(job: jobs::Model, recorded: Recorded) -> Response {
     };
     let response = (status, [(header::LOCATION, location)], Json(view)).into_response();
     mark_replayed(response, recorded == Recorded::Existing)
+}
+
+/// Query of `GET /v1/images`.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Only the image with this external id.
+    external_id: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Page size, 1–200 (default 50).
+    limit: Option<u64>,
+}
+
+/// Lists the caller's tenant's images, newest first, one page at a time.
+#[utoipa::path(get, path = "/v1/images", tag = "images", params(ListQuery),
+    responses((status = 200, description = "A page of images", body = ImagePage),
+              BadRequest, Unauthorized, RateLimited, Unavailable))]
+pub(crate) async fn list_images(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ImagePage>, ApiError> {
+    let axum::extract::Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
+        .transpose()?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let page =
+        repo::list_images(&state.backends.db, principal.tenant, query.external_id.as_deref(), before, limit).await?;
+    let next_cursor = (page.len() as u64 == limit).then(|| page.last().map(|(i, _)| i.id.to_string())).flatten();
+    let images = page.into_iter().map(|(image, variants)| ImageView::new(image, variants)).collect();
+    Ok(Json(ImagePage { images, next_cursor }))
 }
 
 /// One image and its variants.

@@ -7,7 +7,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use entities::jobs;
 use futures::StreamExt;
-use pipeline::jobs::{self as repo, NewUpload, Recorded, Transition};
+use pipeline::jobs::{self as repo, ClientFields, NewUpload, Recorded, Transition};
 use pipeline::message::JobMessage;
 use pipeline::store::{BlobStore, ByteStream, ObjectMeta, StoreError};
 use uuid::Uuid;
@@ -64,11 +64,30 @@ pub(crate) async fn record_idempotent(
     upload: NewUpload,
     fingerprint: &str,
 ) -> Result<(jobs::Model, Recorded), ApiError> {
-    let (job, recorded) = repo::record_or_find(&state.backends.db, upload).await?;
+    let (tenant, external_id) = (upload.tenant_id, upload.client.external_id.clone());
+    let (job, recorded) = match repo::record_or_find(&state.backends.db, upload).await {
+        Ok(recorded) => recorded,
+        // A concurrent upload took the external id first.
+        Err(err) if repo::is_unique_violation(&err) && external_id.is_some() => {
+            return Err(external_id_taken(state, tenant, external_id.as_deref()).await?.unwrap_or(err.into()));
+        }
+        Err(err) => return Err(err.into()),
+    };
     if recorded == Recorded::Existing {
         replayed(&job, fingerprint)?;
     }
     Ok((job, recorded))
+}
+
+/// `409 external-id-taken` when the tenant has an image with this external id.
+pub(crate) async fn external_id_taken(
+    state: &AppState,
+    tenant: Uuid,
+    external_id: Option<&str>,
+) -> Result<Option<ApiError>, ApiError> {
+    let Some(external_id) = external_id else { return Ok(None) };
+    let image = repo::image_with_external_id(&state.backends.db, tenant, external_id).await?;
+    Ok(image.map(|image| ApiError::ExternalIdTaken(image.id)))
 }
 
 /// Counts an upload of `bytes` against its tenant's quotas; a refusal is a
@@ -124,8 +143,25 @@ impl Sink<'_> {
     }
 }
 
-/// Streams the image of a raw or multipart request through `meter` into `sink`.
-pub(crate) async fn stream_image(request: Request, meter: &Meter, limit: u64, sink: Sink<'_>) -> Result<(), ApiError> {
+/// The headers that carry a raw upload's client fields (a multipart upload
+/// sends them as the form fields `external_id` and `metadata`).
+pub(crate) const EXTERNAL_ID_HEADER: &str = "image-external-id";
+/// See [`EXTERNAL_ID_HEADER`]: the metadata, as JSON.
+pub(crate) const METADATA_HEADER: &str = "image-metadata";
+
+/// How many form fields besides `file` a multipart upload may send, and how
+/// large each may be: enough for the client fields, and no more.
+const MAX_OTHER_FIELDS: usize = 8;
+const MAX_FIELD_BYTES: usize = pipeline::jobs::intake::MAX_METADATA_BYTES + 1024;
+
+/// Streams the image of a raw or multipart request through `meter` into
+/// `sink`, and returns the client fields that came with it.
+pub(crate) async fn stream_image(
+    request: Request,
+    meter: &Meter,
+    limit: u64,
+    sink: Sink<'_>,
+) -> Result<ClientFields, ApiError> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -136,35 +172,87 @@ pub(crate) async fn stream_image(request: Request, meter: &Meter, limit: u64, si
                 "send an image/* Content-Type, or multipart/form-data with a `file` field".into(),
             )
         })?;
-    let stored = if content_type.type_() == mime::MULTIPART && content_type.subtype() == mime::FORM_DATA {
-        let mut form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        loop {
-            let field = form
-                .next_field()
-                .await
-                .map_err(|e| ApiError::BadRequest(e.body_text()))?
-                .ok_or_else(|| ApiError::BadRequest("the multipart body has no `file` field".into()))?;
-            if field.name() != Some("file") {
-                continue;
-            }
-            let meta = ObjectMeta {
-                content_type: field.content_type().unwrap_or("application/octet-stream").to_owned(),
-                cache_control: None,
-            };
-            break sink.consume(meter.wrap(field, limit), None, &meta).await;
-        }
-    } else if content_type.type_() == mime::IMAGE {
-        let meta = ObjectMeta { content_type: content_type.essence_str().to_owned(), cache_control: None };
-        // A declared length lets the store stream the body straight through.
-        let length = declared_length(request.headers());
-        sink.consume(meter.wrap(request.into_body().into_data_stream(), limit), length, &meta).await
-    } else {
+    if content_type.type_() == mime::MULTIPART && content_type.subtype() == mime::FORM_DATA {
+        let form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        return stream_form(form, meter, limit, sink).await;
+    }
+    if content_type.type_() != mime::IMAGE {
         return Err(ApiError::UnsupportedMediaType(format!(
             "{} is not an image type; send image/* or multipart/form-data",
             content_type.essence_str()
         )));
+    }
+    let client = client_headers(request.headers())?;
+    let meta = ObjectMeta { content_type: content_type.essence_str().to_owned(), cache_control: None };
+    // A declared length lets the store stream the body straight through.
+    let length = declared_length(request.headers());
+    let stored = sink.consume(meter.wrap(request.into_body().into_data_stream(), limit), length, &meta).await;
+    upload_outcome(stored, meter, limit)?;
+    Ok(client)
+}
+
+/// A raw upload's client fields, from [`EXTERNAL_ID_HEADER`] and [`METADATA_HEADER`].
+fn client_headers(headers: &HeaderMap) -> Result<ClientFields, ApiError> {
+    let header = |name: &str| -> Result<Option<&str>, ApiError> {
+        headers
+            .get(name)
+            .map(|v| v.to_str().map_err(|_| ApiError::BadRequest(format!("{name} must be ASCII"))))
+            .transpose()
     };
-    upload_outcome(stored, meter, limit)
+    ClientFields::parse(header(EXTERNAL_ID_HEADER)?, header(METADATA_HEADER)?).map_err(ApiError::BadRequest)
+}
+
+/// A multipart upload: the `file` field streams into `sink`; `external_id`
+/// and `metadata` may come before or after it.
+async fn stream_form(mut form: Multipart, meter: &Meter, limit: u64, sink: Sink<'_>) -> Result<ClientFields, ApiError> {
+    let bad = |e: axum::extract::multipart::MultipartError| ApiError::BadRequest(e.body_text());
+    let (mut external_id, mut metadata, mut others, mut stored) = (None, None, 0, None);
+    while let Some(mut field) = form.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" && stored.is_none() {
+            let meta = ObjectMeta {
+                content_type: field.content_type().unwrap_or("application/octet-stream").to_owned(),
+                cache_control: None,
+            };
+            let outcome = sink.consume(meter.wrap(field, limit), None, &meta).await;
+            upload_outcome(outcome, meter, limit)?;
+            stored = Some(());
+            continue;
+        }
+        others += 1;
+        if others > MAX_OTHER_FIELDS {
+            return Err(ApiError::BadRequest(format!("at most {MAX_OTHER_FIELDS} form fields besides `file`")));
+        }
+        let mut text = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(bad)? {
+            text.extend_from_slice(&chunk);
+            if text.len() > MAX_FIELD_BYTES {
+                return Err(ApiError::BadRequest(format!("form field `{name}` is over {MAX_FIELD_BYTES} bytes")));
+            }
+        }
+        let text = String::from_utf8(text).map_err(|_| ApiError::BadRequest(format!("`{name}` must be UTF-8")))?;
+        match name.as_str() {
+            "external_id" => external_id = Some(text),
+            "metadata" => metadata = Some(text),
+            _ => {}
+        }
+    }
+    stored.ok_or_else(|| ApiError::BadRequest("the multipart body has no `file` field".into()))?;
+    ClientFields::parse(external_id.as_deref(), metadata.as_deref()).map_err(ApiError::BadRequest)
+}
+
+/// What an upload with an `Idempotency-Key` is compared by on a repeat: its
+/// bytes, and the client fields when it has any.
+pub(crate) fn upload_fingerprint(sha256: &str, client: &ClientFields) -> String {
+    if client == &ClientFields::default() {
+        return sha256.to_owned();
+    }
+    let mut digest = <sha2::Sha256 as sha2::Digest>::new();
+    for part in [Some(sha256), client.external_id.as_deref(), client.metadata.as_deref()] {
+        sha2::Digest::update(&mut digest, part.unwrap_or("\u{0}").as_bytes());
+        sha2::Digest::update(&mut digest, b"\n");
+    }
+    hex::encode(sha2::Digest::finalize(digest))
 }
 
 /// The request's `Content-Length`, if it sent one.

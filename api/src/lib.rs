@@ -50,6 +50,7 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
+use pipeline::retention;
 use pipeline::{Backends, Settings};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -85,7 +86,7 @@ fn router(state: SharedState, request_timeout: Duration) -> Router {
         .route("/v1/jobs", get(jobs::list_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job))
         // Uploads are limited while they stream (see `Meter`), not by buffering.
-        .route("/v1/images", post(images::create_image).layer(DefaultBodyLimit::disable()))
+        .route("/v1/images", post(images::create_image).layer(DefaultBodyLimit::disable()).get(images::list_images))
         .route("/v1/images/{id}", get(images::get_image).delete(images::delete_image))
         .route("/v1/images/{id}/variants/{preset}", get(images::get_variant))
         .route("/v1/uploads", post(presigned::create_upload))
@@ -199,7 +200,7 @@ impl Application {
         http.max_buf_size(READ_BUFFER_BYTES);
         let connections = hyper_util::server::graceful::GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
-        let sweeper = tokio::spawn(finish_deletions(self.state.clone()));
+        let sweeper = tokio::spawn(upkeep(self.state.clone()));
         loop {
             let stream = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -227,23 +228,43 @@ impl Application {
     }
 }
 
-/// How often each API process looks for image deletions cut short.
-const DELETION_SWEEP_PERIOD: Duration = Duration::from_secs(60);
+/// How often each API process runs its upkeep ([`upkeep`]).
+const UPKEEP_PERIOD: Duration = Duration::from_secs(60);
 
-/// Finishes, each minute, the image deletions that the store cut short over
-/// a minute ago. It runs in the API because the API's role is the one that
-/// may list and delete an image's objects; several API processes finishing
-/// the same deletion delete nothing twice and announce it under one event id.
-async fn finish_deletions(state: SharedState) {
-    let mut ticks = tokio::time::interval(DELETION_SWEEP_PERIOD);
+/// How many items one pass of each upkeep task handles at most.
+const UPKEEP_BATCH: u64 = 100;
+
+/// The API's upkeep, each minute: it finishes the image deletions that the
+/// store cut short over a minute ago, removes originals past their
+/// retention, and removes variants whose replacements have outlived the
+/// grace period. It runs in the API because the API's role is the one that
+/// may list and delete an image's objects. Several API processes doing the
+/// same upkeep delete nothing twice: each removal is recorded by a
+/// conditional update, and a deletion is announced under one event id.
+async fn upkeep(state: SharedState) {
+    let mut ticks = tokio::time::interval(UPKEEP_PERIOD);
+    let current: Vec<(String, String)> = state.presets.iter().map(|p| (p.name.clone(), p.version())).collect();
     loop {
         ticks.tick().await;
-        let grace = chrono::TimeDelta::minutes(1);
-        match pipeline::deletion::finish_pending(&state.backends, grace, 100, &state.app_env).await {
-            Ok(0) => {}
-            Ok(finished) => tracing::info!(finished, "finished image deletions cut short"),
-            Err(err) => tracing::warn!(error = %err, "could not finish pending deletions"),
-        }
+        let backends = &state.backends;
+        let (now, grace) = (chrono::Utc::now(), chrono::TimeDelta::minutes(1));
+        let finished = pipeline::deletion::finish_pending(backends, grace, UPKEEP_BATCH, &state.app_env).await;
+        log_upkeep("finished image deletions cut short", finished);
+        log_upkeep(
+            "removed originals past their retention",
+            retention::sweep_originals(backends, now, UPKEEP_BATCH).await,
+        );
+        let grace = backends.retention.stale_variants_grace;
+        let stale = retention::sweep_stale_variants(backends, &current, grace, now, UPKEEP_BATCH).await;
+        log_upkeep("removed superseded variants", stale);
+    }
+}
+
+fn log_upkeep(what: &'static str, done: Result<usize, sea_orm::DbErr>) {
+    match done {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "{what}"),
+        Err(err) => tracing::warn!(error = %err, "upkeep failed: {what}"),
     }
 }
 

@@ -25,6 +25,7 @@ use crate::{admin, error, health, images, jobs, presigned};
         health::readyz,
         jobs::list_jobs,
         jobs::get_job,
+        images::list_images,
         images::create_image,
         images::get_image,
         images::delete_image,

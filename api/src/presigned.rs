@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use entities::jobs::{self, JobStatus};
 use hmac::{Hmac, Mac};
-use pipeline::jobs::{self as repo, NewUpload, Recorded};
+use pipeline::jobs::{self as repo, ClientFields, NewUpload, Recorded};
 use pipeline::keys;
 use pipeline::links::Links;
 use pipeline::store::ObjectMeta;
@@ -29,8 +29,8 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::intake::{
-    charge_quota, declared_length, earlier_job, enqueue, idempotency_key, mark_replayed, record_idempotent,
-    refund_quota, replayed, upload_outcome,
+    charge_quota, declared_length, earlier_job, enqueue, external_id_taken, idempotency_key, mark_replayed,
+    record_idempotent, refund_quota, replayed, upload_outcome,
 };
 use crate::meter::Meter;
 use crate::responses::{
@@ -53,6 +53,14 @@ pub(crate) struct UploadRequest {
     /// The image's size in bytes; the PUT must send exactly this many.
     #[schema(minimum = 1)]
     content_length: u64,
+    /// The client's own id for the image, unique within the tenant (1–200 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200, min_length = 1)]
+    external_id: Option<String>,
+    /// A JSON object (at most 4 KiB) that comes back on the image and in every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Value>,
 }
 
 /// The job and how to send its bytes.
@@ -112,6 +120,10 @@ pub(crate) async fn create_upload(
         replayed(&job, &fingerprint)?;
         return ticket(&state, &headers, job, &content_type, request.content_length, true).await;
     }
+    let client = ClientFields::new(request.external_id, request.metadata).map_err(ApiError::BadRequest)?;
+    if let Some(taken) = external_id_taken(&state, principal.tenant, client.external_id.as_deref()).await? {
+        return Err(taken);
+    }
 
     let (image_id, job_id) = (Uuid::now_v7(), Uuid::now_v7());
     let size = i64::try_from(request.content_length).unwrap_or(i64::MAX);
@@ -128,6 +140,7 @@ pub(crate) async fn create_upload(
         api_key_id: principal.key_id,
         awaiting_upload: true,
         deduplicate: false,
+        client,
     };
     let (job, recorded) = match record_idempotent(&state, upload, &fingerprint).await {
         Ok(recorded) => recorded,

@@ -132,8 +132,26 @@ pub(crate) struct ImageView {
     width: Option<i32>,
     height: Option<i32>,
     created_at: DateTime<Utc>,
+    /// The client's own id for the image, from its upload.
+    external_id: Option<String>,
+    /// The client's JSON object, from its upload.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Value>,
+    /// When retention removes the original (its variants stay); absent
+    /// when it is kept for good, or its job has not succeeded yet.
+    original_expires_at: Option<DateTime<Utc>>,
+    /// When retention removed the original; the image can no longer be reprocessed.
+    original_removed_at: Option<DateTime<Utc>>,
     /// Largest first.
     variants: Vec<VariantView>,
+}
+
+/// A page of images and the cursor of the next one.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ImagePage {
+    pub(crate) images: Vec<ImageView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub(crate) next_cursor: Option<String>,
 }
 
 /// One encoded output.
@@ -163,6 +181,10 @@ impl ImageView {
             width: image.width,
             height: image.height,
             created_at: image.created_at,
+            metadata: pipeline::jobs::ClientFields::metadata_value(image.metadata.as_deref()),
+            external_id: image.external_id,
+            original_expires_at: image.original_expires_at,
+            original_removed_at: image.original_removed_at,
             variants: variants
                 .into_iter()
                 .map(|v| VariantView {

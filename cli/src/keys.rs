@@ -81,6 +81,19 @@ pub enum Tenants {
         #[arg(long)]
         max_bytes_stored: Option<i64>,
     },
+    /// Set how long a tenant's originals are kept: N days after upload, and
+    /// never before their job succeeded (variants stay). It applies to jobs
+    /// that succeed from now on; reprocess to apply it to older images.
+    SetRetention {
+        /// The tenant's name.
+        name: String,
+        /// Days to keep originals; 0 keeps them for good.
+        #[arg(long, conflicts_with = "global", required_unless_present = "global")]
+        days: Option<u32>,
+        /// Follow ORIGINALS_RETENTION_DAYS instead of a setting of its own.
+        #[arg(long)]
+        global: bool,
+    },
     /// Erase a tenant: every image (original, variants, rows, cache entries;
     /// each announced as image.deleted), then its keys, then the tenant.
     /// Resumable: run it again after an interruption.
@@ -122,27 +135,52 @@ pub async fn tenants(settings: Settings, command: Tenants) -> anyhow::Result<()>
             pipeline::quota::set_limits(&db, tenant.id, limits).await?;
             eprintln!("set the quotas of tenant {name:?}: {}", describe_limits(&limits));
         }
+        Tenants::SetRetention { name, days, global } => {
+            let tenant = tenant_named(&db, &name).await?;
+            let retention = pipeline::retention::Retention::from_settings(&settings);
+            let days = if global { None } else { days };
+            if let Some(days) = days {
+                retention.check(days).map_err(anyhow::Error::msg)?;
+            }
+            pipeline::tenants::set_retention(&db, tenant.id, days).await?;
+            let described = match days {
+                None => format!("the global setting ({})", describe_retention(retention.default_days)),
+                Some(days) => describe_retention(days),
+            };
+            eprintln!("originals of tenant {name:?} are kept for {described}");
+        }
         Tenants::List => {
             let now = chrono::Utc::now();
             println!(
-                "{:<36}  {:<20}  {:<24}  {:<28}  name",
-                "id", "created", "uploads today / quota", "bytes stored / quota"
+                "{:<36}  {:<20}  {:<24}  {:<28}  {:<10}  name",
+                "id", "created", "uploads today / quota", "bytes stored / quota", "retention"
             );
+            let default_days = settings.originals_retention_days;
             for tenant in pipeline::tenants::list(&db).await? {
                 let today = pipeline::quota::uploads_on(&db, tenant.id, now).await?;
                 let or_none = |limit: Option<i64>| limit.map_or_else(|| "-".to_owned(), |n| n.to_string());
+                let retention = tenant.originals_retention_days.map_or_else(
+                    || format!("{}*", describe_retention(default_days)),
+                    |days| describe_retention(u32::try_from(days).unwrap_or(0)),
+                );
                 println!(
-                    "{:<36}  {:<20}  {:<24}  {:<28}  {}",
+                    "{:<36}  {:<20}  {:<24}  {:<28}  {:<10}  {}",
                     tenant.id,
                     tenant.created_at.format("%Y-%m-%d %H:%M:%S"),
                     format!("{today} / {}", or_none(tenant.max_uploads_per_day)),
                     format!("{} / {}", tenant.bytes_stored, or_none(tenant.max_bytes_stored)),
+                    retention,
                     tenant.name
                 );
             }
         }
     }
     Ok(())
+}
+
+/// `30 days`, or `ever` for 0.
+fn describe_retention(days: u32) -> String {
+    if days == 0 { "ever".to_owned() } else { format!("{days} days") }
 }
 
 fn describe_limits(limits: &pipeline::quota::Limits) -> String {

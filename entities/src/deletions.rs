@@ -1,6 +1,6 @@
 //! `deletions`: who deleted which image, and when; and, until
 //! `completed_at` is set, a deletion whose objects are still to be removed.
-//! Ids and times only: no image data, no client metadata.
+//! Once complete, ids and times only: no image data, no client metadata.
 
 use sea_orm::entity::prelude::*;
 use serde::Serialize;
@@ -26,6 +26,11 @@ pub struct Model {
     pub requested_at: DateTimeUtc,
     /// When the last object was gone; `None` while some may remain.
     pub completed_at: Option<DateTimeUtc>,
+    /// The image's external id, kept only until `image.deleted` is out.
+    pub external_id: Option<String>,
+    /// The image's client metadata, kept only until `image.deleted` is out.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub metadata: Option<String>,
 }
 
 /// No relations: the record outlives the image it names.

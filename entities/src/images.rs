@@ -26,6 +26,16 @@ pub struct Model {
     pub height: Option<i32>,
     /// When the upload was accepted.
     pub created_at: DateTimeUtc,
+    /// The client's own id for the image, unique within the tenant.
+    pub external_id: Option<String>,
+    /// The client's JSON object (at most 4 KiB), as text.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub metadata: Option<String>,
+    /// When retention removes the original (the variants stay); set when a
+    /// job succeeds under a retention.
+    pub original_expires_at: Option<DateTimeUtc>,
+    /// When the original was removed by retention.
+    pub original_removed_at: Option<DateTimeUtc>,
 }
 
 /// Relations of [`Model`].

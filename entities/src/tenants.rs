@@ -31,6 +31,9 @@ pub struct Model {
     pub bytes_stored: i64,
     /// Whether an upload of bytes it already has returns that image.
     pub deduplicate: bool,
+    /// Days after upload (and never before its job succeeded) that an
+    /// image's original is kept; `None`: the global setting; `0`: forever.
+    pub originals_retention_days: Option<i32>,
 }
 
 /// Rows point at their tenant by id; no relation is declared.

@@ -21,6 +21,7 @@ mod m20261204_000007_tenants;
 mod m20261204_000008_deletions;
 mod m20261204_000009_quotas;
 mod m20261204_000010_dedup;
+mod m20261204_000011_client_fields_and_retention;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000008_deletions::Migration),
             Box::new(m20261204_000009_quotas::Migration),
             Box::new(m20261204_000010_dedup::Migration),
+            Box::new(m20261204_000011_client_fields_and_retention::Migration),
         ]
     }
 }

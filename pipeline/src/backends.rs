@@ -32,6 +32,8 @@ pub struct Backends {
     pub notifier: Arc<dyn Notifier>,
     /// The API's read cache, which the worker invalidates as jobs move.
     pub cache: Arc<dyn Cache>,
+    /// How long originals and superseded variants are kept.
+    pub retention: crate::retention::Retention,
     /// Which backend each role uses, for the start-up log line.
     pub summary: String,
 }
@@ -51,6 +53,9 @@ pub enum BackendError {
     /// The data directory could not be created.
     #[error("failed to create the data directory {0}")]
     DataDir(String, #[source] std::io::Error),
+    /// `ORIGINALS_RETENTION_DAYS` is not among `ORIGINALS_RETENTION_CHOICES`.
+    #[error("ORIGINALS_RETENTION_DAYS: {0}")]
+    Retention(String),
 }
 
 impl Backends {
@@ -64,6 +69,8 @@ impl Backends {
     /// # Errors
     /// When the database is unreachable or the data directory can't be made.
     pub async fn connect(settings: &Settings) -> Result<Self, BackendError> {
+        let retention = crate::retention::Retention::from_settings(settings);
+        retention.check(retention.default_days).map_err(BackendError::Retention)?;
         let url = settings.database_url();
         if url.starts_with("sqlite:") || settings.s3_bucket.is_none() {
             std::fs::create_dir_all(&settings.data_dir)
@@ -139,7 +146,7 @@ impl Backends {
         let db_kind = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
         let summary =
             format!("db={db_kind} queue={queue_kind} store={store_kind} notifier={notifier_kind} cache={cache_kind}");
-        Ok(Self { db, queue, dead_letters, store, notifier, cache, summary })
+        Ok(Self { db, queue, dead_letters, store, notifier, cache, retention, summary })
     }
 }
 

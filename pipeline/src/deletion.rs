@@ -236,7 +236,9 @@ async fn delete_rows(
     jobs::Entity::delete_many().filter(jobs::Column::ImageId.eq(image_id)).exec(&txn).await?;
     image_digests::Entity::delete_many().filter(image_digests::Column::ImageId.eq(image_id)).exec(&txn).await?;
     images::Entity::delete_by_id(image_id).exec(&txn).await?;
-    crate::quota::add_bytes(tenant, -(image.bytes + variant_bytes)).exec(&txn).await?;
+    // An original removed by retention was uncounted then.
+    let original_bytes = if image.original_removed_at.is_some() { 0 } else { image.bytes };
+    crate::quota::add_bytes(tenant, -(original_bytes + variant_bytes)).exec(&txn).await?;
     let record = deletions::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant),
@@ -245,6 +247,9 @@ async fn delete_rows(
         requested_by: Set(requested_by),
         requested_at: Set(Utc::now()),
         completed_at: Set(None),
+        // For the `image.deleted` event only; cleared once it is out.
+        external_id: Set(image.external_id.clone()),
+        metadata: Set(image.metadata.clone()),
     };
     // Two concurrent deletions of one image: the second finds the first's
     // record (image ids are unique there) and leaves the work to it.
@@ -284,15 +289,18 @@ async fn finish(backends: &Backends, record: deletions::Model, env: &str) -> Res
     let completed_at = Utc::now();
     deletions::Entity::update_many()
         .col_expr(deletions::Column::CompletedAt, Expr::value(completed_at))
+        // The audit record keeps no client data once the event has it.
+        .col_expr(deletions::Column::ExternalId, Expr::value(Option::<String>::None))
+        .col_expr(deletions::Column::Metadata, Expr::value(Option::<String>::None))
         .filter(deletions::Column::Id.eq(record.id))
         .exec(&backends.db)
         .await?;
     tracing::info!(image_id = %record.image_id, objects = removed, "image deleted");
-    let event = Event::image_deleted(record.tenant_id, record.image_id, completed_at, env.to_owned());
+    let event = Event::image_deleted(&record, completed_at, env.to_owned());
     if let Err(err) = backends.notifier.publish(&event).await {
         tracing::warn!(image_id = %record.image_id, error = %err, "the image.deleted event was not published");
     }
-    Ok(deletions::Model { completed_at: Some(completed_at), ..record })
+    Ok(deletions::Model { completed_at: Some(completed_at), external_id: None, metadata: None, ..record })
 }
 
 #[cfg(test)]

@@ -6,10 +6,11 @@
 
 use chrono::{DateTime, Utc};
 use entities::jobs::{self, JobStatus};
-use entities::variants;
+use entities::{deletions, images, variants};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::jobs::ClientFields;
 use crate::links::Links;
 
 /// Current event schema version.
@@ -113,6 +114,12 @@ pub struct Event {
     /// SNS message attribute, so a subscription can filter on it.
     #[serde(default)]
     pub tenant_id: Option<Uuid>,
+    /// The client's id for the image, from its upload.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// The client's metadata object, from its upload.
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
     /// The job's final status (`succeeded`, `failed`, `dead`), or
     /// `completed` for a replay summary.
     pub status: String,
@@ -165,8 +172,15 @@ impl Event {
 
     /// The event announcing a job's final state: its variants (when it
     /// succeeded), its error (when it did not) and how long it took.
-    /// `links` is where the API can be reached from outside, if it is known.
-    pub fn for_job(job: &jobs::Model, variants: Vec<variants::Model>, links: Option<&Links>, env: String) -> Self {
+    /// `links` is where the API can be reached from outside, if it is known;
+    /// `image` gives the client's external id and metadata.
+    pub fn for_job(
+        job: &jobs::Model,
+        image: Option<&images::Model>,
+        variants: Vec<variants::Model>,
+        links: Option<&Links>,
+        env: String,
+    ) -> Self {
         let succeeded = job.status == JobStatus::Succeeded;
         let variants = if succeeded { variants } else { Vec::new() };
         let variants = variants
@@ -192,6 +206,8 @@ impl Event {
             job_id: Some(job.id),
             image_id: Some(job.image_id),
             tenant_id: Some(job.tenant_id),
+            external_id: image.and_then(|i| i.external_id.clone()),
+            metadata: ClientFields::metadata_value(image.and_then(|i| i.metadata.as_deref())),
             status: job.status.as_str().to_owned(),
             variants,
             error: job
@@ -209,9 +225,10 @@ impl Event {
         }
     }
 
-    /// The event announcing that a tenant's image was deleted. Its id is
-    /// the same for every publish of the same deletion.
-    pub fn image_deleted(tenant_id: Uuid, image_id: Uuid, at: DateTime<Utc>, env: String) -> Self {
+    /// The event announcing that a tenant's image was deleted, from its
+    /// deletion record. Its id is the same for every publish of the same deletion.
+    pub fn image_deleted(record: &deletions::Model, at: DateTime<Utc>, env: String) -> Self {
+        let (tenant_id, image_id) = (record.tenant_id, record.image_id);
         Self {
             schema_version: EVENT_SCHEMA_VERSION,
             event: EventKind::ImageDeleted,
@@ -219,6 +236,8 @@ impl Event {
             job_id: None,
             image_id: Some(image_id),
             tenant_id: Some(tenant_id),
+            external_id: record.external_id.clone(),
+            metadata: ClientFields::metadata_value(record.metadata.as_deref()),
             status: "deleted".into(),
             variants: Vec::new(),
             error: None,
@@ -238,6 +257,8 @@ impl Event {
             job_id: None,
             image_id: None,
             tenant_id: None,
+            external_id: None,
+            metadata: None,
             status: "completed".into(),
             variants: Vec::new(),
             error: None,

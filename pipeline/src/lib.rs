@@ -33,6 +33,7 @@
 //! - [`tls`]: the one TLS crypto provider every client uses.
 //! - [`tenants`]: who owns images, jobs and keys.
 //! - [`quota`]: per-tenant uploads per day and bytes stored, counted exactly.
+//! - [`retention`]: removing originals past their retention, and superseded variants.
 
 pub mod api_keys;
 pub mod backends;
@@ -48,6 +49,7 @@ pub mod notify;
 pub mod queue;
 pub mod quota;
 pub mod replay;
+pub mod retention;
 pub mod settings;
 pub mod store;
 pub mod tenants;

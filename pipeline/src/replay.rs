@@ -262,6 +262,10 @@ impl Operator {
             after = Some(last.id);
             for original in page {
                 progress.advance(1);
+                if operator::original_removed(db, original.image_id).await? {
+                    bump(&mut counts, "skipped_original_removed", 1);
+                    continue;
+                }
                 if dry_run {
                     bump(&mut counts, "would_enqueue", 1);
                     continue;

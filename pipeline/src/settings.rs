@@ -107,6 +107,23 @@ pub struct Settings {
     #[arg(long, env = "TENANT_RATE_LIMIT_BURST", default_value_t = 200)]
     pub tenant_rate_limit_burst: u32,
 
+    /// Days after upload (and never before its job succeeded) that an
+    /// original is kept; its variants stay. `0`: forever. A tenant's own
+    /// setting (`tenants set-retention`) overrides it.
+    #[arg(long, env = "ORIGINALS_RETENTION_DAYS", default_value_t = 0)]
+    pub originals_retention_days: u32,
+
+    /// The retentions the bucket's lifecycle rules cover, comma-separated
+    /// (`30,90,365`); set by Terraform. A retention outside them is refused.
+    /// Unset: any number of days (the sweeper alone removes originals).
+    #[arg(long, env = "ORIGINALS_RETENTION_CHOICES", value_delimiter = ',')]
+    pub originals_retention_choices: Vec<u32>,
+
+    /// Hours a variant of a superseded preset version is kept once its
+    /// replacement exists, for the pages and caches still pointing at it.
+    #[arg(long, env = "STALE_VARIANTS_GRACE_HOURS", default_value_t = 24)]
+    pub stale_variants_grace_hours: u32,
+
     /// How long a presigned upload URL stays valid, in seconds.
     #[arg(long, env = "UPLOAD_URL_TTL_SECS", default_value_t = 900)]
     pub upload_url_ttl_secs: u64,
@@ -202,6 +219,9 @@ impl Settings {
             rate_limit_burst: 40,
             tenant_rate_limit_per_second: 100,
             tenant_rate_limit_burst: 200,
+            originals_retention_days: 0,
+            originals_retention_choices: Vec::new(),
+            stale_variants_grace_hours: 24,
             upload_url_ttl_secs: 900,
             upload_signing_key: None,
             redis_url: None,

@@ -45,6 +45,7 @@ pub async fn create(db: &DatabaseConnection, name: &str) -> Result<tenants::Mode
         max_bytes_stored: Set(None),
         bytes_stored: Set(0),
         deduplicate: Set(true),
+        originals_retention_days: Set(None),
     };
     match tenants::Entity::insert(row).exec_with_returning(db).await {
         Ok(model) => Ok(model),
@@ -68,6 +69,21 @@ pub async fn find_by_name(db: &DatabaseConnection, name: &str) -> Result<Option<
 pub async fn set_deduplicate(db: &DatabaseConnection, tenant: Uuid, on: bool) -> Result<(), DbErr> {
     tenants::Entity::update_many()
         .col_expr(tenants::Column::Deduplicate, sea_orm::sea_query::Expr::value(on))
+        .filter(tenants::Column::Id.eq(tenant))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Sets how many days a tenant's originals are kept (`0`: for good), or
+/// with `None` lets it follow the global setting.
+///
+/// # Errors
+/// Database errors.
+pub async fn set_retention(db: &DatabaseConnection, tenant: Uuid, days: Option<u32>) -> Result<(), DbErr> {
+    let days = days.map(|d| i32::try_from(d).unwrap_or(i32::MAX));
+    tenants::Entity::update_many()
+        .col_expr(tenants::Column::OriginalsRetentionDays, sea_orm::sea_query::Expr::value(days))
         .filter(tenants::Column::Id.eq(tenant))
         .exec(db)
         .await?;

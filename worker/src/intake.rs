@@ -53,6 +53,7 @@ impl Worker {
             api_key_id: None,
             awaiting_upload: false,
             deduplicate: false,
+            client: Default::default(),
         };
         // A concurrent delivery of the same notification may have got there first.
         let (job, recorded) = repo::record_or_find(db, upload).await?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::Utc;
-use entities::jobs::{self, JobStatus};
+use entities::jobs;
 use futures::FutureExt;
 use pipeline::event::Event;
 use pipeline::jobs::{self as repo, Claim, ImageFacts, NewVariant, Transition};
@@ -323,11 +323,19 @@ impl Worker {
         let new_variants = self.store_variants(job.image_id, output.variants).await?;
 
         let started = Instant::now();
+        let backends = &self.inner.backends;
+        // Tagged before the job is recorded, so a succeeded job's original
+        // always carries what the bucket's lifecycle expires it by.
+        let retention_days = backends.retention.days_for(&backends.db, job.tenant_id).await?;
+        if retention_days > 0 {
+            backends.store.tag_for_retention(&keys::original(job.image_id), retention_days).await?;
+        }
         let facts = ImageFacts {
             format: source.format.to_owned(),
             width: i32::try_from(source.width).unwrap_or(i32::MAX),
             height: i32::try_from(source.height).unwrap_or(i32::MAX),
             sha256,
+            retention_days,
         };
         let written: Vec<String> = new_variants.iter().map(|v| v.object_key.clone()).collect();
         let moved = self.inner.backends.jobs().succeed(job.id, facts, new_variants).await?;
@@ -448,14 +456,13 @@ impl Worker {
             return Ok(());
         }
         let started = Instant::now();
-        let variants = if job.status == JobStatus::Succeeded {
-            // The image's row cannot be gone while its job's is there (a
-            // foreign key), so only the variants are read.
-            repo::image_variants(&self.inner.backends.db, job.image_id).await?
-        } else {
-            Vec::new()
+        // A deleted image takes its jobs with it, so a job still recorded
+        // has its image; without one there is nothing to announce.
+        let Some((image, variants)) = repo::find_image(&self.inner.backends.db, job.tenant_id, job.image_id).await?
+        else {
+            return Ok(());
         };
-        let event = Event::for_job(job, variants, self.inner.links.as_ref(), self.inner.app_env.clone());
+        let event = Event::for_job(job, Some(&image), variants, self.inner.links.as_ref(), self.inner.app_env.clone());
         self.inner
             .backends
             .notifier

@@ -5,6 +5,7 @@
 
 mod api_errors;
 mod api_product;
+mod client_fields;
 mod deletion;
 mod e2e;
 mod migrations;
@@ -13,6 +14,7 @@ mod queue;
 mod quotas;
 mod reliability;
 mod replay;
+mod retention;
 mod support;
 mod tenants;
 mod tls;

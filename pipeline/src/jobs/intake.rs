@@ -12,6 +12,67 @@ use uuid::Uuid;
 use super::queries::find_job_by_idempotency_key;
 use crate::keys;
 
+/// The longest `external_id`, in bytes.
+pub const MAX_EXTERNAL_ID_BYTES: usize = 200;
+/// The largest `metadata` object, in bytes of its JSON.
+pub const MAX_METADATA_BYTES: usize = 4096;
+
+/// What a client attaches to an upload: its own id for the image (unique
+/// within the tenant) and a small JSON object. Both come back on the image,
+/// in listings and in every event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientFields {
+    /// 1 to 200 bytes, no control characters.
+    pub external_id: Option<String>,
+    /// A JSON object, compact, at most [`MAX_METADATA_BYTES`].
+    pub metadata: Option<String>,
+}
+
+impl ClientFields {
+    /// Validates what a client sent. `metadata` is JSON text.
+    ///
+    /// # Errors
+    /// Why it is refused, for the client to read.
+    pub fn parse(external_id: Option<&str>, metadata: Option<&str>) -> Result<Self, String> {
+        let metadata = metadata
+            .map(|text| match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+                Ok(_) | Err(_) => Err("metadata must be a JSON object".to_owned()),
+            })
+            .transpose()?;
+        Self::new(external_id.map(str::to_owned), metadata)
+    }
+
+    /// Validates an external id and an already parsed metadata value.
+    ///
+    /// # Errors
+    /// Why it is refused, for the client to read.
+    pub fn new(external_id: Option<String>, metadata: Option<serde_json::Value>) -> Result<Self, String> {
+        if let Some(id) = &external_id
+            && (id.is_empty() || id.len() > MAX_EXTERNAL_ID_BYTES || id.chars().any(char::is_control))
+        {
+            return Err(format!("external_id must be 1 to {MAX_EXTERNAL_ID_BYTES} bytes without control characters"));
+        }
+        let metadata = match metadata {
+            None => None,
+            Some(value @ serde_json::Value::Object(_)) => {
+                let text = value.to_string();
+                if text.len() > MAX_METADATA_BYTES {
+                    return Err(format!("metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"));
+                }
+                Some(text)
+            }
+            Some(_) => return Err("metadata must be a JSON object".to_owned()),
+        };
+        Ok(Self { external_id, metadata })
+    }
+
+    /// The metadata as JSON, for views and events.
+    pub fn metadata_value(text: Option<&str>) -> Option<serde_json::Value> {
+        text.and_then(|t| serde_json::from_str(t).ok())
+    }
+}
+
 /// What the API (or the worker, for an S3 upload) records for an accepted upload.
 #[derive(Clone, Debug)]
 pub struct NewUpload {
@@ -39,6 +100,8 @@ pub struct NewUpload {
     /// returned instead of a new one (the tenant deduplicates, and the
     /// digest is known).
     pub deduplicate: bool,
+    /// The client's external id and metadata.
+    pub client: ClientFields,
 }
 
 /// A new `queued` job row for an image of a tenant.
@@ -82,6 +145,10 @@ pub async fn record_upload(db: &DatabaseConnection, upload: NewUpload) -> Result
         width: Set(None),
         height: Set(None),
         created_at: Set(Utc::now()),
+        external_id: Set(upload.client.external_id),
+        metadata: Set(upload.client.metadata),
+        original_expires_at: Set(None),
+        original_removed_at: Set(None),
     })
     .exec_without_returning(&txn)
     .await?;
@@ -161,6 +228,22 @@ pub async fn newest_job_with_digest(
         return Ok(None);
     };
     jobs::Entity::find().filter(jobs::Column::ImageId.eq(digest.image_id)).order_by_desc(jobs::Column::Id).one(db).await
+}
+
+/// The tenant's image with this external id, if it has one.
+///
+/// # Errors
+/// Database errors.
+pub async fn image_with_external_id(
+    db: &DatabaseConnection,
+    tenant: Uuid,
+    external_id: &str,
+) -> Result<Option<images::Model>, DbErr> {
+    images::Entity::find()
+        .filter(images::Column::TenantId.eq(tenant))
+        .filter(images::Column::ExternalId.eq(external_id))
+        .one(db)
+        .await
 }
 
 /// Whether an insert failed on a unique constraint (a duplicate).

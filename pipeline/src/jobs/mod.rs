@@ -20,10 +20,13 @@ pub mod operator;
 pub mod queries;
 pub mod transitions;
 
-pub use intake::{NewUpload, Recorded, is_unique_violation, newest_job_with_digest, record_or_find, record_upload};
+pub use intake::{
+    ClientFields, NewUpload, Recorded, image_with_external_id, is_unique_violation, newest_job_with_digest,
+    record_or_find, record_upload,
+};
 pub use operator::JobFilter;
 pub use queries::{
     find_image, find_job, find_job_by_idempotency_key, find_tenant_job, find_variant, image_exists, image_variants,
-    list_jobs,
+    list_images, list_jobs,
 };
 pub use transitions::{Claim, ImageFacts, Jobs, NewVariant, Transition};

@@ -85,6 +85,8 @@ pub async fn images_for_preset_page(
         .select_only()
         .column(images::Column::Id)
         .filter(images::Column::Format.is_not_null())
+        // Without its original an image cannot be made again.
+        .filter(images::Column::OriginalRemovedAt.is_null())
         .order_by_asc(images::Column::Id)
         .limit(limit);
     if let Some(after) = after {
@@ -100,6 +102,20 @@ pub async fn images_for_preset_page(
         query = query.filter(images::Column::Id.not_in_subquery(fresh));
     }
     query.into_tuple::<Uuid>().all(db).await
+}
+
+/// Whether retention has removed the image's original.
+///
+/// # Errors
+/// Database errors.
+pub async fn original_removed(db: &DatabaseConnection, image_id: Uuid) -> Result<bool, DbErr> {
+    let removed: Option<Option<chrono::DateTime<chrono::Utc>>> = images::Entity::find_by_id(image_id)
+        .select_only()
+        .column(images::Column::OriginalRemovedAt)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(removed.flatten().is_some())
 }
 
 /// The statuses of a job that has not ended yet and may still run.

@@ -79,6 +79,50 @@ pub async fn find_image(
     Ok(Some((image, variants)))
 }
 
+/// A tenant's newest images first, each with its variants (largest first),
+/// optionally only the one with an external id, continuing below the id
+/// `before` (keyset pagination, as [`list_jobs`]).
+///
+/// # Errors
+/// Database errors.
+pub async fn list_images(
+    db: &impl ConnectionTrait,
+    tenant: Uuid,
+    external_id: Option<&str>,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<(images::Model, Vec<variants::Model>)>, DbErr> {
+    let mut query = images::Entity::find()
+        .filter(images::Column::TenantId.eq(tenant))
+        .order_by_desc(images::Column::Id)
+        .limit(limit);
+    if let Some(external_id) = external_id {
+        query = query.filter(images::Column::ExternalId.eq(external_id));
+    }
+    if let Some(before) = before {
+        query = query.filter(images::Column::Id.lt(before));
+    }
+    let page = query.all(db).await?;
+    // One query for the whole page's variants, not one per image.
+    let mut by_image: std::collections::HashMap<Uuid, Vec<variants::Model>> = std::collections::HashMap::new();
+    for variant in variants::Entity::find()
+        .filter(variants::Column::ImageId.is_in(page.iter().map(|i| i.id)))
+        .order_by_desc(variants::Column::Width)
+        .order_by_asc(variants::Column::Preset)
+        .all(db)
+        .await?
+    {
+        by_image.entry(variant.image_id).or_default().push(variant);
+    }
+    Ok(page
+        .into_iter()
+        .map(|image| {
+            let own = by_image.remove(&image.id).unwrap_or_default();
+            (image, own)
+        })
+        .collect())
+}
+
 /// Whether an image (of any tenant) is still recorded.
 ///
 /// # Errors

@@ -104,6 +104,8 @@ pub struct ImageFacts {
     pub height: i32,
     /// Hex SHA-256 of the original.
     pub sha256: String,
+    /// The retention of the original, in days (`0`: kept for good).
+    pub retention_days: u32,
 }
 
 /// A variant to record.
@@ -274,6 +276,7 @@ impl<'a> Jobs<'a> {
             .filter(images::Column::Id.eq(job.image_id))
             .exec(&txn)
             .await?;
+        crate::retention::set_expiry(&txn, job.image_id, facts.retention_days, Utc::now()).await?;
         let added = stored_bytes_added(&txn, job.image_id, &new_variants).await?;
         insert_variants(&txn, job.image_id, new_variants).await?;
         crate::quota::add_bytes(job.tenant_id, added).exec(&txn).await?;

@@ -192,6 +192,8 @@ mod tests {
             job_id: Some(job),
             image_id: Uuid::parse_str("01a21762-4675-7492-b801-0ab6423643f6").ok(),
             tenant_id: Some(entities::tenants::DEFAULT_TENANT),
+            external_id: None,
+            metadata: None,
             status: "failed".into(),
             variants: Vec::new(),
             error: Some(EventError { code: "truncated-image".into(), message: "the image data is truncated".into() }),

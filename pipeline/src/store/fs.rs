@@ -168,6 +168,16 @@ impl BlobStore for FsBlobStore {
         }
     }
 
+    async fn probe(&self) -> Result<(), StoreError> {
+        // The root is made on the first write; before that, its parent must be there.
+        let path = if self.root.exists() { self.root.clone() } else { self.root.parent().unwrap_or(&self.root).into() };
+        match tokio::fs::metadata(&path).await {
+            Ok(metadata) if metadata.is_dir() => Ok(()),
+            Ok(_) => Err(StoreError::Unavailable(format!("{} is not a directory", path.display()))),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
     async fn delete_tree(&self, key: &str) -> Result<u64, StoreError> {
         let path = self.path_of(key.trim_end_matches('/'))?;
         let metadata = match tokio::fs::symlink_metadata(&path).await {

@@ -91,6 +91,20 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Copies an object inside the store, replacing any object at `to`.
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError>;
 
+    /// Whether the store answers, with only the permissions the API holds
+    /// (for `/readyz`). Reading a key that does not exist would not do on
+    /// S3: without a listing permission for its prefix, S3 answers 403, not 404.
+    async fn probe(&self) -> Result<(), StoreError>;
+
+    /// Marks an original for the bucket's lifecycle rules to expire after
+    /// `days` ([`RETENTION_TAG`](crate::retention::RETENTION_TAG)). A store
+    /// without such rules (local disk) has nothing to mark: the sweeper
+    /// alone removes its originals.
+    async fn tag_for_retention(&self, key: &str, days: u32) -> Result<(), StoreError> {
+        let _ = (key, days);
+        Ok(())
+    }
+
     /// Deletes the object at `key`, if there is one; needs no listing.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 

@@ -287,6 +287,37 @@ impl BlobStore for S3BlobStore {
     }
 
     #[tracing::instrument(skip_all, fields(key))]
+    async fn probe(&self) -> Result<(), StoreError> {
+        // A listing of one key under `originals/`: the API's role may list
+        // that prefix (to delete images), and the answer does not depend on
+        // what is stored.
+        let request =
+            self.client.list_objects_v2().bucket(&self.bucket).prefix(crate::keys::ORIGINALS_PREFIX).max_keys(1);
+        request.send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(key))]
+    async fn tag_for_retention(&self, key: &str, days: u32) -> Result<(), StoreError> {
+        let tag = aws_sdk_s3::types::Tag::builder()
+            .key(crate::retention::RETENTION_TAG)
+            .value(days.to_string())
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let tagging = aws_sdk_s3::types::Tagging::builder()
+            .tag_set(tag)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let request = self.client.put_object_tagging().bucket(&self.bucket).key(key).tagging(tagging);
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+                Err(StoreError::NotFound(key.to_owned()))
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(unavailable)?;
         Ok(())

@@ -216,6 +216,9 @@ def service_env(stack, tmp_path_factory):
         METRICS_ADDR="127.0.0.1:0",
         APP_ENV="iam-check",
         RUST_LOG="info",
+        # Every job then tags its original (s3:PutObjectTagging on originals/*).
+        ORIGINALS_RETENTION_DAYS="30",
+        ORIGINALS_RETENTION_CHOICES="30,90,365",
     )
     for name in ("WEBHOOK_URL", "SLACK_WEBHOOK_URL", "DISCORD_WEBHOOK_URL", "ADMIN_API_KEY", "PUBLIC_BASE_URL"):
         env.pop(name, None)

@@ -238,7 +238,9 @@ def test_end_to_end_job_succeeds_under_least_privilege(stack: Stack, services, e
     heartbeat, s3:GetObject originals/*, s3:PutObject variants/*, sns:Publish on the event
     topic and, image.processed being in CHAT_EVENTS here, on the chat topic, and
     DeleteMessageBatch as sqs:DeleteMessage)."""
-    _, body = assert_processed(stack, services, events, upload_original(services))
+    job, body = assert_processed(stack, services, events, upload_original(services))
+    tags = stack.client("s3", "admin").get_object_tagging(Bucket=stack.bucket, Key=f"originals/{job['image_id']}")
+    assert tags["TagSet"] == [{"Key": "image-service-retention-days", "Value": "30"}], "tagged for the lifecycle rule"
     notification = chat.wait(lambda envelope, note: note["id"] == body["event_id"])
     assert notification is not None, f"no chat notification for event {body['event_id']}\n{services.tail()}"
     envelope, note = notification
@@ -246,6 +248,15 @@ def test_end_to_end_job_succeeds_under_least_privilege(stack: Stack, services, e
     assert note["metadata"]["eventType"] == "image.processed"
     assert_queue_drained(stack, services)
     assert_nothing_refused(services)
+
+
+def test_api_is_ready_under_least_privilege(stack: Stack, services):
+    """/readyz probes the store by listing originals/ (the api's s3:ListBucket on its prefixes).
+    A GET of a key outside the api's prefixes would be refused (403, on AWS and here alike), and
+    the api would never report ready."""
+    response = requests.get(f"{services.api_url}/readyz", timeout=10)
+    assert response.status_code == 200, f"{response.text}\n{services.tail()}"
+    assert response.json()["checks"] == {"database": True, "queue": True, "store": True}
 
 
 def test_direct_upload_is_processed_under_least_privilege(stack: Stack, services, events):

@@ -91,6 +91,17 @@ impl BlobStore for FlakyStore {
         self.inner.delete(key).await
     }
 
+    async fn probe(&self) -> Result<(), StoreError> {
+        if self.reads_fail {
+            return Err(injected());
+        }
+        self.inner.probe().await
+    }
+
+    async fn tag_for_retention(&self, key: &str, days: u32) -> Result<(), StoreError> {
+        self.inner.tag_for_retention(key, days).await
+    }
+
     async fn delete_tree(&self, key: &str) -> Result<u64, StoreError> {
         if !take_one(&self.deletes_allowed) {
             return Err(injected());

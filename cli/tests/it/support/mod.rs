@@ -97,6 +97,7 @@ impl TestApp {
             api_key_id: None,
             awaiting_upload: false,
             deduplicate: false,
+            client: Default::default(),
         };
         pipeline::jobs::record_upload(&self.backends.db, upload).await.expect("record the upload");
         let message = pipeline::message::JobMessage::new(job_id, image_id, source_key);
