@@ -26,7 +26,7 @@ use crate::read_cache::{IMAGE_TTL, read_through};
 use crate::responses::{
     BadRequest, KeyReused, NotFound, RateLimited, TooLarge, Unauthorized, Unavailable, UnsupportedMediaType,
 };
-use crate::views::{ImagePage, ImageView, JobView};
+use crate::views::{ImagePage, ImageView, JobView, PageBounds};
 use crate::{SharedState, parse_id};
 
 /// The multipart form of `POST /v1/images`.
@@ -194,15 +194,11 @@ pub(crate) async fn list_images(
     query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ImagePage>, ApiError> {
     let axum::extract::Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let before = query
-        .cursor
-        .as_deref()
-        .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
-        .transpose()?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let bounds = PageBounds::parse(query.cursor.as_deref(), query.limit)?;
+    let external_id = query.external_id.as_deref();
     let page =
-        repo::list_images(&state.backends.db, principal.tenant, query.external_id.as_deref(), before, limit).await?;
-    let next_cursor = (page.len() as u64 == limit).then(|| page.last().map(|(i, _)| i.id.to_string())).flatten();
+        repo::list_images(&state.backends.db, principal.tenant, external_id, bounds.before, bounds.limit).await?;
+    let next_cursor = bounds.next_cursor(page.len(), page.last().map(|(image, _)| image.id));
     let images = page.into_iter().map(|(image, variants)| ImageView::new(image, variants)).collect();
     Ok(Json(ImagePage { images, next_cursor }))
 }

@@ -14,7 +14,7 @@ use crate::auth::{Principal, ScopedId};
 use crate::error::ApiError;
 use crate::read_cache::{job_ttl, read_through};
 use crate::responses::{BadRequest, NotFound, RateLimited, Unauthorized, Unavailable};
-use crate::views::{JobPage, JobStatusView, JobView};
+use crate::views::{JobPage, JobStatusView, JobView, PageBounds};
 
 /// Query of `GET /v1/jobs`.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -41,15 +41,11 @@ pub(crate) async fn list_jobs(
     query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
     let axum::extract::Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let before = query
-        .cursor
-        .as_deref()
-        .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
-        .transpose()?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let bounds = PageBounds::parse(query.cursor.as_deref(), query.limit)?;
     let status = query.status.map(JobStatus::from);
-    let jobs = repo::list_jobs(&state.backends.db, principal.tenant, status, query.since, before, limit).await?;
-    let next_cursor = (jobs.len() as u64 == limit).then(|| jobs.last().map(|j| j.id.to_string())).flatten();
+    let db = &state.backends.db;
+    let jobs = repo::list_jobs(db, principal.tenant, status, query.since, bounds.before, bounds.limit).await?;
+    let next_cursor = bounds.next_cursor(jobs.len(), jobs.last().map(|job| job.id));
     Ok(Json(JobPage { jobs: jobs.into_iter().map(JobView::from).collect(), next_cursor }))
 }
 

@@ -112,6 +112,28 @@ impl JobView {
     }
 }
 
+/// Where a listing's page starts and how long it is, from its `cursor` and
+/// `limit` (1–200, default 50). Listings are newest first, by id (keyset).
+pub(crate) struct PageBounds {
+    /// Only ids below this one.
+    pub(crate) before: Option<Uuid>,
+    pub(crate) limit: u64,
+}
+
+impl PageBounds {
+    pub(crate) fn parse(cursor: Option<&str>, limit: Option<u64>) -> Result<Self, crate::error::ApiError> {
+        let before = cursor
+            .map(|c| Uuid::parse_str(c).map_err(|_| crate::error::ApiError::BadRequest("invalid cursor".into())))
+            .transpose()?;
+        Ok(Self { before, limit: limit.unwrap_or(50).clamp(1, 200) })
+    }
+
+    /// The next page's cursor: the last id of a full page; none after a short one.
+    pub(crate) fn next_cursor(&self, len: usize, last: Option<Uuid>) -> Option<String> {
+        (len as u64 == self.limit).then_some(last).flatten().map(|id| id.to_string())
+    }
+}
+
 /// A page of jobs and the cursor of the next one.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct JobPage {
