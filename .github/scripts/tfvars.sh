@@ -12,6 +12,7 @@
 # when variables.tf declares one this script does not write.
 #
 # Lists arrive as JSON arrays ('["oncall@example.com"]'); unset means [].
+# Numbers unset take the env root's defaults, written out here.
 set -euo pipefail
 
 die() { echo "::error::$*" >&2; exit 1; }
@@ -34,6 +35,17 @@ ops_emails="$(json_list TF_OPS_EMAIL_ADDRESSES "${OPS_EMAIL_ADDRESSES:-}")"
 event_emails="$(json_list TF_EVENT_EMAIL_ADDRESSES "${EVENT_EMAIL_ADDRESSES:-}")"
 cors_origins="$(json_list TF_UPLOAD_CORS_ALLOWED_ORIGINS "${UPLOAD_CORS_ALLOWED_ORIGINS:-}")"
 
+whole() {
+  [[ "$2" =~ ^[0-9]+$ ]] || die "$1 must be a whole number, got $2"
+  printf '%s' "$2"
+}
+retention_days="$(whole TF_ORIGINALS_RETENTION_DAYS "${ORIGINALS_RETENTION_DAYS:-0}")"
+grace_hours="$(whole TF_STALE_VARIANTS_GRACE_HOURS "${STALE_VARIANTS_GRACE_HOURS:-24}")"
+retention_choices="${ORIGINALS_RETENTION_CHOICES:-[30, 90, 365]}"
+jq -e 'type == "array" and length > 0 and all(.[]; type == "number" and . >= 1 and . == floor)' \
+  <<<"$retention_choices" >/dev/null 2>&1 \
+  || die "TF_ORIGINALS_RETENTION_CHOICES must be a JSON array of whole days, e.g. [30, 90, 365]"
+
 jq -n \
   --arg region "$REGION" \
   --arg certificate_arn "$CERTIFICATE_ARN" \
@@ -44,4 +56,7 @@ jq -n \
   --argjson ops_email_addresses "$ops_emails" \
   --argjson event_email_addresses "$event_emails" \
   --argjson upload_cors_allowed_origins "$cors_origins" \
+  --argjson originals_retention_days "$retention_days" \
+  --argjson originals_retention_choices "$retention_choices" \
+  --argjson stale_variants_grace_hours "$grace_hours" \
   '$ARGS.named'
