@@ -206,17 +206,17 @@ fn client_headers(headers: &HeaderMap) -> Result<ClientFields, ApiError> {
 /// and `metadata` may come before or after it.
 async fn stream_form(mut form: Multipart, meter: &Meter, limit: u64, sink: Sink<'_>) -> Result<ClientFields, ApiError> {
     let bad = |e: axum::extract::multipart::MultipartError| ApiError::BadRequest(e.body_text());
-    let (mut external_id, mut metadata, mut others, mut stored) = (None, None, 0, None);
+    let (mut external_id, mut metadata, mut others, mut stored) = (None, None, 0, false);
     while let Some(mut field) = form.next_field().await.map_err(bad)? {
         let name = field.name().unwrap_or_default().to_owned();
-        if name == "file" && stored.is_none() {
+        if name == "file" && !stored {
             let meta = ObjectMeta {
                 content_type: field.content_type().unwrap_or("application/octet-stream").to_owned(),
                 cache_control: None,
             };
             let outcome = sink.consume(meter.wrap(field, limit), None, &meta).await;
             upload_outcome(outcome, meter, limit)?;
-            stored = Some(());
+            stored = true;
             continue;
         }
         others += 1;
@@ -237,7 +237,9 @@ async fn stream_form(mut form: Multipart, meter: &Meter, limit: u64, sink: Sink<
             _ => {}
         }
     }
-    stored.ok_or_else(|| ApiError::BadRequest("the multipart body has no `file` field".into()))?;
+    if !stored {
+        return Err(ApiError::BadRequest("the multipart body has no `file` field".into()));
+    }
     ClientFields::parse(external_id.as_deref(), metadata.as_deref()).map_err(ApiError::BadRequest)
 }
 

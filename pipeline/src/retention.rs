@@ -103,9 +103,21 @@ pub async fn set_expiry(
     days: u32,
     succeeded_at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let Some(image) = images::Entity::find_by_id(image_id).one(db).await? else { return Ok(()) };
+    // Only a retention needs the upload time; none clears the expiry outright.
+    let expires_at = if days == 0 {
+        None
+    } else {
+        let uploaded_at: Option<DateTime<Utc>> = images::Entity::find_by_id(image_id)
+            .select_only()
+            .column(images::Column::CreatedAt)
+            .into_tuple()
+            .one(db)
+            .await?;
+        let Some(uploaded_at) = uploaded_at else { return Ok(()) };
+        expiry(uploaded_at, succeeded_at, days)
+    };
     images::Entity::update_many()
-        .col_expr(images::Column::OriginalExpiresAt, Expr::value(expiry(image.created_at, succeeded_at, days)))
+        .col_expr(images::Column::OriginalExpiresAt, Expr::value(expires_at))
         .filter(images::Column::Id.eq(image_id))
         .exec(db)
         .await?;
