@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use entities::jobs::JobStatus;
 use pipeline::cache;
 use pipeline::jobs as repo;
-use uuid::Uuid;
 
 use crate::SharedState;
 use crate::auth::{Principal, ScopedId};
@@ -51,7 +50,7 @@ pub(crate) async fn list_jobs(
 
 /// One of the caller's tenant's jobs. Another tenant's job is `404`, exactly as
 /// a job that does not exist.
-#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path, description = "Job id")),
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = uuid::Uuid, Path, description = "Job id")),
     responses((status = 200, description = "The job", body = JobView),
               BadRequest, Unauthorized, NotFound, RateLimited, Unavailable))]
 pub(crate) async fn get_job(State(state): State<SharedState>, scoped: ScopedId) -> Result<Response, ApiError> {

@@ -51,9 +51,27 @@ class Tally:
         return self.lost == 0 and self.duplicate_effects == 0 and self.missing_events == 0
 
 
+# A worker killed between a job's commit and its publish leaves the event to the
+# message's redelivery, which comes a visibility timeout later (8 s here) and may
+# wait out the publish grace (10 s) once more. Events are owed, not instant.
+EVENT_DEADLINE = 60.0
+
+
+def gather_events(load: Load, deadline: float = EVENT_DEADLINE) -> dict[str, list[str]]:
+    """Drains the event tap until every job that ended has its event, or the deadline passes."""
+    events: dict[str, list[str]] = {}
+    until = time.time() + deadline
+    while True:
+        for job_id, ids in events_by_job(load.cluster).items():
+            events.setdefault(job_id, []).extend(ids)
+        owed = [j for j in load.submitted if load.final.get(j) in FINAL and not events.get(j)]
+        if not owed or time.time() >= until:
+            return events
+        time.sleep(1.0)
+
+
 def tally(load: Load) -> Tally:
-    time.sleep(1.0)  # the last events still on their way
-    events, objects = events_by_job(load.cluster), objects_by_image(load.cluster)
+    events, objects = gather_events(load), objects_by_image(load.cluster)
     final, submitted = load.final, load.submitted
     counts = {s: sum(1 for j in submitted if final.get(j) == s) for s in FINAL}
     duplicate_effects = sum(
