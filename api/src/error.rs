@@ -22,6 +22,12 @@ pub enum ApiError {
     /// does not match what was signed.
     #[error("{0}")]
     UploadRejected(String),
+    /// 403: a delivery URL of a signed tenant without a valid, unexpired signature.
+    #[error("{0}")]
+    DeliveryRefused(pipeline::delivery::Refusal),
+    /// 416: a `Range` beyond the object; carries its length.
+    #[error("the range is outside the object's {0} bytes")]
+    RangeNotSatisfiable(u64),
     /// 422: an `Idempotency-Key` reused with a different request.
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
@@ -84,7 +90,8 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::UploadRejected(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::UploadRejected(_) | Self::DeliveryRefused(_) => StatusCode::FORBIDDEN,
+            Self::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) | Self::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict(_) | Self::ExternalIdTaken(_) => StatusCode::CONFLICT,
@@ -104,6 +111,8 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::UploadRejected(_) => "upload-rejected",
+            Self::DeliveryRefused(refusal) => refusal.code(),
+            Self::RangeNotSatisfiable(_) => "range-not-satisfiable",
             Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::RateLimited(_) => "rate-limited",
             Self::QuotaExceeded(_) => "quota-exceeded",
@@ -168,6 +177,11 @@ impl IntoResponse for ApiError {
         }
         if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Self::RangeNotSatisfiable(length) = &self
+            && let Ok(value) = HeaderValue::from_str(&format!("bytes */{length}"))
+        {
+            headers.insert(header::CONTENT_RANGE, value);
         }
         response
     }

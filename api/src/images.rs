@@ -199,7 +199,8 @@ pub(crate) async fn list_images(
     let page =
         repo::list_images(&state.backends.db, principal.tenant, external_id, bounds.before, bounds.limit).await?;
     let next_cursor = bounds.next_cursor(page.len(), page.last().map(|(image, _)| image.id));
-    let images = page.into_iter().map(|(image, variants)| ImageView::new(image, variants)).collect();
+    let images =
+        page.into_iter().map(|(image, variants)| ImageView::new(image, variants, &state.backends.delivery)).collect();
     Ok(Json(ImagePage { images, next_cursor }))
 }
 
@@ -212,7 +213,7 @@ pub(crate) async fn get_image(State(state): State<SharedState>, scoped: ScopedId
     read_through(&state, cache::image_key(tenant, id), async {
         let (image, variants) =
             repo::find_image(&state.backends.db, tenant, id).await?.ok_or(ApiError::NotFound("image"))?;
-        Ok((ImageView::new(image, variants), IMAGE_TTL))
+        Ok((ImageView::new(image, variants, &state.backends.delivery), IMAGE_TTL))
     })
     .await
 }
@@ -264,23 +265,10 @@ pub(crate) async fn get_variant(
     })?;
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(media_type(&variant.format))),
+            (header::CONTENT_TYPE, HeaderValue::from_static(pipeline::delivery::media_type(&variant.format))),
             (header::CACHE_CONTROL, HeaderValue::from_static(keys::VARIANT_CACHE_CONTROL)),
         ],
         bytes,
     )
         .into_response())
-}
-
-/// The media type of an encoded format.
-fn media_type(format: &str) -> &'static str {
-    match format {
-        "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "avif" => "image/avif",
-        "gif" => "image/gif",
-        "bmp" => "image/bmp",
-        "tiff" => "image/tiff",
-        _ => "image/webp",
-    }
 }

@@ -11,6 +11,9 @@
 //!   uploads through the API, variants and deletion), `presigned` (`/v1/uploads`: the
 //!   presigned PUT, and the API's own signed PUT when objects are on local
 //!   disk), `admin` (replay and reprocess, for admin keys) and `health`.
+//! - `status`: a job's keyless, signed status page for the browser that uploaded it.
+//! - `delivery`: the keyless delivery paths pages show variants by, when
+//!   no CDN serves them (`/variants/…`, and `/private/…` with a signature).
 //! - `intake`: what both ways of uploading share: idempotency, quota
 //!   charges, the body sink, enqueueing.
 //! - `meter`: the streaming body with its sniffing, hash and size limit.
@@ -26,6 +29,7 @@
 
 mod admin;
 mod auth;
+mod delivery;
 pub mod error;
 mod health;
 mod images;
@@ -37,6 +41,7 @@ pub mod openapi;
 mod presigned;
 mod read_cache;
 mod responses;
+mod status;
 mod views;
 
 use std::future::Future;
@@ -46,7 +51,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
@@ -55,6 +60,7 @@ use pipeline::{Backends, Settings};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -81,7 +87,25 @@ pub(crate) type SharedState = Arc<AppState>;
 const JSON_BODY_LIMIT: usize = 64 * 1024;
 
 /// Every endpoint, and the layers around them.
-fn router(state: SharedState, request_timeout: Duration) -> Router {
+/// What lets a page on one of `origins` PUT to the API's signed upload URL
+/// (local disk; on S3 the bucket's CORS rule does it).
+fn upload_cors(origins: &[String]) -> std::io::Result<CorsLayer> {
+    let origins = origins
+        .iter()
+        .filter(|o| !o.trim().is_empty())
+        .map(|o| {
+            HeaderValue::from_str(o.trim()).map_err(|_| std::io::Error::other(format!("CORS_ALLOWED_ORIGINS: {o:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::PUT])
+        .allow_headers([header::CONTENT_TYPE])
+        .expose_headers([header::LOCATION])
+        .max_age(Duration::from_secs(600)))
+}
+
+fn router(state: SharedState, request_timeout: Duration, upload_cors: CorsLayer) -> Router {
     let client = Router::new()
         .route("/v1/jobs", get(jobs::list_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job))
@@ -97,7 +121,17 @@ fn router(state: SharedState, request_timeout: Duration) -> Router {
         .route("/metrics", get(metrics::serve))
         .route("/openapi.json", get(openapi::serve))
         // Authenticated by the URL's own signature, like a presigned S3 PUT.
-        .route("/v1/uploads/{id}", put(presigned::receive_upload).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/v1/uploads/{id}",
+            put(presigned::receive_upload)
+                .layer::<_, std::convert::Infallible>(DefaultBodyLimit::disable())
+                .layer::<_, std::convert::Infallible>(upload_cors),
+        )
+        // Signed by the upload's answer: one job, read-only, for a browser.
+        .route("/v1/status/{id}", get(status::get_status))
+        // Delivery URLs for `<img src>`: no key; a signed tenant's need their signature.
+        .route("/variants/{*rest}", get(delivery::public))
+        .route("/private/{*rest}", get(delivery::signed))
         .merge(client)
         .nest("/v1/admin", admin::router(state.clone()))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
@@ -168,7 +202,8 @@ impl Application {
             upload_url_ttl: Duration::from_secs(settings.upload_url_ttl_secs),
             upload_signer: presigned::UploadSigner::new(signing_key),
         });
-        Ok(Self { listener, router: router(state.clone(), Duration::from_secs(120)), state })
+        let cors = upload_cors(&settings.cors_allowed_origins)?;
+        Ok(Self { listener, router: router(state.clone(), Duration::from_secs(120), cors), state })
     }
 
     /// The address the API listens on.

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::responses::TenantProblems;
-use crate::{admin, error, health, images, jobs, presigned};
+use crate::{admin, delivery, error, health, images, jobs, presigned, status};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,9 @@ use crate::{admin, error, health, images, jobs, presigned};
         images::get_image,
         images::delete_image,
         images::get_variant,
+        delivery::public,
+        status::get_status,
+        delivery::signed,
         presigned::create_upload,
         presigned::receive_upload,
         admin::replay_dlq,
@@ -42,6 +45,7 @@ use crate::{admin, error, health, images, jobs, presigned};
     tags(
         (name = "images", description = "Uploads, images and their variants"),
         (name = "jobs", description = "Processing jobs"),
+        (name = "delivery", description = "Variants by their delivery URLs, for web pages: no key"),
         (name = "admin", description = "Operators' replays (admin keys)"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -70,10 +74,11 @@ impl Modify for BearerAuth {
 /// rather than to each handler's parameters.
 struct TenantParameter;
 
-/// The operations `?tenant=` does not change: the presigned upload's PUT
-/// (authorised by its signature, not a key), and the operators' runs that act
-/// on the whole deployment (the DLQ holds every tenant's messages).
-const UNSCOPED: [&str; 3] = ["receive_upload", "replay_dlq", "reprocess"];
+/// The operations `?tenant=` does not change: the presigned upload's PUT and
+/// the status page (authorised by their signatures, not a key), and the
+/// operators' runs that act on the whole deployment (the DLQ holds every
+/// tenant's messages).
+const UNSCOPED: [&str; 4] = ["receive_upload", "get_status", "replay_dlq", "reprocess"];
 
 impl Modify for TenantParameter {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

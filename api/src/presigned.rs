@@ -69,6 +69,10 @@ pub(crate) struct UploadTicket {
     job: JobView,
     /// How to upload; absent once the upload has arrived.
     upload: Option<UploadInstructions>,
+    /// The job's status, readable for an hour without an API key and from
+    /// any origin: hand it to the browser that uploads, so it can wait for
+    /// its job and then show the image.
+    status_url: Option<String>,
 }
 
 /// One HTTP request for the client to make.
@@ -173,9 +177,13 @@ async fn ticket(
         None
     };
     let location = HeaderValue::from_str(&Links::relative().job(job.id)).map_err(|e| ApiError::Internal(e.into()))?;
-    let response =
-        (StatusCode::CREATED, [(header::LOCATION, location)], Json(UploadTicket { job: job.into(), upload }))
-            .into_response();
+    let status_url = crate::status::status_url(state, &base_url(state, headers), job.id);
+    let response = (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(UploadTicket { job: job.into(), upload, status_url }),
+    )
+        .into_response();
     Ok(mark_replayed(response, replay))
 }
 

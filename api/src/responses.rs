@@ -51,6 +51,8 @@ problems! {
         UnsupportedMediaType("415", "Not a supported image, or not the media type this endpoint takes", retry_after: false),
     Unauthorized("401", "No valid API key", retry_after: false), NotAdmin("403", "Not an admin key", retry_after: false),
         UploadRejected("403", "Bad or expired signature, or the request differs from what was signed", retry_after: false),
+        DeliveryRefused("403", "A signed URL without a valid signature (`signature-required`, `signature-invalid`) or past its expiry (`url-expired`)", retry_after: false),
+        RangeNotSatisfiable("416", "No byte of the range lies inside the object", retry_after: false),
     NotFound("404", "No such resource", retry_after: false), AlreadyReceived("409", "The upload was already received", retry_after: false),
         NotPossible("409", "Not possible with this setup", retry_after: false),
         KeyReused("422", "Idempotency-Key reused with a different request", retry_after: false),

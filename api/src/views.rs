@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use entities::jobs::{self, JobStatus};
 use entities::{images, variants};
+use pipeline::delivery::{Candidate, Delivery, srcsets};
 use pipeline::links::Links;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -164,8 +165,23 @@ pub(crate) struct ImageView {
     original_expires_at: Option<DateTime<Utc>>,
     /// When retention removed the original; the image can no longer be reprocessed.
     original_removed_at: Option<DateTime<Utc>>,
+    /// What a page paints before the variants load; absent until a job succeeded.
+    placeholder: Option<PlaceholderView>,
+    /// A ready `srcset` per media type (`image/webp`: `"…/thumb-….webp 256w,
+    /// …/large-….webp 2048w"`), of the variants with the original's shape.
+    #[schema(value_type = Object)]
+    srcset: std::collections::BTreeMap<String, String>,
     /// Largest first.
     variants: Vec<VariantView>,
+}
+
+/// A placeholder for the image, to show while its variants load.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PlaceholderView {
+    /// The ThumbHash, base64 (decode it with any ThumbHash library).
+    thumbhash: String,
+    /// The dominant colour, `#rrggbb`.
+    dominant_colour: String,
 }
 
 /// A page of images and the cursor of the next one.
@@ -187,14 +203,43 @@ pub(crate) struct VariantView {
     height: i32,
     bytes: i64,
     key: String,
-    /// Where to fetch it (a redirect to a short-lived URL).
+    /// Its media type.
+    mime_type: &'static str,
+    /// The URL a page shows it by: its bytes never change, and it needs no
+    /// API key (public mode), or carries an expiry and signature (signed).
+    delivery_url: Option<String>,
+    /// Where API clients fetch it with their key (a redirect to a short-lived URL).
     url: String,
 }
 
 impl ImageView {
-    pub(crate) fn new(image: images::Model, variants: Vec<variants::Model>) -> Self {
+    pub(crate) fn new(image: images::Model, variants: Vec<variants::Model>, delivery: &Delivery) -> Self {
         let id = image.id;
         let links = Links::relative();
+        let now = Utc::now();
+        let variants: Vec<VariantView> = variants
+            .into_iter()
+            .map(|v| VariantView {
+                url: links.variant(id, &v.preset),
+                delivery_url: delivery.url(&v.object_key, now),
+                mime_type: pipeline::delivery::media_type(&v.format),
+                preset: v.preset,
+                preset_version: v.preset_version,
+                format: v.format,
+                width: v.width,
+                height: v.height,
+                bytes: v.bytes,
+                key: v.object_key,
+            })
+            .collect();
+        let candidates = variants.iter().filter_map(|v| {
+            Some(Candidate { url: v.delivery_url.as_deref()?, width: v.width, height: v.height, format: &v.format })
+        });
+        let srcset = srcsets(candidates, image.width.zip(image.height));
+        let placeholder = image
+            .thumbhash
+            .zip(image.dominant_colour)
+            .map(|(thumbhash, dominant_colour)| PlaceholderView { thumbhash, dominant_colour });
         Self {
             id,
             sha256: Some(image.sha256).filter(|s| !s.is_empty()),
@@ -207,19 +252,9 @@ impl ImageView {
             external_id: image.external_id,
             original_expires_at: image.original_expires_at,
             original_removed_at: image.original_removed_at,
-            variants: variants
-                .into_iter()
-                .map(|v| VariantView {
-                    url: links.variant(id, &v.preset),
-                    preset: v.preset,
-                    preset_version: v.preset_version,
-                    format: v.format,
-                    width: v.width,
-                    height: v.height,
-                    bytes: v.bytes,
-                    key: v.object_key,
-                })
-                .collect(),
+            placeholder,
+            srcset,
+            variants,
         }
     }
 }

@@ -94,6 +94,20 @@ pub enum Tenants {
         #[arg(long)]
         global: bool,
     },
+    /// Set how a tenant's variants are delivered: `public` (the URL alone
+    /// is enough) or `signed` (URLs carry an expiry and a signature). It
+    /// applies to the variants jobs make from now on; `reprocess --preset P`
+    /// remakes existing ones where the new mode keeps them.
+    SetDelivery {
+        /// The tenant's name.
+        name: String,
+        /// `public` or `signed`.
+        #[arg(value_enum, conflicts_with = "global", required_unless_present = "global")]
+        mode: Option<pipeline::delivery::Mode>,
+        /// Follow DELIVERY_MODE instead of a setting of its own.
+        #[arg(long)]
+        global: bool,
+    },
     /// Erase a tenant: every image (original, variants, rows, cache entries;
     /// each announced as image.deleted), then its keys, then the tenant.
     /// Resumable: run it again after an interruption.
@@ -148,6 +162,16 @@ pub async fn tenants(settings: Settings, command: Tenants) -> anyhow::Result<()>
                 Some(days) => describe_retention(days),
             };
             eprintln!("originals of tenant {name:?} are kept for {described}");
+        }
+        Tenants::SetDelivery { name, mode, global } => {
+            let tenant = tenant_named(&db, &name).await?;
+            let mode = if global { None } else { mode };
+            pipeline::tenants::set_delivery(&db, tenant.id, mode).await?;
+            let described = match mode {
+                None => format!("the global setting ({})", settings.delivery_mode.as_str()),
+                Some(mode) => mode.as_str().to_owned(),
+            };
+            eprintln!("variants of tenant {name:?} are delivered {described}; reprocess to move the existing ones");
         }
         Tenants::List => {
             let now = chrono::Utc::now();

@@ -36,6 +36,12 @@ pub struct Model {
     pub original_expires_at: Option<DateTimeUtc>,
     /// When the original was removed by retention.
     pub original_removed_at: Option<DateTimeUtc>,
+    /// The random segment of the image's delivery URLs; given by its first job.
+    pub delivery_token: Option<String>,
+    /// ThumbHash of the image (base64), from its last job.
+    pub thumbhash: Option<String>,
+    /// The dominant colour, `#rrggbb`, from its last job.
+    pub dominant_colour: Option<String>,
 }
 
 /// Relations of [`Model`].

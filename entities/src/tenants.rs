@@ -34,6 +34,8 @@ pub struct Model {
     /// Days after upload (and never before its job succeeded) that an
     /// image's original is kept; `None`: the global setting; `0`: forever.
     pub originals_retention_days: Option<i32>,
+    /// How its variants are delivered: `public` or `signed`; `None`: `DELIVERY_MODE`.
+    pub delivery_mode: Option<String>,
 }
 
 /// Rows point at their tenant by id; no relation is declared.

@@ -4,7 +4,12 @@
 //! bench run     --format webp|jpeg [--effort fast|balanced|max] [--out DIR] FILE...
 //! bench presets [--concurrency N] FILE...
 //! bench dssim   --ext webp|jpg DIR... -- FILE...
+//! bench placeholder [--rounds N] FILE...
 //! ```
+//!
+//! `placeholder` runs the default presets on each FILE N times (default 5)
+//! and prints, per file and over all, the median share of the engine's time
+//! that the placeholder (ThumbHash and dominant colour) took.
 //!
 //! `presets` is the engine alone as the worker runs it (the pipeline
 //! benchmark's baseline): every FILE (repeats allowed) with the default
@@ -36,8 +41,42 @@ fn main() -> Result<(), String> {
         Some("run") => run(&args[1..]),
         Some("presets") => presets(&args[1..]),
         Some("dssim") => dssim(&args[1..]),
+        Some("placeholder") => placeholder(&args[1..]),
         _ => Err("usage: bench run|dssim …".into()),
     }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+fn placeholder(args: &[String]) -> Result<(), String> {
+    let (rounds, files) = match args {
+        [flag, n, files @ ..] if flag == "--rounds" => (n.parse::<usize>().map_err(|e| e.to_string())?, files),
+        files => (5, files),
+    };
+    let presets = imaging::default_presets();
+    let limits = Limits::default();
+    let mut all = Vec::new();
+    println!("{:<28} {:>12} {:>14} {:>8}", "file", "engine ms", "placeholder ms", "share");
+    for file in files {
+        let input = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
+        let (mut engine, mut own, mut shares) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let t = imaging::process(&input, &presets, &limits).map_err(|e| format!("{file}: {e}"))?.timings;
+            let total = (t.decode + t.resize + t.encode + t.placeholder).as_secs_f64();
+            engine.push(total * 1e3);
+            own.push(t.placeholder.as_secs_f64() * 1e3);
+            shares.push(t.placeholder.as_secs_f64() / total);
+        }
+        let share = median(&mut shares);
+        all.push(share);
+        let name = stem(Path::new(file));
+        println!("{name:<28} {:>12.1} {:>14.2} {:>7.2}%", median(&mut engine), median(&mut own), share * 100.0);
+    }
+    println!("RESULT median share over {} files: {:.2}%", all.len(), median(&mut all) * 100.0);
+    Ok(())
 }
 
 fn stem(path: &Path) -> String {

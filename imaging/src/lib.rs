@@ -9,7 +9,7 @@
 //! variant), apply the EXIF orientation, convert to sRGB, drop every piece of
 //! metadata (outputs are re-encoded from pixels, so nothing is carried over),
 //! resize into each preset with a cascade (largest first, each smaller size
-//! from the previous one), and encode.
+//! from the previous one), encode, and sketch a placeholder from the smallest size.
 //!
 //! Policies a caller sees:
 //! - Animated GIF and WebP: the first frame only.
@@ -39,6 +39,8 @@
 //! - `colour`: ICC (Adobe RGB, Display P3, CMYK, …) to sRGB with moxcms.
 //! - `orient`: EXIF orientations 1–8.
 //! - `resize`: Lanczos3 via `fast_image_resize`, never upscaling.
+//! - `placeholder`: [`Placeholder`], a ThumbHash and the dominant colour of
+//!   the smallest size made.
 //! - [`allocator`]: glibc tuning that keeps freed job buffers for the next
 //!   job instead of faulting in fresh pages.
 //! - `encode`: WebP (libwebp), JPEG (mozjpeg), PNG (oxipng), AVIF (feature
@@ -54,6 +56,7 @@ mod heic;
 mod jpeg;
 mod jpeg_scan;
 mod orient;
+mod placeholder;
 pub mod preset;
 mod probe;
 mod resize;
@@ -62,6 +65,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 pub use error::ImagingError;
+pub use placeholder::Placeholder;
 pub use preset::{Effort, Fit, OutputFormat, Preset, default_presets};
 
 /// The format of an input this engine decodes, from its first bytes (16 are
@@ -181,6 +185,9 @@ pub struct Output {
     pub source: SourceInfo,
     /// One variant per preset, in the order the presets were given.
     pub variants: Vec<Variant>,
+    /// What a page paints before the variants load; from the smallest size
+    /// the cascade made (none without presets).
+    pub placeholder: Option<Placeholder>,
     /// Where the time went, for the worker's stage metrics.
     pub timings: Timings,
 }
@@ -194,6 +201,8 @@ pub struct Timings {
     pub resize: std::time::Duration,
     /// Every encode.
     pub encode: std::time::Duration,
+    /// The placeholder.
+    pub placeholder: std::time::Duration,
 }
 
 /// What makes two encodes give the same bytes: the pixels (the cascade's
@@ -300,5 +309,9 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
             same_as,
         });
     }
-    Ok(Output { source, variants: outputs.into_iter().flatten().collect(), timings })
+    // `current` is now the smallest size the cascade made.
+    let started = std::time::Instant::now();
+    let placeholder = if presets.is_empty() { None } else { Some(placeholder::of(&current)?) };
+    timings.placeholder = started.elapsed();
+    Ok(Output { source, variants: outputs.into_iter().flatten().collect(), placeholder, timings })
 }

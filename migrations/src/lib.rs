@@ -22,6 +22,7 @@ mod m20261204_000008_deletions;
 mod m20261204_000009_quotas;
 mod m20261204_000010_dedup;
 mod m20261204_000011_client_fields_and_retention;
+mod m20261206_000012_delivery;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000009_quotas::Migration),
             Box::new(m20261204_000010_dedup::Migration),
             Box::new(m20261204_000011_client_fields_and_retention::Migration),
+            Box::new(m20261206_000012_delivery::Migration),
         ]
     }
 }

@@ -34,6 +34,8 @@ pub struct Backends {
     pub cache: Arc<dyn Cache>,
     /// How long originals and superseded variants are kept.
     pub retention: crate::retention::Retention,
+    /// The URLs pages show variants by.
+    pub delivery: Arc<crate::delivery::Delivery>,
     /// Which backend each role uses, for the start-up log line.
     pub summary: String,
 }
@@ -53,6 +55,9 @@ pub enum BackendError {
     /// The data directory could not be created.
     #[error("failed to create the data directory {0}")]
     DataDir(String, #[source] std::io::Error),
+    /// The delivery signing keys are unusable.
+    #[error("delivery keys: {0}")]
+    Delivery(#[from] crate::delivery::KeyError),
     /// `ORIGINALS_RETENTION_DAYS` is not among `ORIGINALS_RETENTION_CHOICES`.
     #[error("ORIGINALS_RETENTION_DAYS: {0}")]
     Retention(String),
@@ -77,6 +82,7 @@ impl Backends {
                 .map_err(|e| BackendError::DataDir(settings.data_dir.display().to_string(), e))?;
         }
         let db = db::connect(&url).await?;
+        let delivery = Arc::new(delivery(settings)?);
 
         let uses_aws =
             settings.s3_bucket.is_some() || settings.sqs_queue_url.is_some() || settings.sns_topic_arn.is_some();
@@ -146,7 +152,7 @@ impl Backends {
         let db_kind = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
         let summary =
             format!("db={db_kind} queue={queue_kind} store={store_kind} notifier={notifier_kind} cache={cache_kind}");
-        Ok(Self { db, queue, dead_letters, store, notifier, cache, retention, summary })
+        Ok(Self { db, queue, dead_letters, store, notifier, cache, retention, delivery, summary })
     }
 }
 
@@ -158,4 +164,22 @@ pub async fn aws_sdk_config(settings: &Settings) -> aws_config::SdkConfig {
         loader = loader.endpoint_url(endpoint);
     }
     loader.load().await
+}
+
+/// Delivery URLs as the settings describe them.
+fn delivery(settings: &Settings) -> Result<crate::delivery::Delivery, crate::delivery::KeyError> {
+    use crate::delivery::{Delivery, Signer, Verifier};
+    let id = &settings.delivery_key_id;
+    let signer = match &settings.delivery_signing_key {
+        Some(pem) => Some(Signer::from_pem(id, pem.expose())?),
+        // Objects on local disk: the embedded default, a key kept beside them.
+        None if settings.s3_bucket.is_none() => {
+            Some(Signer::kept_at(id, &settings.data_dir.join("delivery-signing-key.pem"))?)
+        }
+        // On S3 the key must be CloudFront's; without one, signed URLs are not made.
+        None => None,
+    };
+    let verifier = Verifier::new(signer.as_ref(), &settings.delivery_verify_keys)?;
+    let base = settings.delivery_base_url.as_deref().or(settings.public_base_url.as_deref()).unwrap_or_default();
+    Ok(Delivery::new(base, settings.delivery_mode, signer, verifier, settings.delivery_url_ttl_secs))
 }

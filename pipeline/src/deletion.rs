@@ -186,7 +186,11 @@ pub async fn erase_tenant(
 
 /// The keys whose trees hold everything stored for an image.
 pub fn object_trees(image_id: Uuid, job_ids: &[Uuid]) -> Vec<String> {
-    let mut trees = vec![keys::original(image_id), format!("{}{image_id}", keys::VARIANTS_PREFIX)];
+    let mut trees = vec![
+        keys::original(image_id),
+        format!("{}{image_id}", keys::VARIANTS_PREFIX),
+        format!("{}{image_id}", keys::PRIVATE_PREFIX),
+    ];
     trees.extend(job_ids.iter().map(|job| format!("{}{job}", keys::UPLOADS_PREFIX)));
     trees
 }
@@ -306,13 +310,23 @@ async fn finish(backends: &Backends, record: deletions::Model, env: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::{Mode, Placement};
 
     #[test]
     fn an_images_trees_are_its_original_its_variants_and_its_staged_uploads() {
         let (image, job) = (Uuid::now_v7(), Uuid::now_v7());
         let trees = object_trees(image, &[job]);
-        assert_eq!(trees, vec![keys::original(image), format!("variants/{image}"), format!("uploads/{job}")]);
-        // Every variant key of the image lies in its tree.
-        assert!(keys::variant(image, "thumb", "1a2b3c4d", "webp").starts_with(&format!("{}/", trees[1])));
+        let expected = vec![
+            keys::original(image),
+            format!("variants/{image}"),
+            format!("private/{image}"),
+            format!("uploads/{job}"),
+        ];
+        assert_eq!(trees, expected);
+        // Every variant key of the image lies in a tree, whichever its mode.
+        for (mode, tree) in [(Mode::Public, &trees[1]), (Mode::Signed, &trees[2])] {
+            let placement = Placement { mode, token: "t".into() };
+            assert!(placement.key(image, "thumb", "1a2b3c4d", "webp").starts_with(&format!("{tree}/")));
+        }
     }
 }

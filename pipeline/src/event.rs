@@ -10,6 +10,7 @@ use entities::{deletions, images, variants};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::delivery::{Candidate, Delivery, srcsets};
 use crate::jobs::ClientFields;
 use crate::links::Links;
 
@@ -62,8 +63,30 @@ pub struct EventVariant {
     pub bytes: u64,
     /// Object key in the store.
     pub key: String,
+    /// Its media type.
+    #[serde(default)]
+    pub mime_type: String,
+    /// The URL a page shows it by (public, or signed for a while); none
+    /// when it can't be made (a signed tenant, and no signing key).
+    #[serde(default)]
+    pub delivery_url: Option<String>,
     /// Where to fetch it through the API, when `PUBLIC_BASE_URL` is set.
     pub url: Option<String>,
+}
+
+/// What a page needs to lay an image out before it loads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventImage {
+    /// The original's upright width.
+    pub width: Option<i32>,
+    /// The original's upright height.
+    pub height: Option<i32>,
+    /// ThumbHash, base64.
+    pub thumbhash: Option<String>,
+    /// Dominant colour, `#rrggbb`.
+    pub dominant_colour: Option<String>,
+    /// A ready `srcset` per media type.
+    pub srcset: std::collections::BTreeMap<String, String>,
 }
 
 /// How long the job took, in milliseconds.
@@ -123,6 +146,9 @@ pub struct Event {
     /// The job's final status (`succeeded`, `failed`, `dead`), or
     /// `completed` for a replay summary.
     pub status: String,
+    /// The image as a page shows it (`image.processed` only).
+    #[serde(default)]
+    pub image: Option<EventImage>,
     /// The stored variants (empty on failure).
     pub variants: Vec<EventVariant>,
     /// The error, on failure.
@@ -179,14 +205,18 @@ impl Event {
         image: Option<&images::Model>,
         variants: Vec<variants::Model>,
         links: Option<&Links>,
+        delivery: &Delivery,
         env: String,
     ) -> Self {
         let succeeded = job.status == JobStatus::Succeeded;
         let variants = if succeeded { variants } else { Vec::new() };
-        let variants = variants
+        let now = Utc::now();
+        let variants: Vec<EventVariant> = variants
             .into_iter()
             .map(|v| EventVariant {
                 url: links.map(|links| links.variant(job.image_id, &v.preset)),
+                delivery_url: delivery.url(&v.object_key, now),
+                mime_type: crate::delivery::media_type(&v.format).to_owned(),
                 preset: v.preset,
                 preset_version: v.preset_version,
                 format: v.format,
@@ -196,6 +226,19 @@ impl Event {
                 key: v.object_key,
             })
             .collect();
+        let shown = image.filter(|_| succeeded).map(|image| {
+            let candidates = variants.iter().filter_map(|v| {
+                let (width, height) = (i32::try_from(v.width).ok()?, i32::try_from(v.height).ok()?);
+                Some(Candidate { url: v.delivery_url.as_deref()?, width, height, format: &v.format })
+            });
+            EventImage {
+                width: image.width,
+                height: image.height,
+                thumbhash: image.thumbhash.clone(),
+                dominant_colour: image.dominant_colour.clone(),
+                srcset: srcsets(candidates, image.width.zip(image.height)),
+            }
+        });
         let finished = job.finished_at.unwrap_or(job.updated_at);
         let started = job.started_at.unwrap_or(job.created_at);
         let millis = |d: chrono::TimeDelta| u64::try_from(d.num_milliseconds()).unwrap_or_default();
@@ -209,6 +252,7 @@ impl Event {
             external_id: image.and_then(|i| i.external_id.clone()),
             metadata: ClientFields::metadata_value(image.and_then(|i| i.metadata.as_deref())),
             status: job.status.as_str().to_owned(),
+            image: shown,
             variants,
             error: job
                 .error_code
@@ -239,6 +283,7 @@ impl Event {
             external_id: record.external_id.clone(),
             metadata: ClientFields::metadata_value(record.metadata.as_deref()),
             status: "deleted".into(),
+            image: None,
             variants: Vec::new(),
             error: None,
             timings: None,
@@ -260,6 +305,7 @@ impl Event {
             external_id: None,
             metadata: None,
             status: "completed".into(),
+            image: None,
             variants: Vec::new(),
             error: None,
             timings: None,

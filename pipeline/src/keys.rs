@@ -1,5 +1,6 @@
 //! Where objects live. Keys are derived from ids and preset versions only, so
-//! writing the same output twice overwrites one object instead of adding one.
+//! writing the same output twice overwrites one object instead of adding one
+//! (a variant's key: [`crate::delivery::Placement::key`]).
 
 use uuid::Uuid;
 
@@ -7,17 +8,15 @@ use uuid::Uuid;
 pub const UPLOADS_PREFIX: &str = "uploads/";
 /// Prefix for the originals the service keeps.
 pub const ORIGINALS_PREFIX: &str = "originals/";
-/// Prefix for encoded variants.
+/// Prefix for the variants of tenants in public delivery mode.
 pub const VARIANTS_PREFIX: &str = "variants/";
+/// Prefix for the variants of tenants in signed delivery mode: a CDN serves
+/// it only with a signed URL (see [`crate::delivery`]).
+pub const PRIVATE_PREFIX: &str = "private/";
 
 /// Key of an image's kept original.
 pub fn original(image_id: Uuid) -> String {
     format!("{ORIGINALS_PREFIX}{image_id}")
-}
-
-/// Key of one variant: deterministic in the image, the preset and its version.
-pub fn variant(image_id: Uuid, preset: &str, preset_version: &str, extension: &str) -> String {
-    format!("{VARIANTS_PREFIX}{image_id}/{preset}-{preset_version}.{extension}")
 }
 
 /// `Cache-Control` for variants: their keys change whenever their content

@@ -25,6 +25,7 @@
 //! - [`jobs`]: the job domain: its state machine (every move clears the
 //!   read cache itself), intake, queries and the operators' helpers.
 //! - [`links`]: every public address of a job, an image and a variant.
+//! - [`delivery`]: the URLs pages show variants by, public or signed, and their keys.
 //! - [`replay`]: the operators' replays: DLQ redrive, re-enqueue by filter, preset backfill.
 //! - [`db`]: connecting and migrating.
 //! - [`deletion`]: deleting an image and everything stored and recorded about it.
@@ -40,6 +41,7 @@ pub mod backends;
 pub mod cache;
 pub mod db;
 pub mod deletion;
+pub mod delivery;
 pub mod event;
 pub mod jobs;
 pub mod keys;

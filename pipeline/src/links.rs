@@ -38,6 +38,11 @@ impl Links {
         format!("{}/v1/images/{image_id}/variants/{preset}", self.base)
     }
 
+    /// A job's keyless status page (signed; see `status_url`).
+    pub fn status(&self, job_id: Uuid) -> String {
+        format!("{}/v1/status/{job_id}", self.base)
+    }
+
     /// The API's own signed PUT for a presigned upload (objects on local disk).
     pub fn upload(&self, job_id: Uuid) -> String {
         format!("{}/v1/uploads/{job_id}", self.base)

@@ -148,6 +148,44 @@ pub struct Settings {
     #[arg(long, env = "PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
+    /// Web origins whose pages may PUT a presigned upload straight from the
+    /// browser (`https://app.example.com`, comma-separated). On S3 the
+    /// bucket's CORS rule (Terraform) allows them; on local disk the API
+    /// answers their preflights on its signed upload URL.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// Base of the delivery URLs pages show variants by: the CDN's address
+    /// (`https://cdn.example.com`). Unset: PUBLIC_BASE_URL, where the API
+    /// serves them itself; without that, URLs relative to the API.
+    #[arg(long, env = "DELIVERY_BASE_URL")]
+    pub delivery_base_url: Option<String>,
+
+    /// Delivery mode of tenants that set none: `public` (the URL is enough)
+    /// or `signed` (the URL carries an expiry and a signature).
+    #[arg(long, env = "DELIVERY_MODE", value_enum, default_value_t = crate::delivery::Mode::Public)]
+    pub delivery_mode: crate::delivery::Mode,
+
+    /// PKCS#8 PEM of the ECDSA P-256 key that signs delivery URLs (the
+    /// private half of a CloudFront public key). Unset: a key the service
+    /// makes and keeps in DATA_DIR/delivery-signing-key.pem.
+    #[arg(long, env = "DELIVERY_SIGNING_KEY", value_parser = parse_secret)]
+    pub delivery_signing_key: Option<Secret>,
+
+    /// Id of the signing key: on AWS the CloudFront public key's id.
+    #[arg(long, env = "DELIVERY_KEY_ID", default_value = "local")]
+    pub delivery_key_id: String,
+
+    /// Retired public keys the API still honours on the URLs it serves
+    /// itself, comma-separated `ID=BASE64-DER`; keep each until the URLs it
+    /// signed have expired. (CloudFront honours its key group instead.)
+    #[arg(long, env = "DELIVERY_VERIFY_KEYS", value_delimiter = ',')]
+    pub delivery_verify_keys: Vec<String>,
+
+    /// Shortest life of a signed delivery URL, in seconds.
+    #[arg(long, env = "DELIVERY_URL_TTL_SECS", default_value_t = 86_400)]
+    pub delivery_url_ttl_secs: u64,
+
     /// Environment name carried on every event (`local`, `staging`, `production`).
     #[arg(long, env = "APP_ENV", default_value = "local")]
     pub app_env: String,
@@ -212,6 +250,13 @@ impl Settings {
             discord_webhook_url: None,
             chat_events: "image.failed,replay.summary".into(),
             public_base_url: None,
+            cors_allowed_origins: Vec::new(),
+            delivery_base_url: None,
+            delivery_mode: crate::delivery::Mode::Public,
+            delivery_signing_key: None,
+            delivery_key_id: "local".into(),
+            delivery_verify_keys: Vec::new(),
+            delivery_url_ttl_secs: 86_400,
             presets: None,
             admin_api_key: None,
             api_auth: AuthMode::Required,

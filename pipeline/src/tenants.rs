@@ -46,6 +46,7 @@ pub async fn create(db: &DatabaseConnection, name: &str) -> Result<tenants::Mode
         bytes_stored: Set(0),
         deduplicate: Set(true),
         originals_retention_days: Set(None),
+        delivery_mode: Set(None),
     };
     match tenants::Entity::insert(row).exec_with_returning(db).await {
         Ok(model) => Ok(model),
@@ -84,6 +85,25 @@ pub async fn set_retention(db: &DatabaseConnection, tenant: Uuid, days: Option<u
     let days = days.map(|d| i32::try_from(d).unwrap_or(i32::MAX));
     tenants::Entity::update_many()
         .col_expr(tenants::Column::OriginalsRetentionDays, sea_orm::sea_query::Expr::value(days))
+        .filter(tenants::Column::Id.eq(tenant))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Sets how a tenant's variants are delivered, or with `None` lets it
+/// follow `DELIVERY_MODE`. It applies to the variants jobs make from now on:
+/// the mode decides where they are stored (see [`crate::delivery`]).
+///
+/// # Errors
+/// Database errors.
+pub async fn set_delivery(
+    db: &DatabaseConnection,
+    tenant: Uuid,
+    mode: Option<crate::delivery::Mode>,
+) -> Result<(), DbErr> {
+    tenants::Entity::update_many()
+        .col_expr(tenants::Column::DeliveryMode, sea_orm::sea_query::Expr::value(mode.map(|m| m.as_str())))
         .filter(tenants::Column::Id.eq(tenant))
         .exec(db)
         .await?;

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use entities::jobs;
 use futures::FutureExt;
+use pipeline::delivery::{self, Placement};
 use pipeline::event::Event;
 use pipeline::jobs::{self as repo, Claim, ImageFacts, NewVariant, Transition};
 use pipeline::keys;
@@ -320,10 +321,23 @@ impl Worker {
         let presets = self.presets_for(message)?;
         let (output, sha256) = self.run_engine(original, presets).await?;
         let source = output.source;
-        let new_variants = self.store_variants(job.image_id, output.variants).await?;
+        let backends = &self.inner.backends;
+        let placement = match delivery::placement(
+            &backends.db,
+            job.image_id,
+            job.tenant_id,
+            backends.delivery.default_mode,
+        )
+        .await
+        {
+            Ok(placement) => placement,
+            // Deleted while the engine ran: its job went with it, and nothing is stored.
+            Err(sea_orm::DbErr::RecordNotFound(_)) => return Ok(None),
+            Err(other) => return Err(other.into()),
+        };
+        let new_variants = self.store_variants(job.image_id, &placement, output.variants).await?;
 
         let started = Instant::now();
-        let backends = &self.inner.backends;
         // Tagged before the job is recorded, so a succeeded job's original
         // always carries what the bucket's lifecycle expires it by.
         let retention_days = backends.retention.days_for(&backends.db, job.tenant_id).await?;
@@ -336,6 +350,7 @@ impl Worker {
             height: i32::try_from(source.height).unwrap_or(i32::MAX),
             sha256,
             retention_days,
+            placeholder: output.placeholder.map(|p| (p.thumbhash, p.dominant_colour)),
         };
         let written: Vec<String> = new_variants.iter().map(|v| v.object_key.clone()).collect();
         let moved = self.inner.backends.jobs().succeed(job.id, facts, new_variants).await?;
@@ -389,6 +404,7 @@ impl Worker {
         metrics.stage(Stage::Decode, output.timings.decode);
         metrics.stage(Stage::Resize, output.timings.resize);
         metrics.stage(Stage::Encode, output.timings.encode);
+        metrics.stage(Stage::Placeholder, output.timings.placeholder);
         Ok((output, sha256))
     }
 
@@ -400,12 +416,13 @@ impl Worker {
     async fn store_variants(
         &self,
         image_id: Uuid,
+        placement: &Placement,
         variants: Vec<imaging::Variant>,
     ) -> Result<Vec<NewVariant>, Failure> {
         let started = Instant::now();
         let own_keys: Vec<String> = variants
             .iter()
-            .map(|v| keys::variant(image_id, &v.preset, &v.preset_version, v.format.extension()))
+            .map(|v| placement.key(image_id, &v.preset, &v.preset_version, v.format.extension()))
             .collect();
         let rows = variants
             .iter()
@@ -462,7 +479,9 @@ impl Worker {
         else {
             return Ok(());
         };
-        let event = Event::for_job(job, Some(&image), variants, self.inner.links.as_ref(), self.inner.app_env.clone());
+        let backends = &self.inner.backends;
+        let links = self.inner.links.as_ref();
+        let event = Event::for_job(job, Some(&image), variants, links, &backends.delivery, self.inner.app_env.clone());
         self.inner
             .backends
             .notifier

@@ -39,6 +39,8 @@ pub enum Stage {
     Resize,
     /// Encoding every variant (engine).
     Encode,
+    /// The placeholder: ThumbHash and dominant colour (engine).
+    Placeholder,
     /// Writing the variants.
     Upload,
     /// The recording transaction.

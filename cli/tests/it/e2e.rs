@@ -63,12 +63,24 @@ impl Backend {
                 let listed = aws.s3.list_objects_v2().bucket(&aws.bucket).prefix(prefix).send().await.expect("list");
                 listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
             }
-            Self::Embedded { objects, .. } => match std::fs::read_dir(objects.join(prefix)) {
-                Ok(entries) => entries
-                    .map(|e| format!("{prefix}{}", e.expect("dir entry").file_name().to_string_lossy()))
-                    .collect(),
-                Err(_) => BTreeSet::new(),
-            },
+            Self::Embedded { objects, .. } => {
+                // Every file below the prefix, as its key, like a listing of S3.
+                let mut keys = BTreeSet::new();
+                let mut dirs = vec![prefix.to_owned()];
+                while let Some(dir) = dirs.pop() {
+                    let Ok(entries) = std::fs::read_dir(objects.join(&dir)) else { continue };
+                    for entry in entries {
+                        let entry = entry.expect("dir entry");
+                        let key = format!("{dir}{}", entry.file_name().to_string_lossy());
+                        if entry.file_type().expect("file type").is_dir() {
+                            dirs.push(format!("{key}/"));
+                        } else {
+                            keys.insert(key);
+                        }
+                    }
+                }
+                keys
+            }
         }
     }
 

@@ -7,6 +7,7 @@ mod api_errors;
 mod api_product;
 mod client_fields;
 mod deletion;
+mod delivery;
 mod e2e;
 mod migrations;
 mod notifications;

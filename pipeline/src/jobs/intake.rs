@@ -149,6 +149,9 @@ pub async fn record_upload(db: &DatabaseConnection, upload: NewUpload) -> Result
         metadata: Set(upload.client.metadata),
         original_expires_at: Set(None),
         original_removed_at: Set(None),
+        delivery_token: Set(Some(crate::delivery::new_token())),
+        thumbhash: Set(None),
+        dominant_colour: Set(None),
     })
     .exec_without_returning(&txn)
     .await?;

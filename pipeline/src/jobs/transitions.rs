@@ -106,6 +106,8 @@ pub struct ImageFacts {
     pub sha256: String,
     /// The retention of the original, in days (`0`: kept for good).
     pub retention_days: u32,
+    /// ThumbHash (base64) and dominant colour (`#rrggbb`), when the job made any variant.
+    pub placeholder: Option<(String, String)>,
 }
 
 /// A variant to record.
@@ -273,6 +275,8 @@ impl<'a> Jobs<'a> {
             .col_expr(images::Column::Width, Expr::value(facts.width))
             .col_expr(images::Column::Height, Expr::value(facts.height))
             .col_expr(images::Column::Sha256, Expr::value(facts.sha256))
+            .col_expr(images::Column::Thumbhash, Expr::value(facts.placeholder.as_ref().map(|p| p.0.clone())))
+            .col_expr(images::Column::DominantColour, Expr::value(facts.placeholder.map(|p| p.1)))
             .filter(images::Column::Id.eq(job.image_id))
             .exec(&txn)
             .await?;

@@ -62,6 +62,13 @@ fn variant_lines(event: &Event) -> Vec<String> {
         .collect()
 }
 
+/// The smallest variant's delivery URL, when it is absolute (an email can't
+/// follow a relative one).
+fn thumbnail(event: &Event) -> Option<&str> {
+    let smallest = event.variants.iter().filter(|v| v.delivery_url.is_some()).min_by_key(|v| v.width)?;
+    smallest.delivery_url.as_deref().filter(|url| url.starts_with("https://") || url.starts_with("http://"))
+}
+
 /// Where a person can look at the job, if the API's public address is known.
 fn job_link(event: &Event, base_url: Option<&str>) -> Option<String> {
     Some(crate::links::Links::at(base_url?).job(event.job_id?))
@@ -80,6 +87,9 @@ pub fn email(event: &Event, base_url: Option<&str>) -> (String, String) {
         for line in variants {
             body.push_str(&format!("  {line}\n"));
         }
+    }
+    if let Some(url) = thumbnail(event) {
+        body.push_str(&format!("\nThumbnail: {url}\n"));
     }
     if let Some(link) = job_link(event, base_url) {
         body.push_str(&format!("\nDetails: {link}\n"));
@@ -109,6 +119,9 @@ fn markdown_details(event: &Event, base_url: Option<&str>) -> String {
     let mut text: String = facts(event).into_iter().map(|(label, value)| format!("*{label}:* {value}\n")).collect();
     for line in variant_lines(event) {
         text.push_str(&format!("• {line}\n"));
+    }
+    if let Some(url) = thumbnail(event) {
+        text.push_str(&format!("<{url}|Thumbnail>\n"));
     }
     if let Some(link) = job_link(event, base_url) {
         text.push_str(&format!("<{link}|Open the job>\n"));
@@ -172,6 +185,9 @@ pub fn discord(event: &Event, base_url: Option<&str>) -> Value {
     if let Some(link) = job_link(event, base_url) {
         embed["url"] = Value::String(link);
     }
+    if let Some(url) = thumbnail(event) {
+        embed["thumbnail"] = json!({ "url": url });
+    }
     json!({ "content": truncate(&event.headline(), 2000), "embeds": [embed] })
 }
 
@@ -195,6 +211,7 @@ mod tests {
             external_id: None,
             metadata: None,
             status: "failed".into(),
+            image: None,
             variants: Vec::new(),
             error: Some(EventError { code: "truncated-image".into(), message: "the image data is truncated".into() }),
             timings: Some(Timings { queued_ms: 120, processing_ms: 80, total_ms: 200 }),
@@ -256,11 +273,16 @@ mod tests {
             width: 256,
             height: 144,
             bytes: 5802,
-            key: "variants/x/thumb-297dcd6e.webp".into(),
+            key: "variants/x/t/thumb-297dcd6e.webp".into(),
+            mime_type: "image/webp".into(),
+            delivery_url: Some("https://cdn.example/variants/x/t/thumb-297dcd6e.webp".into()),
             url: None,
         }];
         let payload = discord(&event, None);
         assert_eq!(payload["embeds"][0]["description"], "thumb 256x144 webp (5802 bytes)");
+        assert_eq!(payload["embeds"][0]["thumbnail"]["url"], "https://cdn.example/variants/x/t/thumb-297dcd6e.webp");
+        let (_, body) = email(&event, None);
+        assert!(body.contains("Thumbnail: https://cdn.example/variants/x/t/thumb-297dcd6e.webp"), "{body}");
         assert_eq!(event.presets(), ["thumb"]);
     }
 }
