@@ -415,7 +415,7 @@ DENIED = {
         lambda s: ("put_bucket_policy", dict(Bucket=s.bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": []}))),
     ),
     "worker lists the bucket": ("worker", "s3", lambda s: ("list_objects_v2", dict(Bucket=s.bucket))),
-    "worker writes outside variants/ and originals/": (
+    "worker writes outside variants/, private/ and originals/": (
         "worker",
         "s3",
         lambda s: ("put_object", dict(Bucket=s.bucket, Key=f"uploads/{IMAGE}", Body=b"x")),
@@ -450,6 +450,12 @@ DENIED = {
         "s3",
         lambda s: ("put_object_tagging", dict(Bucket=s.bucket, Key=f"variants/{IMAGE}/x.webp", Tagging=RETENTION_TAGGING)),
     ),
+    # Signed-mode variants live under private/ (issue #21), with the same grants as variants/.
+    "worker tags a private variant": (
+        "worker",
+        "s3",
+        lambda s: ("put_object_tagging", dict(Bucket=s.bucket, Key=f"private/{IMAGE}/x.webp", Tagging=RETENTION_TAGGING)),
+    ),
     "worker tags an upload": (
         "worker",
         "s3",
@@ -482,6 +488,7 @@ DENIED = {
         lambda s: ("put_object_tagging", dict(Bucket=s.bucket, Key=f"originals/{IMAGE}", Tagging=RETENTION_TAGGING)),
     ),
     "api writes variants": ("api", "s3", lambda s: ("put_object", dict(Bucket=s.bucket, Key=f"variants/{IMAGE}/x.webp", Body=b"x"))),
+    "api writes private variants": ("api", "s3", lambda s: ("put_object", dict(Bucket=s.bucket, Key=f"private/{IMAGE}/x.webp", Body=b"x"))),
     "api deletes the bucket": ("api", "s3", lambda s: ("delete_bucket", dict(Bucket=s.bucket))),
     # Presigned uploads: the api only signs PUTs to uploads/; what clients upload is the worker's.
     "api reads an upload": ("api", "s3", lambda s: ("get_object", dict(Bucket=s.bucket, Key=f"uploads/{IMAGE}"))),
@@ -524,9 +531,29 @@ ALLOWED = {
         "s3",
         lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"variants/{IMAGE}/x.webp")),
     ),
+    "worker deletes a private variant": (
+        "worker",
+        "s3",
+        lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"private/{IMAGE}/x.webp")),
+    ),
+    # A job of a tenant in signed delivery mode stores its variants under private/.
+    "worker stores a private variant": (
+        "worker",
+        "s3",
+        lambda s: (
+            "put_object",
+            dict(Bucket=s.bucket, Key=f"private/{IMAGE}/x.webp", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=s.kms_key_arn),
+        ),
+    ),
     # DELETE /v1/images/{id}.
     "api deletes an original": ("api", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"originals/{IMAGE}"))),
     "api deletes a variant": ("api", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"variants/{IMAGE}/x.webp"))),
+    "api deletes a private variant": ("api", "s3", lambda s: ("delete_object", dict(Bucket=s.bucket, Key=f"private/{IMAGE}/x.webp"))),
+    "api lists an image's private variants": (
+        "api",
+        "s3",
+        lambda s: ("list_objects_v2", dict(Bucket=s.bucket, Prefix=f"private/{IMAGE}/")),
+    ),
     "api lists an image's original": (
         "api",
         "s3",

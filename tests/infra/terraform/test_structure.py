@@ -401,12 +401,16 @@ CONTRACT_GRANTS = {
         ("s3:PutObject", f"{B}/uploads/*"),
         # A streamed upload over one part that fails or exceeds the limit is aborted.
         ("s3:AbortMultipartUpload", f"{B}/originals/*"),
+        # Variants of either delivery mode: variants/ (public) and private/ (signed), for the
+        # key-gated GET /v1/images/{id}/variants/{preset}.
         ("s3:GetObject", f"{B}/variants/*"),
+        ("s3:GetObject", f"{B}/private/*"),
         ("s3:GetObject", f"{B}/originals/*"),
         # DELETE /v1/images/{id} and the sweep that finishes deletions cut short: every object
         # of an image, found by listing its prefixes (a condition limits the listing to them).
         ("s3:DeleteObject", f"{B}/originals/*"),
         ("s3:DeleteObject", f"{B}/variants/*"),
+        ("s3:DeleteObject", f"{B}/private/*"),
         ("s3:DeleteObject", f"{B}/uploads/*"),
         ("s3:ListBucket", B),
         ("sqs:SendMessage", Q),
@@ -430,11 +434,14 @@ CONTRACT_GRANTS = {
     "worker": {
         ("s3:GetObject", f"{B}/originals/*"),
         ("s3:GetObject", f"{B}/uploads/*"),
+        # A job stores its variants under the prefix of its tenant's delivery mode.
         ("s3:PutObject", f"{B}/variants/*"),
+        ("s3:PutObject", f"{B}/private/*"),
         ("s3:PutObject", f"{B}/originals/*"),
         ("s3:DeleteObject", f"{B}/uploads/*"),
         # The variants a job stored for an image deleted while it ran, by key.
         ("s3:DeleteObject", f"{B}/variants/*"),
+        ("s3:DeleteObject", f"{B}/private/*"),
         # Originals retention: once a job succeeded, the retention tag on its original (only that
         # key: a condition, which moto ignores; test_retention_tag_is_the_one_the_worker_may_set).
         ("s3:PutObjectTagging", f"{B}/originals/*"),
@@ -483,7 +490,8 @@ def test_presigned_uploads_sign_with_the_api_role_and_the_worker_moves_them():
     # The api never reads what clients upload, and writes no variants; it removes either only
     # when an image is deleted.
     assert {a for a, r in api if r == f"{B}/uploads/*"} == {"s3:PutObject", "s3:DeleteObject"}
-    assert {a for a, r in api if r.startswith(f"{B}/variants/")} == {"s3:GetObject", "s3:DeleteObject"}
+    for prefix in ("variants/", "private/"):
+        assert {a for a, r in api if r.startswith(f"{B}/{prefix}")} == {"s3:GetObject", "s3:DeleteObject"}, prefix
     assert {
         ("s3:GetObject", f"{B}/uploads/*"),
         ("s3:DeleteObject", f"{B}/uploads/*"),
@@ -500,7 +508,7 @@ def test_presigned_uploads_sign_with_the_api_role_and_the_worker_moves_them():
 
 def test_bucket_listing_is_limited_to_an_images_prefixes():
     """moto ignores conditions, so scripts/check-iam cannot see this one: wherever a role may
-    list the bucket, only under originals/, variants/ and uploads/ (an image's objects)."""
+    list the bucket, only under originals/, variants/, private/ and uploads/ (an image's objects)."""
     for template in POLICY_TEMPLATES.glob("*.json.tpl"):
         doc = render_template(template)
         for statement in doc["Statement"]:
@@ -509,7 +517,7 @@ def test_bucket_listing_is_limited_to_an_images_prefixes():
                 continue
             prefixes = statement.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
             assert prefixes, f"{template.name}: {statement.get('Sid')} lists the whole bucket"
-            assert set(prefixes) <= {"originals/*", "variants/*", "uploads/*"}, prefixes
+            assert set(prefixes) <= {"originals/*", "variants/*", "private/*", "uploads/*"}, prefixes
 
 
 def test_execution_role_reads_only_our_secrets_repository_and_log_groups():

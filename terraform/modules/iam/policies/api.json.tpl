@@ -17,20 +17,20 @@
       "Sid": "ServeVariantsAndOriginals",
       "Effect": "Allow",
       "Action": ["s3:GetObject"],
-      "Resource": ["${bucket_arn}/variants/*", "${bucket_arn}/originals/*"]
+      "Resource": ["${bucket_arn}/variants/*", "${bucket_arn}/private/*", "${bucket_arn}/originals/*"]
     },
     {
       "Sid": "DeleteImages",
       "Effect": "Allow",
       "Action": ["s3:DeleteObject"],
-      "Resource": ["${bucket_arn}/originals/*", "${bucket_arn}/variants/*", "${bucket_arn}/uploads/*"]
+      "Resource": ["${bucket_arn}/originals/*", "${bucket_arn}/variants/*", "${bucket_arn}/private/*", "${bucket_arn}/uploads/*"]
     },
     {
       "Sid": "FindAnImagesObjects",
       "Effect": "Allow",
       "Action": ["s3:ListBucket"],
       "Resource": ["${bucket_arn}"],
-      "Condition": {"StringLike": {"s3:prefix": ["originals/*", "variants/*", "uploads/*"]}}
+      "Condition": {"StringLike": {"s3:prefix": ["originals/*", "variants/*", "private/*", "uploads/*"]}}
     },
     {
       "Sid": "EnqueueJobs",

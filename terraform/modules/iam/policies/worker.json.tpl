@@ -11,7 +11,7 @@
       "Sid": "WriteVariantsAndOriginals",
       "Effect": "Allow",
       "Action": ["s3:PutObject"],
-      "Resource": ["${bucket_arn}/variants/*", "${bucket_arn}/originals/*"]
+      "Resource": ["${bucket_arn}/variants/*", "${bucket_arn}/private/*", "${bucket_arn}/originals/*"]
     },
     {
       "Sid": "TagOriginalsForRetention",
@@ -30,7 +30,7 @@
       "Sid": "DeleteProcessedUploadsAndVariantsOfDeletedImages",
       "Effect": "Allow",
       "Action": ["s3:DeleteObject"],
-      "Resource": ["${bucket_arn}/uploads/*", "${bucket_arn}/variants/*"]
+      "Resource": ["${bucket_arn}/uploads/*", "${bucket_arn}/variants/*", "${bucket_arn}/private/*"]
     },
     {
       "Sid": "ConsumeJobs",
