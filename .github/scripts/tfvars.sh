@@ -12,6 +12,7 @@
 # when variables.tf declares one this script does not write.
 #
 # Lists arrive as JSON arrays ('["oncall@example.com"]'); unset means [].
+# Maps arrive as JSON objects ('{"k2026a": "-----BEGIN PUBLIC KEY-----\n…"}'); unset means {}.
 # Numbers unset take the env root's defaults, written out here.
 set -euo pipefail
 
@@ -34,6 +35,30 @@ json_list() {
 ops_emails="$(json_list TF_OPS_EMAIL_ADDRESSES "${OPS_EMAIL_ADDRESSES:-}")"
 event_emails="$(json_list TF_EVENT_EMAIL_ADDRESSES "${EVENT_EMAIL_ADDRESSES:-}")"
 cors_origins="$(json_list TF_UPLOAD_CORS_ALLOWED_ORIGINS "${UPLOAD_CORS_ALLOWED_ORIGINS:-}")"
+
+json_map() {
+  local name="$1" value="${2:-}"
+  [ -n "$value" ] || value='{}'
+  jq -e 'type == "object" and all(.[]; type == "string")' <<<"$value" >/dev/null 2>&1 \
+    || die "$name must be a JSON object of strings, e.g. {\"k2026a\": \"-----BEGIN PUBLIC KEY-----\\n…\"}"
+  printf '%s' "$value"
+}
+
+# CDN delivery (docs/deploy.md, "CDN delivery"): the public keys of the key group and the one that
+# signs; the private key is never here, it goes straight into the delivery signing key secret.
+delivery_keys="$(json_map TF_DELIVERY_PUBLIC_KEYS "${DELIVERY_PUBLIC_KEYS:-}")"
+signing_key="${DELIVERY_SIGNING_KEY_NAME:-}"
+jq -e --arg name "$signing_key" 'if length == 0 then $name == "" else has($name) end' <<<"$delivery_keys" >/dev/null \
+  || die "TF_DELIVERY_SIGNING_KEY_NAME must be one of the names in TF_DELIVERY_PUBLIC_KEYS (empty while that is), got '$signing_key'"
+# CloudFront only takes certificates from us-east-1, whatever AWS_REGION is.
+delivery_domain="${DELIVERY_DOMAIN_NAME:-}"
+delivery_certificate="${DELIVERY_CERTIFICATE_ARN:-}"
+if [ -n "$delivery_domain" ] || [ -n "$delivery_certificate" ]; then
+  [ -n "$delivery_domain" ] && [ -n "$delivery_certificate" ] \
+    || die "set TF_DELIVERY_DOMAIN_NAME and TF_DELIVERY_CERTIFICATE_ARN together, or neither"
+  [[ "$delivery_certificate" == "arn:aws:acm:us-east-1:"* ]] \
+    || die "TF_DELIVERY_CERTIFICATE_ARN must be an ACM certificate in us-east-1 (CloudFront's), got $delivery_certificate"
+fi
 
 whole() {
   [[ "$2" =~ ^[0-9]+$ ]] || die "$1 must be a whole number, got $2"
@@ -59,4 +84,8 @@ jq -n \
   --argjson originals_retention_days "$retention_days" \
   --argjson originals_retention_choices "$retention_choices" \
   --argjson stale_variants_grace_hours "$grace_hours" \
+  --argjson delivery_public_keys "$delivery_keys" \
+  --arg delivery_signing_key_name "$signing_key" \
+  --arg delivery_domain_name "$delivery_domain" \
+  --arg delivery_certificate_arn "$delivery_certificate" \
   '$ARGS.named'

@@ -15,6 +15,12 @@ module "stack" {
   public_base_url             = var.public_base_url
   image_tag                   = var.image_tag
 
+  # The CDN in front of the variants (docs/deploy.md, "CDN delivery").
+  delivery_public_keys      = var.delivery_public_keys
+  delivery_signing_key_name = var.delivery_signing_key_name
+  delivery_domain_name      = var.delivery_domain_name
+  delivery_certificate_arn  = var.delivery_certificate_arn
+
   # Keep originals unless the operator opts in (tfvars): deleting them cannot be undone once the
   # noncurrent version has expired too.
   originals_retention_days    = var.originals_retention_days

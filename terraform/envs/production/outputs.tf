@@ -60,6 +60,31 @@ output "public_base_url" {
   value       = module.stack.public_base_url
 }
 
+output "delivery_base_url" {
+  description = "DELIVERY_BASE_URL."
+  value       = module.stack.delivery_base_url
+}
+
+output "delivery_key_id" {
+  description = "DELIVERY_KEY_ID (null without delivery_public_keys)."
+  value       = module.stack.delivery_key_id
+}
+
+output "delivery_distribution_id" {
+  description = "CDN distribution id."
+  value       = module.stack.delivery_distribution_id
+}
+
+output "delivery_distribution_domain_name" {
+  description = "CNAME/alias target of delivery_domain_name."
+  value       = module.stack.delivery_distribution_domain_name
+}
+
+output "delivery_signing_key_secret_arn" {
+  description = "Secret holding DELIVERY_SIGNING_KEY."
+  value       = module.stack.delivery_signing_key_secret_arn
+}
+
 output "db_master_secret_arn" {
   description = "RDS-managed master user secret."
   value       = module.stack.db_master_secret_arn

@@ -67,3 +67,27 @@ variable "stale_variants_grace_hours" {
   type        = number
   default     = 24
 }
+
+variable "delivery_public_keys" {
+  description = "CDN key group: name => PEM of an ECDSA P-256 public key (openssl pkey -in key.pem -pubout). Keep a retired key until the URLs it signed have expired. Empty: no signed delivery."
+  type        = map(string)
+  default     = {}
+}
+
+variable "delivery_signing_key_name" {
+  description = "Which key of delivery_public_keys signs now (its private half is in the delivery_signing_key_secret_arn secret); empty when the map is."
+  type        = string
+  default     = ""
+}
+
+variable "delivery_domain_name" {
+  description = "Custom hostname of the CDN, e.g. cdn.example.com (DELIVERY_BASE_URL); empty: the distribution's *.cloudfront.net name."
+  type        = string
+  default     = ""
+}
+
+variable "delivery_certificate_arn" {
+  description = "ACM certificate for delivery_domain_name, issued in us-east-1 (CloudFront's region); empty when the domain is."
+  type        = string
+  default     = ""
+}

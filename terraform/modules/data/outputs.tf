@@ -22,3 +22,8 @@ output "admin_api_key_secret_arn" {
   description = "Secret holding ADMIN_API_KEY."
   value       = aws_secretsmanager_secret.admin_api_key.arn
 }
+
+output "delivery_signing_key_secret_arn" {
+  description = "Secret holding DELIVERY_SIGNING_KEY (the CDN's URL-signing private key)."
+  value       = aws_secretsmanager_secret.delivery_signing_key.arn
+}

@@ -37,8 +37,10 @@ locals {
     ops_log_group_arn        = var.log_group_arns.ops
     db_secret_arn            = var.db_secret_arn
     admin_api_key_secret_arn = var.admin_api_key_secret_arn
-    kms_key_arn              = var.kms_key_arn
-    region                   = local.region
+    # DELIVERY_SIGNING_KEY of api and worker (modules/data).
+    delivery_signing_key_secret_arn = var.delivery_signing_key_secret_arn
+    kms_key_arn                     = var.kms_key_arn
+    region                          = local.region
   })
 }
 

@@ -57,6 +57,11 @@ variable "admin_api_key_secret_arn" {
   type        = string
 }
 
+variable "delivery_signing_key_secret_arn" {
+  description = "Secrets Manager secret holding DELIVERY_SIGNING_KEY (the CDN's URL-signing private key)."
+  type        = string
+}
+
 variable "tags" {
   description = "Tags added to every resource on top of the provider default tags."
   type        = map(string)

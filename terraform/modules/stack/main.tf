@@ -4,8 +4,10 @@
 #                                  │              │ ObjectCreated uploads/*
 #                                  └──SendMessage─┴──────> SQS jobs ──(maxReceiveCount)──> DLQ
 #                                                            │
-#                               worker tasks <──Receive──────┘ ──> S3 variants/, Postgres,
+#                               worker tasks <──Receive──────┘ ──> S3 variants/ + private/, Postgres,
 #                                                                  SNS events + chat topic (-> Chatbot)
+#
+#   web pages ──HTTPS──> CloudFront (delivery) ──OAC──> S3 variants/ (public), private/ (signed URLs)
 
 locals {
   name = "${var.project}-${var.env}"
@@ -33,7 +35,13 @@ module "storage" {
   name                        = local.name
   upload_cors_allowed_origins = var.upload_cors_allowed_origins
   originals_retention_choices = var.originals_retention_choices
-  tags                        = local.tags
+  # The CDN in front of the variants (modules/delivery, called by storage: the bucket and key
+  # policies name the distribution, and the distribution reads the bucket).
+  delivery_public_keys      = var.delivery_public_keys
+  delivery_signing_key_name = var.delivery_signing_key_name
+  delivery_domain_name      = var.delivery_domain_name
+  delivery_certificate_arn  = var.delivery_certificate_arn
+  tags                      = local.tags
 }
 
 module "queues" {
@@ -101,7 +109,9 @@ module "iam" {
   log_group_arns           = module.observability.log_group_arns
   db_secret_arn            = module.data.db_master_secret_arn
   admin_api_key_secret_arn = module.data.admin_api_key_secret_arn
-  tags                     = local.tags
+  # The execution role reads it whether or not the tasks use it yet.
+  delivery_signing_key_secret_arn = module.data.delivery_signing_key_secret_arn
+  tags                            = local.tags
 }
 
 module "compute" {
@@ -138,7 +148,13 @@ module "compute" {
   originals_retention_days    = var.originals_retention_days
   originals_retention_choices = var.originals_retention_choices
   stale_variants_grace_hours  = var.stale_variants_grace_hours
-  tags                        = local.tags
+  # Delivery URLs through the CDN; signed ones only once a key exists (modules/delivery).
+  delivery_base_url               = module.storage.delivery_base_url
+  delivery_key_id                 = module.storage.delivery_key_id
+  delivery_signing_key_secret_arn = module.data.delivery_signing_key_secret_arn
+  # One list of upload origins: the bucket's CORS rule (module.storage) and the services' own.
+  cors_allowed_origins = var.upload_cors_allowed_origins
+  tags                 = local.tags
 
   config = {
     s3_bucket          = module.storage.bucket_name

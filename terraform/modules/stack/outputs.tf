@@ -60,6 +60,31 @@ output "public_base_url" {
   value       = module.compute.public_base_url
 }
 
+output "delivery_base_url" {
+  description = "DELIVERY_BASE_URL (the CDN: delivery_domain_name, else its *.cloudfront.net name)."
+  value       = module.storage.delivery_base_url
+}
+
+output "delivery_key_id" {
+  description = "DELIVERY_KEY_ID: CloudFront's id of the signing public key; null without delivery_public_keys."
+  value       = module.storage.delivery_key_id
+}
+
+output "delivery_distribution_id" {
+  description = "CDN distribution id (invalidations)."
+  value       = module.storage.delivery_distribution_id
+}
+
+output "delivery_distribution_domain_name" {
+  description = "The CDN's *.cloudfront.net name: point delivery_domain_name here (CNAME or alias)."
+  value       = module.storage.delivery_distribution_domain_name
+}
+
+output "delivery_signing_key_secret_arn" {
+  description = "Secret to put the delivery signing private key into (docs/deploy.md, CDN delivery)."
+  value       = module.data.delivery_signing_key_secret_arn
+}
+
 output "db_master_secret_arn" {
   description = "RDS-managed secret with the master user's password."
   value       = module.data.db_master_secret_arn

@@ -58,6 +58,32 @@ variable "public_base_url" {
   default     = ""
 }
 
+# --- CDN delivery (modules/delivery) --------------------------------------------------------
+
+variable "delivery_public_keys" {
+  description = "Name => PEM of an ECDSA P-256 public key, all in the CDN's key group (signed delivery URLs under /private/). Empty: no signed delivery; /private/* answers 404."
+  type        = map(string)
+  default     = {}
+}
+
+variable "delivery_signing_key_name" {
+  description = "The key of delivery_public_keys whose private half (the delivery signing key secret) signs URLs now; empty when the map is."
+  type        = string
+  default     = ""
+}
+
+variable "delivery_domain_name" {
+  description = "Custom hostname of the CDN (cdn.example.com); empty: its *.cloudfront.net name."
+  type        = string
+  default     = ""
+}
+
+variable "delivery_certificate_arn" {
+  description = "ACM certificate for delivery_domain_name, issued in us-east-1; empty when the domain is."
+  type        = string
+  default     = ""
+}
+
 # --- Containers ------------------------------------------------------------------------------
 
 variable "image_tag" {

@@ -1,5 +1,6 @@
 # One customer-managed key for the service's data at rest: S3 objects (S3_KMS_KEY_ID), SQS
-# messages, SNS topics, CloudWatch log groups, ECR images, RDS, ElastiCache and secrets.
+# messages, SNS topics, CloudWatch log groups, ECR images, RDS, ElastiCache and secrets. The CDN
+# decrypts the variants it serves.
 # Identity policies in the iam module grant the task roles Decrypt/GenerateDataKey on it.
 
 data "aws_caller_identity" "current" {}
@@ -100,6 +101,26 @@ data "aws_iam_policy_document" "key" {
       test     = "StringEquals"
       variable = "aws:SourceAccount"
       values   = [local.account_id]
+    }
+  }
+
+  # The CDN reads SSE-KMS variants through Origin Access Control: S3 decrypts them as
+  # CloudFront, for the one distribution of this stack, which only ever reads.
+  # https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html#create-oac-overview-s3
+  statement {
+    sid       = "CdnDecryptsDeliveredVariants"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.this.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudfront.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "AWS:SourceArn"
+      values   = [module.delivery.distribution_arn]
     }
   }
 

@@ -1,5 +1,6 @@
-# Access logs of the ALB and of the media bucket. Both log deliveries only support SSE-S3 on the
-# target bucket, so this one bucket uses AES256 instead of the service KMS key.
+# Access logs of the ALB, of the media bucket and of the CDN. The first two deliveries only
+# support SSE-S3 on the target bucket, so this one bucket uses AES256 instead of the service KMS
+# key (and CloudFront's log delivery then needs no key grant either).
 # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html
 
@@ -138,6 +139,62 @@ data "aws_iam_policy_document" "logs" {
       test     = "StringEquals"
       variable = "aws:SourceAccount"
       values   = [local.account_id]
+    }
+  }
+
+  # CloudFront standard logging v2 (modules/delivery/logs.tf): CloudWatch Logs delivers as
+  # delivery.logs.amazonaws.com for the CDN's delivery source only, under AWSLogs/<account>/CloudFront/.
+  # With these statements in place the delivery does not append its own to this policy.
+  # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/AWS-logs-infrastructure-V2-S3.html
+  statement {
+    sid       = "CdnAccessLogDelivery"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.logs.arn}/AWSLogs/${local.account_id}/CloudFront/*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["delivery.logs.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "s3:x-amz-acl"
+      values   = ["bucket-owner-full-control"]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = [module.delivery.log_delivery_source_arn]
+    }
+  }
+
+  statement {
+    sid       = "CdnAccessLogDeliveryAclCheck"
+    actions   = ["s3:GetBucketAcl", "s3:ListBucket"]
+    resources = [aws_s3_bucket.logs.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["delivery.logs.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = [module.delivery.log_delivery_source_arn]
     }
   }
 }

@@ -19,6 +19,26 @@ output "bucket_arn" {
 }
 
 output "logs_bucket_name" {
-  description = "Bucket receiving ALB (prefix alb/) and S3 (prefix s3/) access logs."
+  description = "Bucket receiving ALB (prefix alb/), S3 (prefix s3/) and CDN (prefix AWSLogs/<account>/CloudFront/) access logs."
   value       = aws_s3_bucket.logs.id
+}
+
+output "delivery_base_url" {
+  description = "DELIVERY_BASE_URL: the CDN's https:// address (modules/delivery)."
+  value       = module.delivery.base_url
+}
+
+output "delivery_key_id" {
+  description = "DELIVERY_KEY_ID: CloudFront's id of the signing public key; null without delivery_public_keys."
+  value       = module.delivery.signing_key_id
+}
+
+output "delivery_distribution_id" {
+  description = "CDN distribution id (invalidations)."
+  value       = module.delivery.distribution_id
+}
+
+output "delivery_distribution_domain_name" {
+  description = "The CDN's *.cloudfront.net name: the CNAME/alias target of delivery_domain_name."
+  value       = module.delivery.distribution_domain_name
 }

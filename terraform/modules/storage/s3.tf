@@ -1,5 +1,6 @@
-# The media bucket: uploads/ (transient, presigned PUTs), originals/ and variants/.
-# Encrypted with the service key (bucket keys cut KMS request costs), private, TLS only.
+# The media bucket: uploads/ (transient, presigned PUTs), originals/, and the variants under
+# variants/ (public delivery) and private/ (signed delivery), which the CDN (modules/delivery)
+# serves. Encrypted with the service key (bucket keys cut KMS request costs), private, TLS only.
 
 locals {
   media_bucket = "${var.name}-media-${local.account_id}"
@@ -183,6 +184,31 @@ resource "aws_s3_bucket_cors_configuration" "media" {
 }
 
 data "aws_iam_policy_document" "media" {
+  # The CDN's only way in: Origin Access Control signs its requests as cloudfront.amazonaws.com on
+  # behalf of one distribution, which may read the two delivery prefixes and nothing else (no
+  # ListBucket either: a missing key is a 403, not a listing). Public access stays blocked: a
+  # service principal limited to one AWS:SourceArn is not public access.
+  # https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html
+  statement {
+    sid     = "CdnReadsDeliveryPrefixes"
+    actions = ["s3:GetObject"]
+    resources = [
+      "${aws_s3_bucket.media.arn}/variants/*",
+      "${aws_s3_bucket.media.arn}/private/*",
+    ]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudfront.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "AWS:SourceArn"
+      values   = [module.delivery.distribution_arn]
+    }
+  }
+
   statement {
     sid       = "DenyInsecureTransport"
     effect    = "Deny"

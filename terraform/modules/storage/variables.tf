@@ -78,6 +78,30 @@ variable "upload_cors_allowed_origins" {
   }
 }
 
+variable "delivery_public_keys" {
+  description = "modules/delivery public_keys: name => PEM of an ECDSA P-256 public key trusted for signed delivery URLs; empty: none."
+  type        = map(string)
+  default     = {}
+}
+
+variable "delivery_signing_key_name" {
+  description = "modules/delivery signing_key_name: the key of delivery_public_keys that signs now."
+  type        = string
+  default     = ""
+}
+
+variable "delivery_domain_name" {
+  description = "modules/delivery domain_name: custom hostname of the CDN; empty: *.cloudfront.net."
+  type        = string
+  default     = ""
+}
+
+variable "delivery_certificate_arn" {
+  description = "modules/delivery certificate_arn: ACM certificate (us-east-1) for delivery_domain_name."
+  type        = string
+  default     = ""
+}
+
 variable "kms_deletion_window_days" {
   description = "Waiting period before a scheduled KMS key deletion happens."
   type        = number

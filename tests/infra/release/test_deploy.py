@@ -147,6 +147,11 @@ SAMPLE_INPUTS = {
     "ORIGINALS_RETENTION_DAYS": "90",
     "ORIGINALS_RETENTION_CHOICES": "[30, 90, 365]",
     "STALE_VARIANTS_GRACE_HOURS": "",
+    # A P-256 public key as `openssl pkey -pubout` prints it, in a JSON object (docs/deploy.md).
+    "DELIVERY_PUBLIC_KEYS": json.dumps({"k2026a": "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEc84j/cEZCseKAhIHnytawVnmG8yV\n5sItRAu0VjGL8mUI6Xoa0d6XSvuWcyCr6XrzCg0sNk3xlOM2UMBVnDjmcg==\n-----END PUBLIC KEY-----\n"}),
+    "DELIVERY_SIGNING_KEY_NAME": "k2026a",
+    "DELIVERY_DOMAIN_NAME": "cdn.example.com",
+    "DELIVERY_CERTIFICATE_ARN": "arn:aws:acm:us-east-1:123456789012:certificate/cdn",
 }
 
 
@@ -176,6 +181,19 @@ def test_tfvars_sets_every_production_variable_and_the_required_ones_from_inputs
             assert written[name], f"{name} has no default and was written empty"
     assert written["region"] == "eu-west-1" and written["image_tag"] == "1.4.2"
     assert written["ops_email_addresses"] == ["oncall@example.com"] and written["event_email_addresses"] == []
+    assert written["delivery_public_keys"] == json.loads(SAMPLE_INPUTS["DELIVERY_PUBLIC_KEYS"])
+    assert written["delivery_signing_key_name"] == "k2026a"
+
+
+def test_tfvars_without_cdn_settings_writes_no_keys_and_no_domain():
+    unset = {name: "" for name in SAMPLE_INPUTS if name.startswith("DELIVERY_")}
+
+    result = tfvars(**unset)
+
+    assert result.returncode == 0, result.stderr
+    written = json.loads(result.stdout)
+    assert written["delivery_public_keys"] == {}
+    assert written["delivery_signing_key_name"] == written["delivery_domain_name"] == written["delivery_certificate_arn"] == ""
 
 
 @pytest.mark.parametrize(
@@ -185,6 +203,12 @@ def test_tfvars_sets_every_production_variable_and_the_required_ones_from_inputs
         ({"CERTIFICATE_ARN": "arn:aws:acm:us-east-1:123456789012:certificate/abc"}, "in eu-west-1"),
         ({"OPS_EMAIL_ADDRESSES": "oncall@example.com"}, "TF_OPS_EMAIL_ADDRESSES must be a JSON array"),
         ({"UPLOAD_CORS_ALLOWED_ORIGINS": "[1]"}, "TF_UPLOAD_CORS_ALLOWED_ORIGINS must be a JSON array"),
+        ({"DELIVERY_PUBLIC_KEYS": '["k2026a"]'}, "TF_DELIVERY_PUBLIC_KEYS must be a JSON object"),
+        ({"DELIVERY_SIGNING_KEY_NAME": "k2025z"}, "TF_DELIVERY_SIGNING_KEY_NAME must be one of the names"),
+        ({"DELIVERY_PUBLIC_KEYS": "", "DELIVERY_SIGNING_KEY_NAME": "k2026a"}, "TF_DELIVERY_SIGNING_KEY_NAME must be one of the names"),
+        ({"DELIVERY_SIGNING_KEY_NAME": ""}, "TF_DELIVERY_SIGNING_KEY_NAME must be one of the names"),
+        ({"DELIVERY_CERTIFICATE_ARN": ""}, "TF_DELIVERY_DOMAIN_NAME and TF_DELIVERY_CERTIFICATE_ARN together"),
+        ({"DELIVERY_CERTIFICATE_ARN": "arn:aws:acm:eu-west-1:123456789012:certificate/cdn"}, "in us-east-1"),
     ],
 )
 def test_tfvars_refuses_missing_or_malformed_inputs(overrides, reason):

@@ -20,9 +20,12 @@ from tfhcl import (
     TERRAFORM,
     Tree,
     backlog_policy_violations,
+    cdn_cache_key_violations,
+    cdn_read_violations,
     hcl_policy_violations,
     media_put_object_violations,
     originals_retention_violations,
+    private_delivery_violations,
     retention_tag_violations,
     s3_encryption_violations,
     sqs_encryption_violations,
@@ -65,6 +68,9 @@ def test_the_unbroken_copy_passes_every_check(copy):
     assert media_put_object_violations(tree) == []
     assert originals_retention_violations(tree) == []
     assert retention_tag_violations(tree, copy / "modules/iam/policies") == []
+    assert cdn_read_violations(tree) == []
+    assert private_delivery_violations(tree) == []
+    assert cdn_cache_key_violations(tree) == []
 
 
 def test_fmt_check_flags_a_badly_formatted_file(copy):
@@ -332,4 +338,88 @@ def test_tagging_granted_beyond_originals_is_caught(copy):
     assert violations == [
         "worker.json.tpl statement TagOriginalsForRetention: s3:PutObjectTagging on "
         "['arn:aws:s3:::image-service-test-media/originals/*', 'arn:aws:s3:::image-service-test-media/variants/*'], want only originals/*"
+    ]
+
+
+# --- CDN delivery (issue #21) ------------------------------------------------------------------
+
+TRUSTED_KEY_GROUPS = "    trusted_key_groups = local.signing ? [aws_cloudfront_key_group.signers[0].id] : []\n"
+
+
+def test_private_behaviour_that_trusts_no_key_group_is_caught(copy):
+    # An empty trusted_key_groups means "no signature needed": signed-mode variants, public.
+    replace(copy / "modules/delivery/main.tf", TRUSTED_KEY_GROUPS, "    trusted_key_groups = []\n")
+
+    violations = private_delivery_violations(Tree(copy))
+
+    assert violations == [
+        "/private/* trusted_key_groups = [], want the key group whenever local.signing"
+    ]
+
+
+def test_private_behaviour_without_the_404_guard_for_no_keys_is_caught(copy):
+    # Without keys, trusted_key_groups is empty: only the 404 function keeps private/ closed.
+    replace(copy / "modules/delivery/main.tf", "for_each = local.signing ? [] : [aws_cloudfront_function.not_found.arn]",
+            "for_each = []")
+
+    violations = private_delivery_violations(Tree(copy))
+
+    assert len(violations) == 1 and violations[0].startswith("/private/* function associations")
+
+
+def test_default_behaviour_that_reaches_the_bucket_is_caught(copy):
+    main = copy / "modules/delivery/main.tf"
+    text = main.read_text()
+    start = text.index("  default_cache_behavior {")
+    guard = text.index("    function_association {", start)
+    end = text.index("    }\n", guard) + len("    }\n")
+    main.write_text(text[:guard] + text[end:])
+
+    violations = private_delivery_violations(Tree(copy))
+
+    assert violations == ["the default behaviour does not answer with the 404 function"]
+
+
+def test_cache_policy_keyed_on_the_query_string_is_caught(copy):
+    # The signature parameters would split every signed variant into one entry per URL.
+    replace(copy / "modules/delivery/main.tf", 'query_string_behavior = "none"', 'query_string_behavior = "all"')
+
+    violations = cdn_cache_key_violations(Tree(copy))
+
+    assert violations == [
+        f"{name}: cache policy variants has query_string_behavior ['all'], want none"
+        for name in ("/variants/*", "/private/*", "default")
+    ]
+
+
+def test_cdn_reading_originals_is_caught(copy):
+    replace(copy / "modules/storage/s3.tf", '      "${aws_s3_bucket.media.arn}/private/*",\n',
+            '      "${aws_s3_bucket.media.arn}/private/*",\n      "${aws_s3_bucket.media.arn}/originals/*",\n')
+
+    violations = cdn_read_violations(Tree(copy))
+
+    assert len(violations) == 1 and violations[0].startswith("media bucket policy CdnReadsDeliveryPrefixes: resources")
+
+
+def test_cdn_grant_for_any_distribution_is_caught(copy):
+    # Without AWS:SourceArn, every CloudFront distribution of every account could read them.
+    replace(copy / "modules/storage/s3.tf", '      variable = "AWS:SourceArn"', '      variable = "aws:SourceAccount"')
+
+    violations = cdn_read_violations(Tree(copy))
+
+    assert violations == [
+        "media bucket policy CdnReadsDeliveryPrefixes: conditions "
+        "[('StringEquals', 'aws:SourceAccount', ('${module.delivery.distribution_arn}',))], "
+        "want [('StringEquals', 'AWS:SourceArn', ('${module.delivery.distribution_arn}',))]"
+    ]
+
+
+def test_cdn_key_grant_beyond_decrypt_is_caught(copy):
+    replace(copy / "modules/storage/kms.tf", 'sid       = "CdnDecryptsDeliveredVariants"\n    actions   = ["kms:Decrypt"]',
+            'sid       = "CdnDecryptsDeliveredVariants"\n    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]')
+
+    violations = cdn_read_violations(Tree(copy))
+
+    assert violations == [
+        "key policy CdnDecryptsDeliveredVariants: Allow ['kms:Decrypt', 'kms:GenerateDataKey'], want Allow kms:Decrypt only"
     ]

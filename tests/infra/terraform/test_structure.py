@@ -63,8 +63,11 @@ CONTRACT_ENV = {
     "ORIGINALS_RETENTION_DAYS",
     "ORIGINALS_RETENTION_CHOICES",
     "STALE_VARIANTS_GRACE_HOURS",
+    "DELIVERY_BASE_URL",
+    "DELIVERY_KEY_ID",
+    "CORS_ALLOWED_ORIGINS",
 }
-SECRET_ENV = {"ADMIN_API_KEY", "PGPASSWORD"}
+SECRET_ENV = {"ADMIN_API_KEY", "PGPASSWORD", "DELIVERY_SIGNING_KEY"}
 ENVS = ["envs/staging", "envs/production"]
 
 
@@ -523,7 +526,7 @@ def test_bucket_listing_is_limited_to_an_images_prefixes():
 def test_execution_role_reads_only_our_secrets_repository_and_log_groups():
     pairs = granted(render_template(POLICY_TEMPLATES / "execution.json.tpl"))
     secrets = {r for a, r in pairs if a == "secretsmanager:GetSecretValue"}
-    assert secrets == {SAMPLE_ARNS["db_secret_arn"], SAMPLE_ARNS["admin_api_key_secret_arn"]}
+    assert secrets == {SAMPLE_ARNS[k] for k in ("db_secret_arn", "admin_api_key_secret_arn", "delivery_signing_key_secret_arn")}
     assert {r for a, r in pairs if a == "ecr:BatchGetImage"} == {SAMPLE_ARNS["ecr_repository_arn"]}
     assert {r for a, r in pairs if r == "*"} == {"*"} and {a for a, r in pairs if r == "*"} == {"ecr:GetAuthorizationToken"}
 
@@ -767,6 +770,8 @@ def test_secrets_reach_tasks_through_ecs_secrets(tree):
     assert local["database_secret"] == [{"name": "PGPASSWORD", "valueFrom": "${var.db_secret_arn}:password::"}]
     assert local["admin_secret"] == [{"name": "ADMIN_API_KEY", "valueFrom": "${var.admin_api_key_secret_arn}"}]
     assert "local.admin_secret" in local["api_container"]["secrets"]
+    # The delivery signing key reaches both services the same way (test_delivery.py).
+    assert "local.delivery_secret" in local["api_container"]["secrets"] and "local.delivery_secret" in local["worker_container"]["secrets"]
     database_url = attr(tree.outputs("modules/data")["database_url"], "value")
     assert "password" not in database_url.lower() and not re.search(r"://[^@/]*:[^@/]*@", database_url)
 

@@ -44,6 +44,7 @@ SAMPLE_ARNS = {
     "ops_log_group_arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/image-service-test/ops",
     "db_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0000-AbCdEf",
     "admin_api_key_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:image-service-test/admin-api-key-AbCdEf",
+    "delivery_signing_key_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:image-service-test/delivery-signing-key-AbCdEf",
     "ecs_tasks_arn": "arn:aws:ecs:eu-west-1:123456789012:task/image-service-test/*",
     "region": "eu-west-1",
 }
@@ -617,4 +618,163 @@ def retention_tag_violations(tree: Tree, templates: Path = POLICY_TEMPLATES) -> 
             violations.append(f"worker.json.tpl statement {sid}: s3:PutObjectTagging on {resources}, want only originals/*")
         if keys != [RETENTION_TAG]:
             violations.append(f"worker.json.tpl statement {sid}: may set tag keys {keys}, want [{RETENTION_TAG!r}]")
+    return violations
+
+
+# --- CDN delivery (issue #21) --------------------------------------------------------------------
+
+# The object-key prefixes the CDN serves, as the binary names them (pipeline/src/delivery.rs):
+# variants/ for tenants in public mode, private/ for signed mode. The delivery URL path is the key.
+DELIVERY_PREFIXES = ("variants/", "private/")
+CDN_PRINCIPAL = "cloudfront.amazonaws.com"
+DISTRIBUTION_ARN = "${module.delivery.distribution_arn}"
+
+
+def policy_document(tree: Tree, resource_type: str, name: str, module: str) -> Block:
+    """The aws_iam_policy_document that a bucket or key policy resource renders."""
+    policy = tree.resource(resource_type, name, module)
+    doc_name = re.search(r"data\.aws_iam_policy_document\.(\w+)\.json", attr(policy.body, "policy")).group(1)
+    (doc,) = [d for d in tree.data("aws_iam_policy_document", module) if d.name == doc_name]
+    return doc
+
+
+def _principals(statement: dict) -> set[str]:
+    return {i for p in blocks(statement, "principals") for i in _as_list(attr(p, "identifiers"))}
+
+
+def _conditions(statement: dict) -> list[tuple]:
+    return sorted((attr(c, "test"), attr(c, "variable"), tuple(_as_list(attr(c, "values")))) for c in blocks(statement, "condition"))
+
+
+def cdn_read_violations(tree: Tree) -> list[str]:
+    """The media bucket policy's one Allow: cloudfront.amazonaws.com may s3:GetObject exactly the
+    delivery prefixes, for the stack's distribution only (AWS:SourceArn); the key policy lets the
+    same principal, under the same condition, kms:Decrypt and nothing more. modules/storage calls
+    modules/delivery, whose distribution_arn output is the distribution's."""
+    violations = []
+    bucket = "${aws_s3_bucket.media.arn}"
+    only_ours = [("StringEquals", "AWS:SourceArn", (DISTRIBUTION_ARN,))]
+    media = policy_document(tree, "aws_s3_bucket_policy", "media", "modules/storage")
+    allows = [st for st in blocks(media.body, "statement") if attr(st, "effect", "Allow") == "Allow"]
+    if len(allows) != 1:
+        violations.append(f"media bucket policy: {len(allows)} Allow statements, want the CDN's alone")
+    for st in allows:
+        sid = attr(st, "sid", "?")
+        if _principals(st) != {CDN_PRINCIPAL}:
+            violations.append(f"media bucket policy {sid}: allows {sorted(_principals(st))}")
+        if _as_list(attr(st, "actions")) != ["s3:GetObject"]:
+            violations.append(f"media bucket policy {sid}: actions {_as_list(attr(st, 'actions'))}, want s3:GetObject only")
+        wanted = {f"{bucket}/{prefix}*" for prefix in DELIVERY_PREFIXES}
+        if set(_as_list(attr(st, "resources"))) != wanted:
+            violations.append(f"media bucket policy {sid}: resources {_as_list(attr(st, 'resources'))}, want {sorted(wanted)}")
+        if _conditions(st) != only_ours:
+            violations.append(f"media bucket policy {sid}: conditions {_conditions(st)}, want {only_ours}")
+    key = policy_document(tree, "aws_kms_key_policy", "this", "modules/storage")
+    cdn_key = [st for st in blocks(key.body, "statement") if CDN_PRINCIPAL in _principals(st)]
+    if len(cdn_key) != 1:
+        violations.append(f"key policy: {len(cdn_key)} statements for {CDN_PRINCIPAL}, want 1")
+    for st in cdn_key:
+        sid = attr(st, "sid", "?")
+        if attr(st, "effect", "Allow") != "Allow" or _as_list(attr(st, "actions")) != ["kms:Decrypt"]:
+            violations.append(f"key policy {sid}: {attr(st, 'effect', 'Allow')} {_as_list(attr(st, 'actions'))}, want Allow kms:Decrypt only")
+        if _principals(st) != {CDN_PRINCIPAL}:
+            violations.append(f"key policy {sid}: shared with {sorted(_principals(st) - {CDN_PRINCIPAL})}")
+        if _conditions(st) != only_ours:
+            violations.append(f"key policy {sid}: conditions {_conditions(st)}, want {only_ours}")
+    call = tree.module_calls("modules/storage").get("delivery")
+    if call is None or attr(call, "source") != "../delivery":
+        violations.append("modules/storage does not call ../delivery as module.delivery")
+    exported = attr(tree.outputs("modules/delivery")["distribution_arn"], "value")
+    if exported != "${aws_cloudfront_distribution.this.arn}":
+        violations.append(f"modules/delivery output distribution_arn is {exported!r}")
+    return violations
+
+
+def cdn_behaviours(tree: Tree) -> dict[str, dict]:
+    """The distribution's cache behaviours by path pattern ("default" for the default one)."""
+    distribution = tree.resource("aws_cloudfront_distribution", "this", "modules/delivery")
+    out = {attr(b, "path_pattern"): b for b in blocks(distribution.body, "ordered_cache_behavior")}
+    (default,) = blocks(distribution.body, "default_cache_behavior")
+    out["default"] = default
+    return out
+
+
+def _function_associations(behaviour: dict) -> list[tuple[str, str, str]]:
+    """(event type, function ARN expression, for_each or "") of a behaviour's function
+    associations, static ones and those of a dynamic block."""
+    found = [(attr(f, "event_type"), attr(f, "function_arn"), "") for f in blocks(behaviour, "function_association")]
+    for dyn in blocks(behaviour, "dynamic"):
+        spec = dyn.get("function_association")
+        for gen in spec if isinstance(spec, list) else [spec]:
+            if isinstance(gen, dict):
+                for content in blocks(gen, "content"):
+                    found.append((attr(content, "event_type"), attr(content, "function_arn"), attr(gen, "for_each")))
+    return found
+
+
+NOT_FOUND_ARN = "${aws_cloudfront_function.not_found.arn}"
+
+
+def expression(value: Any) -> str:
+    """An expression as one comparable string: python-hcl2 quotes references nested in a list as
+    '${...}', and keeps the source's spacing; both go. (It also writes null as None.)"""
+    text = str(value)
+    while True:
+        unquoted = re.sub(r"'\$\{([^{}']*)\}'", r"\1", text)
+        if unquoted == text:
+            return re.sub(r"\s", "", text)
+        text = unquoted
+
+
+def private_delivery_violations(tree: Tree) -> list[str]:
+    """Nothing under /private/* is served unsigned: with keys it trusts the key group (CloudFront
+    answers 403 to a missing or bad signature), without keys the 404 function answers instead,
+    never neither. /variants/* trusts no signer (its URLs carry none), and every other path gets
+    the 404 function."""
+    violations = []
+    behaviours = cdn_behaviours(tree)
+    if set(behaviours) != {"/variants/*", "/private/*", "default"}:
+        violations.append(f"cache behaviours {sorted(behaviours)}, want /variants/*, /private/* and the default")
+        return violations
+    private, variants, default = behaviours["/private/*"], behaviours["/variants/*"], behaviours["default"]
+    local = tree.locals("modules/delivery")
+    if expression(local.get("signing")) != "${length(var.public_keys)>0}":
+        violations.append(f"local.signing is {local.get('signing')!r}, want length(var.public_keys) > 0")
+    if expression(attr(private, "trusted_key_groups")) != "${local.signing?[aws_cloudfront_key_group.signers[0].id]:[]}":
+        violations.append(f"/private/* trusted_key_groups = {attr(private, 'trusted_key_groups')!r}, want the key group whenever local.signing")
+    guards = [(e, expression(f), expression(fe)) for e, f, fe in _function_associations(private)]
+    if guards != [("viewer-request", "${function_association.value}", "${local.signing?[]:[aws_cloudfront_function.not_found.arn]}")]:
+        violations.append(f"/private/* function associations {guards}, want the 404 function exactly when not local.signing")
+    if attr(private, "trusted_signers") is not None:
+        violations.append("/private/* trusts signers (legacy key pairs) beside the key group")
+    for name, behaviour in (("/variants/*", variants), ("default", default)):
+        for key in ("trusted_key_groups", "trusted_signers"):
+            if attr(behaviour, key) not in (None, []):
+                violations.append(f"{name}: {key} = {attr(behaviour, key)!r}: its URLs carry no signature")
+    if ("viewer-request", NOT_FOUND_ARN, "") not in _function_associations(default):
+        violations.append("the default behaviour does not answer with the 404 function")
+    group = tree.resource("aws_cloudfront_key_group", "signers", "modules/delivery")
+    if expression(attr(group.body, "count")) != "${local.signing?1:0}":
+        violations.append(f"key group count {attr(group.body, 'count')!r}, want local.signing ? 1 : 0")
+    return violations
+
+
+def cdn_cache_key_violations(tree: Tree) -> list[str]:
+    """Every behaviour keys its cache on the path alone: a cache policy (no legacy
+    forwarded_values) with no query string, cookie or header in the key."""
+    violations = []
+    policies = {p.name: p for p in tree.resources("aws_cloudfront_cache_policy", "modules/delivery")}
+    for name, behaviour in cdn_behaviours(tree).items():
+        if blocks(behaviour, "forwarded_values"):
+            violations.append(f"{name}: forwarded_values instead of a cache policy")
+        ref = re.fullmatch(r"\$\{aws_cloudfront_cache_policy\.(\w+)\.id\}", str(attr(behaviour, "cache_policy_id")))
+        if not ref or ref.group(1) not in policies:
+            violations.append(f"{name}: cache_policy_id {attr(behaviour, 'cache_policy_id')!r} is not one of ours")
+            continue
+        (params,) = blocks(policies[ref.group(1)].body, "parameters_in_cache_key_and_forwarded_to_origin")
+        for block, key in (("query_strings_config", "query_string_behavior"), ("cookies_config", "cookie_behavior"),
+                           ("headers_config", "header_behavior")):
+            configured = [attr(b, key) for b in blocks(params, block)]
+            if configured != ["none"]:
+                violations.append(f"{name}: cache policy {ref.group(1)} has {key} {configured}, want none")
     return violations

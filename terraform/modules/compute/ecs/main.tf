@@ -53,9 +53,27 @@ locals {
   database_secret = [{ name = "PGPASSWORD", valueFrom = "${var.db_secret_arn}:password::" }]
   admin_secret    = [{ name = "ADMIN_API_KEY", valueFrom = var.admin_api_key_secret_arn }]
 
+  # Delivery URLs (docs/deploy.md, "CDN delivery"): both services build them, the api for its
+  # answers and the worker for the image.processed event. Kept out of the one-off tasks, like
+  # PUBLIC_BASE_URL: the migrate task definition must not wait for a CloudFront distribution.
+  # Without a signing key (no delivery_public_keys) the services make no signed URLs, and the
+  # secret, which then may still be empty, is not injected: ECS would not start a task whose
+  # secret has no value.
+  delivery_signing = var.delivery_key_id != null
+  delivery_environment = merge(
+    {
+      DELIVERY_BASE_URL = var.delivery_base_url
+      # Origins whose pages may PUT presigned uploads: the media bucket's CORS rule allows the
+      # same list (modules/storage, upload_cors_allowed_origins).
+      CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins)
+    },
+    local.delivery_signing ? { DELIVERY_KEY_ID = var.delivery_key_id } : {},
+  )
+  delivery_secret = local.delivery_signing ? [{ name = "DELIVERY_SIGNING_KEY", valueFrom = var.delivery_signing_key_secret_arn }] : []
+
   # Only the services link to the API; the one-off tasks stay independent of the ALB, so the
   # migrate task definition can still be applied on its own before it (docs/deploy.md, step 6).
-  api_environment = merge(local.common_environment, {
+  api_environment = merge(local.common_environment, local.delivery_environment, {
     LISTEN_ADDR     = "0.0.0.0:${local.api_port}"
     PUBLIC_BASE_URL = local.public_base_url
     # POST /v1/uploads: the presigned PUT to uploads/{job_id} is valid this long.
@@ -68,7 +86,7 @@ locals {
     TENANT_RATE_LIMIT_BURST      = tostring(var.tenant_rate_limit_burst)
   })
 
-  worker_environment = merge(local.common_environment, {
+  worker_environment = merge(local.common_environment, local.delivery_environment, {
     PUBLIC_BASE_URL        = local.public_base_url
     METRICS_ADDR           = "0.0.0.0:${local.metrics}"
     WORKER_CONCURRENCY     = tostring(var.worker.concurrency)
@@ -83,7 +101,7 @@ locals {
     readonlyRootFilesystem = true
     portMappings           = [{ containerPort = local.api_port, protocol = "tcp" }]
     environment            = [for k in sort(keys(local.api_environment)) : { name = k, value = local.api_environment[k] }]
-    secrets                = concat(local.database_secret, local.admin_secret)
+    secrets                = concat(local.database_secret, local.admin_secret, local.delivery_secret)
     mountPoints            = local.tmp_mount
     stopTimeout            = 30
     logConfiguration = {
@@ -103,7 +121,7 @@ locals {
     command                = ["worker"]
     readonlyRootFilesystem = true
     environment            = [for k in sort(keys(local.worker_environment)) : { name = k, value = local.worker_environment[k] }]
-    secrets                = local.database_secret
+    secrets                = concat(local.database_secret, local.delivery_secret)
     mountPoints            = local.tmp_mount
     stopTimeout            = local.worker_stop_timeout
     logConfiguration = {

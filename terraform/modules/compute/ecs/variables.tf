@@ -171,6 +171,33 @@ variable "public_base_url" {
   }
 }
 
+variable "delivery_base_url" {
+  description = "DELIVERY_BASE_URL of api and worker: the CDN's address (modules/delivery), https://<custom domain or *.cloudfront.net>."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://[^/]+$", var.delivery_base_url))
+    error_message = "delivery_base_url must be https:// and a hostname, without a path or trailing slash."
+  }
+}
+
+variable "delivery_key_id" {
+  description = "DELIVERY_KEY_ID: CloudFront's id of the public key that signs delivery URLs now. null: no signing key, so neither DELIVERY_KEY_ID nor DELIVERY_SIGNING_KEY is set and no signed URLs are made."
+  type        = string
+  default     = null
+}
+
+variable "delivery_signing_key_secret_arn" {
+  description = "Secret injected as DELIVERY_SIGNING_KEY (PKCS#8 PEM of the private half of delivery_key_id) while delivery_key_id is set."
+  type        = string
+}
+
+variable "cors_allowed_origins" {
+  description = "CORS_ALLOWED_ORIGINS (joined with commas): web origins whose pages may PUT presigned uploads; the media bucket's CORS rule admits the same ones."
+  type        = list(string)
+  default     = []
+}
+
 variable "upload_url_ttl_secs" {
   description = "UPLOAD_URL_TTL_SECS: lifetime of the presigned PUT URLs of POST /v1/uploads."
   type        = number
