@@ -5,7 +5,9 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::http::{HeaderValue, header};
+use axum::response::Html;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use entities::jobs::JobStatus;
@@ -50,6 +52,7 @@ pub(crate) async fn get_status(
     State(state): State<SharedState>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let delivery = &state.backends.delivery;
@@ -65,9 +68,65 @@ pub(crate) async fn get_status(
     } else {
         None
     };
-    let mut response = Json(StatusView { job: job.into(), image }).into_response();
+    let view = StatusView { job: job.into(), image };
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/html")));
+    let mut response = if wants_html { Html(page(&view)).into_response() } else { Json(view).into_response() };
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// The status as a page for people (a notification's link, opened in a
+/// browser): the state, the error, and the thumbnail once there is one.
+fn page(view: &StatusView) -> String {
+    let json = serde_json::to_value(view).unwrap_or_default();
+    let text = |v: &serde_json::Value| escape(v.as_str().unwrap_or_default());
+    let job = &json["job"];
+    let mut body = format!(
+        "<h1>Job {}</h1>\n<p>Status: <strong>{}</strong> (attempts: {})</p>\n",
+        text(&job["id"]),
+        text(&job["status"]),
+        job["attempts"]
+    );
+    if job["error"].is_object() {
+        body.push_str(&format!(
+            "<p>Error: <code>{}</code> {}</p>\n",
+            text(&job["error"]["code"]),
+            text(&job["error"]["message"])
+        ));
+    }
+    let image = &json["image"];
+    let smallest = image["variants"].as_array().and_then(|vs| vs.iter().min_by_key(|v| v["width"].as_i64()));
+    if let Some(variant) = smallest.filter(|v| v["delivery_url"].is_string()) {
+        body.push_str(&format!(
+            "<p><img src=\"{}\" width=\"{}\" height=\"{}\" alt=\"\" style=\"background:{}\"></p>\n",
+            text(&variant["delivery_url"]),
+            variant["width"],
+            variant["height"],
+            text(&image["placeholder"]["dominant_colour"]),
+        ));
+    }
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Job {}</title></head>\n<body>\n{body}</body></html>\n",
+        text(&job["status"])
+    )
+}
+
+/// Text safe inside HTML content and double-quoted attributes.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn html_special_characters_are_escaped() {
+        assert_eq!(escape(r#"<a href="x">&</a>"#), "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;");
+    }
 }

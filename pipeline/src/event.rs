@@ -14,6 +14,9 @@ use crate::delivery::{Candidate, Delivery, srcsets};
 use crate::jobs::ClientFields;
 use crate::links::Links;
 
+/// How long the status link in a notification opens the job's status.
+pub const STATUS_LINK_TTL_SECS: i64 = 7 * 24 * 3600;
+
 /// Current event schema version.
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
 
@@ -146,6 +149,11 @@ pub struct Event {
     /// The job's final status (`succeeded`, `failed`, `dead`), or
     /// `completed` for a replay summary.
     pub status: String,
+    /// A page with the job's status that opens without an API key, for a
+    /// week: the link notifications give people. Absent without
+    /// `PUBLIC_BASE_URL` or a delivery signing key.
+    #[serde(default)]
+    pub status_url: Option<String>,
     /// The image as a page shows it (`image.processed` only).
     #[serde(default)]
     pub image: Option<EventImage>,
@@ -252,6 +260,10 @@ impl Event {
             external_id: image.and_then(|i| i.external_id.clone()),
             metadata: ClientFields::metadata_value(image.and_then(|i| i.metadata.as_deref())),
             status: job.status.as_str().to_owned(),
+            status_url: links.and_then(|links| {
+                let query = delivery.sign_path(&Links::relative().status(job.id), STATUS_LINK_TTL_SECS, now)?;
+                Some(format!("{}?{query}", links.status(job.id)))
+            }),
             image: shown,
             variants,
             error: job
@@ -283,6 +295,7 @@ impl Event {
             external_id: record.external_id.clone(),
             metadata: ClientFields::metadata_value(record.metadata.as_deref()),
             status: "deleted".into(),
+            status_url: None,
             image: None,
             variants: Vec::new(),
             error: None,
@@ -305,6 +318,7 @@ impl Event {
             external_id: None,
             metadata: None,
             status: "completed".into(),
+            status_url: None,
             image: None,
             variants: Vec::new(),
             error: None,

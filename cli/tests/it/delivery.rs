@@ -264,3 +264,34 @@ async fn the_upload_answer_gives_the_browser_a_keyless_status_url_for_its_job_on
     assert_problem(client.get(other).send().await.expect("get"), 403, "signature-invalid").await;
     assert_problem(client.get(path).send().await.expect("get"), 403, "signature-required").await;
 }
+
+#[tokio::test]
+async fn a_processed_events_status_link_opens_a_page_without_a_key() {
+    // Arrange: events know the API's public address.
+    let dir = TempDir::new().expect("temp dir");
+    let mut sink = crate::support::WebhookSink::start().await;
+    let mut settings = base_settings(dir.path(), db::sqlite(&dir));
+    settings.public_base_url = Some("https://images.example".into());
+    settings.webhook_url = Some(sink.url.clone());
+    let app = TestApp::spawn(&settings).await;
+
+    // Act
+    processed(&app, "kleiber.jpg").await;
+    let event = sink.take_exactly(1).await.remove(0);
+
+    // Assert: the link is signed, absolute, and opens as HTML with the thumbnail.
+    let link = event.status_url.expect("a status link");
+    let rest = link.strip_prefix("https://images.example").expect("under PUBLIC_BASE_URL");
+    let thumb = event.variants.iter().min_by_key(|v| v.width).and_then(|v| v.delivery_url.clone()).expect("thumb");
+    assert!(thumb.starts_with("https://images.example/variants/"), "{thumb}");
+    let page = browser()
+        .get(format!("{}{rest}", app.address))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
+    let html = page.text().await.expect("html");
+    assert!(html.contains("<strong>succeeded</strong>") && html.contains(&thumb), "{html}");
+}

@@ -111,7 +111,8 @@ async fn slack_and_discord_webhooks_get_their_documented_payloads_for_failures_o
     let slack = slack.take_exactly(1).await;
     assert_slack_message(&slack[0]);
     assert!(slack[0]["text"].as_str().unwrap_or_default().contains(&bad.to_string()));
-    assert!(slack[0].to_string().contains(&format!("https://images.example.com/v1/jobs/{bad}")));
+    // The link opens the job's status without a key.
+    assert!(slack[0].to_string().contains(&format!("https://images.example.com/v1/status/{bad}?Expires=")));
     let discord = discord.take_exactly(1).await;
     assert_discord_message(&discord[0]);
     assert!(discord[0]["embeds"][0]["title"].as_str().unwrap_or_default().contains("truncated-image"));

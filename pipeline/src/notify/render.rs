@@ -69,8 +69,12 @@ fn thumbnail(event: &Event) -> Option<&str> {
     smallest.delivery_url.as_deref().filter(|url| url.starts_with("https://") || url.starts_with("http://"))
 }
 
-/// Where a person can look at the job, if the API's public address is known.
+/// Where a person can look at the job: its keyless status page when the
+/// event carries one, else the key-gated job, if the API's address is known.
 fn job_link(event: &Event, base_url: Option<&str>) -> Option<String> {
+    if let Some(url) = &event.status_url {
+        return Some(url.clone());
+    }
     Some(crate::links::Links::at(base_url?).job(event.job_id?))
 }
 
@@ -211,6 +215,7 @@ mod tests {
             external_id: None,
             metadata: None,
             status: "failed".into(),
+            status_url: None,
             image: None,
             variants: Vec::new(),
             error: Some(EventError { code: "truncated-image".into(), message: "the image data is truncated".into() }),
@@ -283,6 +288,9 @@ mod tests {
         assert_eq!(payload["embeds"][0]["thumbnail"]["url"], "https://cdn.example/variants/x/t/thumb-297dcd6e.webp");
         let (_, body) = email(&event, None);
         assert!(body.contains("Thumbnail: https://cdn.example/variants/x/t/thumb-297dcd6e.webp"), "{body}");
+        event.status_url = Some("https://api.example/v1/status/j?Expires=1&Signature=s&Key-Pair-Id=k".into());
+        let (_, body) = email(&event, Some("https://api.example"));
+        assert!(body.contains("Details: https://api.example/v1/status/j?Expires=1"), "the keyless page: {body}");
         assert_eq!(event.presets(), ["thumb"]);
     }
 }
