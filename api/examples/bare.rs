@@ -3,7 +3,11 @@
 //! runtime and HTTP stack as the API. Whatever the real endpoint costs
 //! beyond this is auth, the rate limit, the cache and the database.
 //!
-//! Usage: `bare ADDRESS`
+//! It also answers `GET /variants/{*path}` with the bytes of FILE, held in
+//! memory, and the delivery path's headers: the baseline of
+//! `scripts/bench-delivery`.
+//!
+//! Usage: `bare ADDRESS [FILE]`
 
 use axum::Router;
 use axum::extract::Path;
@@ -20,6 +24,17 @@ async fn job(Path(_id): Path<String>) -> impl IntoResponse {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let address = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8090".into());
+    let file = std::env::args().nth(2).map(std::fs::read).transpose()?.unwrap_or_default();
+    let bytes = axum::body::Bytes::from(file);
+    let variant = get(move |Path(_path): Path<String>| async move {
+        let headers = [
+            (header::CONTENT_TYPE, "image/webp"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (header::ETAG, "\"0123456789abcdef0123456789abcdef\""),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ];
+        (headers, bytes.clone())
+    });
     let listener = tokio::net::TcpListener::bind(&address).await?;
-    axum::serve(listener, Router::new().route("/v1/jobs/{id}", get(job))).await
+    axum::serve(listener, Router::new().route("/v1/jobs/{id}", get(job)).route("/variants/{*path}", variant)).await
 }
