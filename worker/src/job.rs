@@ -353,12 +353,27 @@ impl Worker {
             placeholder: output.placeholder.map(|p| (p.thumbhash, p.dominant_colour)),
         };
         let written: Vec<String> = new_variants.iter().map(|v| v.object_key.clone()).collect();
+        let replaced = replaced_keys(repo::image_variants(&backends.db, job.image_id).await?, &new_variants);
         let moved = self.inner.backends.jobs().succeed(job.id, facts, new_variants).await?;
         metrics.stage(Stage::Db, started.elapsed());
         if moved.is_none() {
             self.discard_if_deleted(job, &written).await?;
+        } else {
+            self.remove_replaced(&replaced).await;
         }
         Ok(moved)
+    }
+
+    /// Removes the objects whose rows now name another key for the same
+    /// preset version: a tenant's new delivery mode moved them, and the old
+    /// copy must not stay reachable (a public URL after the switch to
+    /// signed). Best effort: a failure leaves an orphan, and is logged.
+    async fn remove_replaced(&self, keys: &[String]) {
+        for key in keys {
+            if let Err(err) = self.inner.backends.store.delete(key).await {
+                tracing::warn!(key = %key, error = %err, "could not remove a variant's previous object");
+            }
+        }
     }
 
     /// A job that could not be recorded may belong to an image deleted while
@@ -492,4 +507,20 @@ impl Worker {
         self.inner.metrics.stage(Stage::Publish, started.elapsed());
         Ok(())
     }
+}
+
+/// The keys of `existing` rows that the same preset and version now store
+/// elsewhere, and that no new row still names.
+fn replaced_keys(existing: Vec<entities::variants::Model>, new: &[NewVariant]) -> Vec<String> {
+    let mut keys: Vec<String> = existing
+        .into_iter()
+        .filter(|old| {
+            new.iter().any(|n| n.preset == old.preset && n.preset_version == old.preset_version && n.object_key != old.object_key)
+        })
+        .map(|old| old.object_key)
+        .filter(|key| new.iter().all(|n| &n.object_key != key))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }

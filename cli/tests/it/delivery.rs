@@ -20,6 +20,19 @@ async fn processed(app: &TestApp, file: &str) -> serde_json::Value {
     app.get_json(job["links"]["image"].as_str().expect("image link"), 200).await
 }
 
+/// A presigned upload's ticket for a JPEG of `length` bytes.
+async fn presign(app: &TestApp, length: u64) -> serde_json::Value {
+    let response = app
+        .http
+        .post(format!("{}/v1/uploads", app.address))
+        .json(&serde_json::json!({"content_type": "image/jpeg", "content_length": length}))
+        .send()
+        .await
+        .expect("presign");
+    assert_eq!(response.status(), 201);
+    response.json().await.expect("json")
+}
+
 /// A plain client: no API key, as an `<img src>` fetches.
 fn browser() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
@@ -186,16 +199,7 @@ async fn a_page_on_an_allowed_origin_may_put_its_upload_from_the_browser() {
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
     settings.cors_allowed_origins = vec!["https://app.example".into()];
     let app = TestApp::spawn(&settings).await;
-    let ticket: serde_json::Value = app
-        .http
-        .post(format!("{}/v1/uploads", app.address))
-        .json(&serde_json::json!({"content_type": "image/jpeg", "content_length": 10}))
-        .send()
-        .await
-        .expect("presign")
-        .json()
-        .await
-        .expect("json");
+    let ticket = presign(&app, 10).await;
     let url = ticket["upload"]["url"].as_str().expect("upload url");
 
     // Act: the browser's preflights, from an allowed and a foreign origin.
@@ -223,16 +227,7 @@ async fn the_upload_answer_gives_the_browser_a_keyless_status_url_for_its_job_on
     let dir = TempDir::new().expect("temp dir");
     let app = TestApp::spawn(&base_settings(dir.path(), db::sqlite(&dir))).await;
     let body = std::fs::read(crate::support::testdata("kleiber.jpg")).expect("testdata");
-    let ticket: serde_json::Value = app
-        .http
-        .post(format!("{}/v1/uploads", app.address))
-        .json(&serde_json::json!({"content_type": "image/jpeg", "content_length": body.len()}))
-        .send()
-        .await
-        .expect("presign")
-        .json()
-        .await
-        .expect("json");
+    let ticket = presign(&app, body.len() as u64).await;
     let status_url = ticket["status_url"].as_str().expect("status url").to_owned();
     let client = browser();
 
@@ -294,4 +289,42 @@ async fn a_processed_events_status_link_opens_a_page_without_a_key() {
     assert!(page.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
     let html = page.text().await.expect("html");
     assert!(html.contains("<strong>succeeded</strong>") && html.contains(&thumb), "{html}");
+}
+
+#[tokio::test]
+async fn switching_a_tenant_to_signed_closes_its_public_urls_once_reprocessed() {
+    // Arrange: an image delivered publicly.
+    let dir = TempDir::new().expect("temp dir");
+    let app = TestApp::spawn(&base_settings(dir.path(), db::sqlite(&dir))).await;
+    let image = processed(&app, "kleiber.jpg").await;
+    let thumb = |image: &serde_json::Value| {
+        let variants = image["variants"].as_array().expect("variants");
+        let v = variants.iter().find(|v| v["preset"] == "thumb").expect("thumb");
+        absolute(&app, v["delivery_url"].as_str().expect("url"))
+    };
+    let public = thumb(&image);
+    let client = browser();
+    assert_eq!(client.get(&public).send().await.expect("get").status(), 200);
+
+    // Act: the tenant signs from now on, and its thumbs are remade.
+    pipeline::tenants::set_delivery(&app.backends.db, pipeline::tenants::DEFAULT_TENANT, Some(Mode::Signed))
+        .await
+        .expect("signed");
+    let reprocess = app
+        .http
+        .post(format!("{}/v1/admin/reprocess", app.address))
+        .bearer_auth(&app.admin_key)
+        .json(&serde_json::json!({ "preset": "thumb" }))
+        .send()
+        .await
+        .expect("reprocess");
+    assert_eq!(reprocess.status(), 200, "{:?}", reprocess.text().await);
+    app.worker.drain().await.expect("drain");
+
+    // Assert: the old public URL is gone; the new one is signed and opens.
+    let again = app.get_json(&format!("/v1/images/{}", image["id"].as_str().expect("id")), 200).await;
+    let signed = thumb(&again);
+    assert!(signed.contains("/private/") && signed.contains("Signature="), "{signed}");
+    assert_eq!(client.get(&signed).send().await.expect("get").status(), 200);
+    assert_problem(client.get(&public).send().await.expect("get"), 404, "not-found").await;
 }
