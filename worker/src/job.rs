@@ -515,7 +515,9 @@ fn replaced_keys(existing: Vec<entities::variants::Model>, new: &[NewVariant]) -
     let mut keys: Vec<String> = existing
         .into_iter()
         .filter(|old| {
-            new.iter().any(|n| n.preset == old.preset && n.preset_version == old.preset_version && n.object_key != old.object_key)
+            new.iter().any(|n| {
+                n.preset == old.preset && n.preset_version == old.preset_version && n.object_key != old.object_key
+            })
         })
         .map(|old| old.object_key)
         .filter(|key| new.iter().all(|n| &n.object_key != key))
