@@ -96,8 +96,8 @@ pub enum Tenants {
     },
     /// Set how a tenant's variants are delivered: `public` (the URL alone
     /// is enough) or `signed` (URLs carry an expiry and a signature). It
-    /// applies to the variants jobs make from now on; `reprocess --preset P`
-    /// remakes existing ones where the new mode keeps them.
+    /// applies to the variants jobs make from now on; `reprocess --preset P`,
+    /// for each preset, moves existing ones (and removes the old copies).
     SetDelivery {
         /// The tenant's name.
         name: String,

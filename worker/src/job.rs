@@ -510,19 +510,62 @@ impl Worker {
 }
 
 /// The keys of `existing` rows that the same preset and version now store
-/// elsewhere, and that no new row still names.
+/// elsewhere, and that no row names after the job: neither a new one nor an
+/// old one it leaves alone (presets that shared one encode share its key).
 fn replaced_keys(existing: Vec<entities::variants::Model>, new: &[NewVariant]) -> Vec<String> {
-    let mut keys: Vec<String> = existing
-        .into_iter()
-        .filter(|old| {
-            new.iter().any(|n| {
-                n.preset == old.preset && n.preset_version == old.preset_version && n.object_key != old.object_key
-            })
-        })
-        .map(|old| old.object_key)
-        .filter(|key| new.iter().all(|n| &n.object_key != key))
-        .collect();
+    let remade = |old: &entities::variants::Model| {
+        new.iter().find(|n| n.preset == old.preset && n.preset_version == old.preset_version)
+    };
+    let (replaced, kept): (Vec<_>, Vec<_>) = existing.into_iter().partition(|old| remade(old).is_some());
+    let still_named =
+        |key: &String| new.iter().any(|n| &n.object_key == key) || kept.iter().any(|k| &k.object_key == key);
+    let mut keys: Vec<String> =
+        replaced.into_iter().map(|old| old.object_key).filter(|key| !still_named(key)).collect();
     keys.sort_unstable();
     keys.dedup();
     keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(preset: &str, key: &str) -> entities::variants::Model {
+        entities::variants::Model {
+            id: 0,
+            image_id: Uuid::nil(),
+            preset: preset.into(),
+            preset_version: "v1".into(),
+            format: "webp".into(),
+            width: 1,
+            height: 1,
+            bytes: 1,
+            object_key: key.into(),
+            created_at: Utc::now(),
+        }
+    }
+
+    fn new(preset: &str, key: &str) -> NewVariant {
+        let old = row(preset, key);
+        NewVariant {
+            preset: old.preset,
+            preset_version: old.preset_version,
+            format: old.format,
+            width: 1,
+            height: 1,
+            bytes: 1,
+            object_key: old.object_key,
+        }
+    }
+
+    #[test]
+    fn only_objects_no_row_names_any_more_are_replaced() {
+        // Three presets shared one public object; only thumb is remade, under private/.
+        let existing = vec![row("thumb", "variants/a"), row("medium", "variants/a"), row("large", "variants/b")];
+        assert!(replaced_keys(existing.clone(), &[new("thumb", "private/a")]).is_empty(), "medium still names it");
+        let all = [new("thumb", "private/a"), new("medium", "private/a"), new("large", "private/b")];
+        assert_eq!(replaced_keys(existing.clone(), &all), ["variants/a", "variants/b"]);
+        let same = [new("thumb", "variants/a"), new("medium", "variants/a"), new("large", "variants/b")];
+        assert!(replaced_keys(existing, &same).is_empty(), "a remake to the same keys removes nothing");
+    }
 }

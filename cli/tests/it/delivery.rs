@@ -20,6 +20,29 @@ async fn processed(app: &TestApp, file: &str) -> serde_json::Value {
     app.get_json(job["links"]["image"].as_str().expect("image link"), 200).await
 }
 
+/// Uploads `file` with another tenant's `key`, runs the worker, and returns the image as that tenant reads it.
+async fn processed_by(app: &TestApp, key: &str, file: &str) -> serde_json::Value {
+    let client = reqwest::Client::new();
+    let upload = client
+        .post(format!("{}/v1/images", app.address))
+        .bearer_auth(key)
+        .header("content-type", "image/jpeg")
+        .body(std::fs::read(crate::support::testdata(file)).expect("testdata"))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(upload.status(), 202);
+    let job: serde_json::Value = upload.json().await.expect("json");
+    app.worker.drain().await.expect("drain");
+    let image = client
+        .get(format!("{}/v1/images/{}", app.address, job["image_id"].as_str().expect("image id")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("image");
+    image.json().await.expect("json")
+}
+
 /// A presigned upload's ticket for a JPEG of `length` bytes.
 async fn presign(app: &TestApp, length: u64) -> serde_json::Value {
     let response = app
@@ -113,18 +136,22 @@ async fn aws_a_page_can_show_an_image_without_a_key() {
 
 #[tokio::test]
 async fn a_signed_tenants_urls_need_their_signature() {
-    // Arrange: the default tenant signs; another stays public.
+    // Arrange: two tenants, both signed.
     let dir = TempDir::new().expect("temp dir");
     let settings = base_settings(dir.path(), db::sqlite(&dir));
     let app = TestApp::spawn(&settings).await;
-    pipeline::tenants::set_delivery(&app.backends.db, pipeline::tenants::DEFAULT_TENANT, Some(Mode::Signed))
-        .await
-        .expect("signed");
+    let db = &app.backends.db;
+    let other = pipeline::tenants::create(db, "other").await.expect("tenant");
+    let (_, other_key) =
+        pipeline::api_keys::create(db, other.id, "other", entities::api_keys::Scope::Client).await.expect("key");
+    for tenant in [pipeline::tenants::DEFAULT_TENANT, other.id] {
+        pipeline::tenants::set_delivery(db, tenant, Some(Mode::Signed)).await.expect("signed");
+    }
     let client = browser();
 
     // Act
     let image = processed(&app, "kleiber.jpg").await;
-    let second = processed(&app, "orient3.jpg").await;
+    let second = processed_by(&app, &other_key, "orient3.jpg").await;
 
     // Assert
     let url = absolute(&app, image["variants"][0]["delivery_url"].as_str().expect("url"));
@@ -139,7 +166,7 @@ async fn a_signed_tenants_urls_need_their_signature() {
     assert_problem(client.get(path).send().await.expect("get"), 403, "signature-required").await;
     let tampered = url.replace("Expires=", "Expires=1");
     assert_problem(client.get(&tampered).send().await.expect("get"), 403, "signature-invalid").await;
-    // Another image's signature does not open this image.
+    // The other tenant's valid signature does not open this tenant's image.
     let other = absolute(&app, second["variants"][0]["delivery_url"].as_str().expect("url"));
     let (_, other_query) = other.split_once('?').expect("query");
     assert_problem(client.get(format!("{path}?{other_query}")).send().await.expect("get"), 403, "signature-invalid")
