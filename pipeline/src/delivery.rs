@@ -326,7 +326,9 @@ impl Delivery {
             default_mode,
             signer,
             verifier,
-            ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX / 4).max(60),
+            // At least 5 minutes: the API's read cache keeps an image's view (and
+            // its signed URLs) for a minute.
+            ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX / 4).max(300),
         }
     }
 

@@ -182,7 +182,7 @@ pub struct Settings {
     #[arg(long, env = "DELIVERY_VERIFY_KEYS", value_delimiter = ',')]
     pub delivery_verify_keys: Vec<String>,
 
-    /// Shortest life of a signed delivery URL, in seconds.
+    /// Shortest life of a signed delivery URL, in seconds (at least 300).
     #[arg(long, env = "DELIVERY_URL_TTL_SECS", default_value_t = 86_400)]
     pub delivery_url_ttl_secs: u64,
 

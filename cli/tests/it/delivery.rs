@@ -184,7 +184,7 @@ async fn rotating_the_signing_key_keeps_unexpired_urls_and_expired_ones_fail() {
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
     settings.delivery_mode = Mode::Signed;
     settings.delivery_key_id = "k1".into();
-    settings.delivery_url_ttl_secs = 60;
+    settings.delivery_url_ttl_secs = 300;
     let old = TestApp::spawn(&settings).await;
     let image = processed(&old, "kleiber.jpg").await;
     let url = image["variants"][0]["delivery_url"].as_str().expect("url").to_owned();
