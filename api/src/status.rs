@@ -35,9 +35,7 @@ pub(crate) struct StatusView {
 
 /// The signed, keyless status URL of `job_id`, under `base` (none without a signing key).
 pub(crate) fn status_url(state: &crate::AppState, base: &str, job_id: Uuid) -> Option<String> {
-    let path = Links::relative().status(job_id);
-    let query = state.backends.delivery.sign_path(&path, STATUS_URL_TTL_SECS, Utc::now())?;
-    Some(format!("{}?{query}", Links::at(base).status(job_id)))
+    state.backends.delivery.status_url(&Links::at(base), job_id, STATUS_URL_TTL_SECS, Utc::now())
 }
 
 /// One job's status, for the page that uploaded it.
@@ -56,9 +54,7 @@ pub(crate) async fn get_status(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let delivery = &state.backends.delivery;
-    delivery
-        .check_path(&Links::relative().status(id), query.as_deref(), Utc::now())
-        .map_err(ApiError::DeliveryRefused)?;
+    delivery.check_status(id, query.as_deref(), Utc::now()).map_err(ApiError::DeliveryRefused)?;
     let db = &state.backends.db;
     let job = repo::find_job(db, id).await?.ok_or(ApiError::NotFound("job"))?;
     let image = if job.status == JobStatus::Succeeded {

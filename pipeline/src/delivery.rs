@@ -35,6 +35,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use uuid::Uuid;
 
 use crate::keys;
+use crate::links::Links;
 
 /// How a tenant's variants are delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -107,9 +108,9 @@ pub fn new_token() -> String {
 }
 
 /// The placement of `image_id`'s variants: its tenant's mode (or
-/// `default_mode`) and the image's token, which this call gives the image if
-/// it has none yet (images made before tokens existed get one on their next
-/// job). Concurrent callers agree on one token.
+/// `default_mode`) and the image's token. Images get theirs when they are
+/// recorded; one made before tokens existed gets it here, on its next job,
+/// and concurrent callers agree on one.
 ///
 /// # Errors
 /// Database errors; `RecordNotFound` when the image is gone.
@@ -120,20 +121,24 @@ pub async fn placement(
     default_mode: Mode,
 ) -> Result<Placement, DbErr> {
     let mode = tenant_mode(db, tenant_id).await?.unwrap_or(default_mode);
+    let gone = || DbErr::RecordNotFound(format!("image {image_id}"));
+    if let Some(token) = delivery_token(db, image_id).await?.ok_or_else(gone)? {
+        return Ok(Placement { mode, token });
+    }
+    // Made before tokens existed: give it one, unless a concurrent job just did.
     images::Entity::update_many()
         .col_expr(images::Column::DeliveryToken, Expr::value(new_token()))
         .filter(images::Column::Id.eq(image_id))
         .filter(images::Column::DeliveryToken.is_null())
         .exec(db)
         .await?;
-    let token: Option<Option<String>> = images::Entity::find_by_id(image_id)
-        .select_only()
-        .column(images::Column::DeliveryToken)
-        .into_tuple()
-        .one(db)
-        .await?;
-    let token = token.flatten().ok_or_else(|| DbErr::RecordNotFound(format!("image {image_id}")))?;
+    let token = delivery_token(db, image_id).await?.flatten().ok_or_else(gone)?;
     Ok(Placement { mode, token })
+}
+
+/// The image's token: `None` for no such image, `Some(None)` for an image without one.
+async fn delivery_token(db: &impl ConnectionTrait, image_id: Uuid) -> Result<Option<Option<String>>, DbErr> {
+    images::Entity::find_by_id(image_id).select_only().column(images::Column::DeliveryToken).into_tuple().one(db).await
 }
 
 /// A tenant's own delivery mode, if it set one.
@@ -332,8 +337,9 @@ impl Delivery {
         }
     }
 
-    /// Public URLs only, relative to the API (tests, tools).
-    pub fn relative() -> Self {
+    /// Public URLs only, relative to the API.
+    #[cfg(test)]
+    fn relative() -> Self {
         Self::new("", Mode::Public, None, Verifier::default(), 3600)
     }
 
@@ -356,19 +362,21 @@ impl Delivery {
         (at_least + step - 1) / step * step
     }
 
-    /// The signature query for an API path (a job's status page) that opens
-    /// without a key for `ttl_secs`; `None` without a signing key.
-    pub fn sign_path(&self, path: &str, ttl_secs: i64, now: DateTime<Utc>) -> Option<String> {
-        let signed = self.signer.as_ref()?.sign(path, now.timestamp() + ttl_secs);
-        signed.split_once('?').map(|(_, query)| query.to_owned())
+    /// The job's status page under `links`, signed to open without a key
+    /// for `ttl_secs`; `None` without a signing key. The signature covers
+    /// the path alone, so it holds whatever address the API is reached by.
+    pub fn status_url(&self, links: &Links, job_id: Uuid, ttl_secs: i64, now: DateTime<Utc>) -> Option<String> {
+        let signed = self.signer.as_ref()?.sign(&Links::relative().status(job_id), now.timestamp() + ttl_secs);
+        let (_, query) = signed.split_once('?')?;
+        Some(format!("{}?{query}", links.status(job_id)))
     }
 
-    /// Whether `query` signs the API path `path` at `now`.
+    /// Whether `query` signs the status page of `job_id` at `now`.
     ///
     /// # Errors
     /// The [`Refusal`].
-    pub fn check_path(&self, path: &str, query: Option<&str>, now: DateTime<Utc>) -> Result<(), Refusal> {
-        self.verifier.check(path, query, now)
+    pub fn check_status(&self, job_id: Uuid, query: Option<&str>, now: DateTime<Utc>) -> Result<(), Refusal> {
+        self.verifier.check(&Links::relative().status(job_id), query, now)
     }
 
     /// Whether a request for the object at `key` may have it: always for a

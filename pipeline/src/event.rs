@@ -260,10 +260,7 @@ impl Event {
             external_id: image.and_then(|i| i.external_id.clone()),
             metadata: ClientFields::metadata_value(image.and_then(|i| i.metadata.as_deref())),
             status: job.status.as_str().to_owned(),
-            status_url: links.and_then(|links| {
-                let query = delivery.sign_path(&Links::relative().status(job.id), STATUS_LINK_TTL_SECS, now)?;
-                Some(format!("{}?{query}", links.status(job.id)))
-            }),
+            status_url: links.and_then(|links| delivery.status_url(links, job.id, STATUS_LINK_TTL_SECS, now)),
             image: shown,
             variants,
             error: job
