@@ -12,13 +12,13 @@ from typing import IO, Mapping, Sequence
 
 
 def start(argv: Sequence[str], log: IO[bytes] | Path | str, env: Mapping[str, str] | None = None,
-          append: bool = False) -> subprocess.Popen:
-    """Starts `argv` with stdout and stderr going to `log` (an open file, or a path that
-    is opened here, truncated unless `append`)."""
+          append: bool = False, cwd: Path | str | None = None) -> subprocess.Popen:
+    """Starts `argv` (in `cwd`, if given) with stdout and stderr going to `log` (an open file,
+    or a path that is opened here, truncated unless `append`)."""
     if isinstance(log, (str, Path)):
         with open(log, "ab" if append else "wb") as out:
-            return subprocess.Popen([str(a) for a in argv], env=env, stdout=out, stderr=subprocess.STDOUT)
-    return subprocess.Popen([str(a) for a in argv], env=env, stdout=log, stderr=log)
+            return subprocess.Popen([str(a) for a in argv], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+    return subprocess.Popen([str(a) for a in argv], env=env, stdout=log, stderr=log, cwd=cwd)
 
 
 def stop(proc: subprocess.Popen, grace: float = 10) -> None:
