@@ -53,6 +53,12 @@ LABEL org.opencontainers.image.title="image-service" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 COPY --from=builder /out/image-service /usr/local/bin/image-service
+# The CAs of every RDS region, which DATABASE_URL's sslmode=verify-full checks
+# the database's certificate against (terraform/modules/data, db_ca_bundle_path
+# names this path). AWS publishes the bundle at this address and rotates CAs
+# within it, so it is fetched at build time rather than pinned.
+# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html
+ADD --chmod=0444 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /etc/ssl/certs/rds-global-bundle.pem
 # MALLOC_ARENA_MAX: glibc's per-thread arenas kept a worker at ~500 MiB peak
 # over 40 photo jobs; two arenas kept it at ~180 MiB (scripts/bench-pipeline).
 ENV LISTEN_ADDR=0.0.0.0:8080 \

@@ -54,6 +54,16 @@ enum Command {
         /// What to do.
         #[arg(value_enum, default_value_t = MigrateAction::Up)]
         action: MigrateAction,
+        /// After `up` on Postgres: create or update this role, which the
+        /// services connect as. It may read and write rows, never change the
+        /// schema. The migrations themselves run as DATABASE_URL's user, the
+        /// owner.
+        #[arg(long, env = "DATABASE_APP_ROLE", requires = "app_password")]
+        app_role: Option<String>,
+        /// The application role's password (from a secret, never a flag in
+        /// production).
+        #[arg(long, env = "DATABASE_APP_PASSWORD", hide_env_values = true)]
+        app_password: Option<String>,
     },
     /// Replay dead-lettered messages or past jobs.
     #[command(subcommand)]
@@ -99,7 +109,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Run => run_all(settings).await,
         Command::Api => run_api(settings).await,
         Command::Worker => run_worker(settings).await,
-        Command::Migrate { action } => migrate(settings, action).await,
+        Command::Migrate { action, app_role, app_password } => {
+            let app_role = app_role.zip(app_password);
+            migrate(settings, action, app_role).await
+        }
         Command::Replay(command) => ops::replay(settings, command).await,
         Command::Reprocess(args) => ops::reprocess(settings, args).await,
         Command::Keys(command) => keys::keys(settings, command).await,
@@ -250,7 +263,7 @@ fn spawn_metrics(worker: &worker::Worker, settings: &Settings, shutdown: &Cancel
     });
 }
 
-async fn migrate(settings: Settings, action: MigrateAction) -> anyhow::Result<()> {
+async fn migrate(settings: Settings, action: MigrateAction, app_role: Option<(String, String)>) -> anyhow::Result<()> {
     let url = settings.database_url();
     if url.starts_with("sqlite:") && settings.database_url.is_none() {
         // The default SQLite file lives in DATA_DIR, which may not exist yet.
@@ -266,6 +279,12 @@ async fn migrate(settings: Settings, action: MigrateAction) -> anyhow::Result<()
     }
     .context("migration failed")?;
     tracing::info!("migrations done");
+    if let (MigrateAction::Up, Some((role, password))) = (action, app_role) {
+        pipeline::roles::grant_app_role(&db, &role, &password)
+            .await
+            .with_context(|| format!("failed to grant the application role {role}"))?;
+        tracing::info!(%role, "application role granted row access");
+    }
     Ok(())
 }
 

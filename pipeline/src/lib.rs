@@ -52,6 +52,7 @@ pub mod queue;
 pub mod quota;
 pub mod replay;
 pub mod retention;
+pub mod roles;
 pub mod settings;
 pub mod store;
 pub mod tenants;

@@ -1,10 +1,15 @@
 terraform {
-  required_version = ">= 1.10"
+  required_version = ">= 1.11"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
       version = "~> 6.0"
+    }
+    # The database application role's password (modules/data): an ephemeral random_password.
+    random = {
+      source  = "hashicorp/random"
+      version = "~> 3.7"
     }
   }
 

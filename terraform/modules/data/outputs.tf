@@ -3,9 +3,31 @@ output "db_instance_id" {
   value       = aws_db_instance.this.identifier
 }
 
+# Both URLs verify the server: verify-full checks the certificate against the RDS CA bundle in
+# the image and the host name against the certificate. Neither carries a password: sqlx reads
+# PGPASSWORD, which the tasks get from a secret.
+locals {
+  db_tls = "sslmode=verify-full&sslrootcert=${var.db_ca_bundle_path}"
+}
+
 output "database_url" {
-  description = "DATABASE_URL without password; the password comes from the secret as PGPASSWORD."
-  value       = "postgres://${var.db_username}@${aws_db_instance.this.address}:${aws_db_instance.this.port}/${var.db_name}?sslmode=require"
+  description = "DATABASE_URL of the services: the application role, which may not change the schema."
+  value       = "postgres://${var.db_app_username}@${aws_db_instance.this.address}:${aws_db_instance.this.port}/${var.db_name}?${local.db_tls}"
+}
+
+output "owner_database_url" {
+  description = "DATABASE_URL of the migrate task: the master user, who owns the schema."
+  value       = "postgres://${var.db_username}@${aws_db_instance.this.address}:${aws_db_instance.this.port}/${var.db_name}?${local.db_tls}"
+}
+
+output "db_app_username" {
+  description = "The application role (DATABASE_APP_ROLE of the migrate task)."
+  value       = var.db_app_username
+}
+
+output "db_app_secret_arn" {
+  description = "Secret holding the application role's password (JSON: username, password). The version's ARN, so a task definition that names it waits for the value."
+  value       = aws_secretsmanager_secret_version.db_app.arn
 }
 
 output "db_master_secret_arn" {
@@ -15,7 +37,7 @@ output "db_master_secret_arn" {
 
 output "redis_url" {
   description = "REDIS_URL (TLS)."
-  value       = "rediss://${aws_elasticache_replication_group.this.primary_endpoint_address}:6379"
+  value       = "rediss://${aws_elasticache_replication_group.this.primary_endpoint_address}:${aws_elasticache_replication_group.this.port}"
 }
 
 output "admin_api_key_secret_arn" {

@@ -29,8 +29,20 @@ variable "db_name" {
   default     = "image_service"
 }
 
+variable "db_app_username" {
+  description = "The role the services connect as: rows only, no DDL. `image-service migrate` creates it and grants it row access (docs/deploy.md)."
+  type        = string
+  default     = "image_service_app"
+}
+
+variable "db_ca_bundle_path" {
+  description = "Where the image keeps the RDS CA bundle that verify-full checks the server against (the Dockerfile puts it there)."
+  type        = string
+  default     = "/etc/ssl/certs/rds-global-bundle.pem"
+}
+
 variable "db_username" {
-  description = "Master user name; its password lives in the RDS-managed secret."
+  description = "Master user name, the schema's owner: only the migrate task connects as it. Its password lives in the RDS-managed secret."
   type        = string
   default     = "image_service"
 }

@@ -36,6 +36,7 @@ locals {
     worker_log_group_arn     = var.log_group_arns.worker
     ops_log_group_arn        = var.log_group_arns.ops
     db_secret_arn            = var.db_secret_arn
+    db_app_secret_arn        = var.db_app_secret_arn
     admin_api_key_secret_arn = var.admin_api_key_secret_arn
     # DELIVERY_SIGNING_KEY of api and worker (modules/data).
     delivery_signing_key_secret_arn = var.delivery_signing_key_secret_arn

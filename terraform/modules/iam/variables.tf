@@ -52,6 +52,11 @@ variable "db_secret_arn" {
   type        = string
 }
 
+variable "db_app_secret_arn" {
+  description = "Secrets Manager secret of the application database role (modules/data)."
+  type        = string
+}
+
 variable "admin_api_key_secret_arn" {
   description = "Secrets Manager secret holding ADMIN_API_KEY."
   type        = string

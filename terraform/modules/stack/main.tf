@@ -108,6 +108,7 @@ module "iam" {
   ecr_repository_arn       = module.registry.repository_arn
   log_group_arns           = module.observability.log_group_arns
   db_secret_arn            = module.data.db_master_secret_arn
+  db_app_secret_arn        = module.data.db_app_secret_arn
   admin_api_key_secret_arn = module.data.admin_api_key_secret_arn
   # The execution role reads it whether or not the tasks use it yet.
   delivery_signing_key_secret_arn = module.data.delivery_signing_key_secret_arn
@@ -133,6 +134,7 @@ module "compute" {
   execution_role_arn           = module.iam.execution_role_arn
   log_group_names              = module.observability.log_group_names
   db_secret_arn                = module.data.db_master_secret_arn
+  db_app_secret_arn            = module.data.db_app_secret_arn
   admin_api_key_secret_arn     = module.data.admin_api_key_secret_arn
   api                          = var.api_task
   worker                       = var.worker_task
@@ -164,6 +166,8 @@ module "compute" {
     sns_topic_arn      = module.notifications.events_topic_arn
     sns_chat_topic_arn = module.notifications.chat_topic_arn
     database_url       = module.data.database_url
+    owner_database_url = module.data.owner_database_url
+    db_app_role        = module.data.db_app_username
     redis_url          = module.data.redis_url
   }
 }

@@ -67,7 +67,7 @@ CONTRACT_ENV = {
     "DELIVERY_KEY_ID",
     "CORS_ALLOWED_ORIGINS",
 }
-SECRET_ENV = {"ADMIN_API_KEY", "PGPASSWORD", "DELIVERY_SIGNING_KEY"}
+SECRET_ENV = {"ADMIN_API_KEY", "PGPASSWORD", "DELIVERY_SIGNING_KEY", "DATABASE_APP_PASSWORD"}
 ENVS = ["envs/staging", "envs/production"]
 
 
@@ -223,7 +223,18 @@ def test_tasks_carry_the_retention_settings_from_the_variables(tree):
     for role in ("api", "worker"):
         assert re.match(r"\$\{merge\(local\.common_environment,", local[f"{role}_environment"]), role
         assert not {"ORIGINALS_RETENTION_DAYS", "ORIGINALS_RETENTION_CHOICES", "STALE_VARIANTS_GRACE_HOURS"} & env_names(local[f"{role}_environment"])
-    assert "common_environment" in attr(tree.resource("aws_ecs_task_definition", "ops").body, "container_definitions")
+    assert_ops_tasks_take_the_common_environment(tree)
+
+
+def assert_ops_tasks_take_the_common_environment(tree) -> None:
+    """replay gets the common environment as is; migrate the same with the owner's
+    DATABASE_URL and the application role's name on top (tests/infra/parity runs both)."""
+    local = tree.locals("modules/compute/ecs")
+    assert "each.value.environment" in attr(tree.resource("aws_ecs_task_definition", "ops").body, "container_definitions")
+    assert local["ops_containers"]["replay"]["environment"] == "${local.common_environment}"
+    assert local["ops_containers"]["migrate"]["environment"] == "${local.migrate_environment}"
+    assert re.match(r"\$\{merge\(local\.common_environment,", local["migrate_environment"])
+    assert env_names(local["migrate_environment"]) == {"DATABASE_URL", "DATABASE_APP_ROLE"}
 
 
 def test_the_default_retention_must_be_a_choice(tree):
@@ -526,7 +537,7 @@ def test_bucket_listing_is_limited_to_an_images_prefixes():
 def test_execution_role_reads_only_our_secrets_repository_and_log_groups():
     pairs = granted(render_template(POLICY_TEMPLATES / "execution.json.tpl"))
     secrets = {r for a, r in pairs if a == "secretsmanager:GetSecretValue"}
-    assert secrets == {SAMPLE_ARNS[k] for k in ("db_secret_arn", "admin_api_key_secret_arn", "delivery_signing_key_secret_arn")}
+    assert secrets == {SAMPLE_ARNS[k] for k in ("db_secret_arn", "db_app_secret_arn", "admin_api_key_secret_arn", "delivery_signing_key_secret_arn")}
     assert {r for a, r in pairs if a == "ecr:BatchGetImage"} == {SAMPLE_ARNS["ecr_repository_arn"]}
     assert {r for a, r in pairs if r == "*"} == {"*"} and {a for a, r in pairs if r == "*"} == {"ecr:GetAuthorizationToken"}
 
@@ -697,7 +708,7 @@ def test_api_and_worker_get_redis_and_public_base_url(tree):
     # The one-off tasks (common environment only) must not depend on the ALB: step 6 of
     # docs/deploy.md applies the migrate task definition alone, before the rest.
     assert "PUBLIC_BASE_URL" not in common and "aws_lb" not in json.dumps(common)
-    assert "common_environment" in attr(tree.resource("aws_ecs_task_definition", "ops").body, "container_definitions")
+    assert_ops_tasks_take_the_common_environment(tree)
     assert tree.module_calls("modules/stack")["compute"]["config"][0]["redis_url"] == "${module.data.redis_url}"
 
 
@@ -767,13 +778,25 @@ def test_container_environment_uses_contract_names_and_no_secrets(tree):
 
 def test_secrets_reach_tasks_through_ecs_secrets(tree):
     local = tree.locals("modules/compute/ecs")
-    assert local["database_secret"] == [{"name": "PGPASSWORD", "valueFrom": "${var.db_secret_arn}:password::"}]
+    # The services and replay connect as the application role; only migrate holds the owner's
+    # password, and the application role's to set it.
+    assert local["database_secret"] == [{"name": "PGPASSWORD", "valueFrom": "${var.db_app_secret_arn}:password::"}]
+    assert local["owner_secrets"] == [
+        {"name": "PGPASSWORD", "valueFrom": "${var.db_secret_arn}:password::"},
+        {"name": "DATABASE_APP_PASSWORD", "valueFrom": "${var.db_app_secret_arn}:password::"},
+    ]
+    assert local["ops_containers"]["migrate"]["secrets"] == "${local.owner_secrets}"
+    assert local["ops_containers"]["replay"]["secrets"] == "${local.database_secret}"
     assert local["admin_secret"] == [{"name": "ADMIN_API_KEY", "valueFrom": "${var.admin_api_key_secret_arn}"}]
     assert "local.admin_secret" in local["api_container"]["secrets"]
     # The delivery signing key reaches both services the same way (test_delivery.py).
     assert "local.delivery_secret" in local["api_container"]["secrets"] and "local.delivery_secret" in local["worker_container"]["secrets"]
-    database_url = attr(tree.outputs("modules/data")["database_url"], "value")
-    assert "password" not in database_url.lower() and not re.search(r"://[^@/]*:[^@/]*@", database_url)
+    for output in ("database_url", "owner_database_url"):
+        database_url = attr(tree.outputs("modules/data")[output], "value")
+        assert "password" not in database_url.lower() and not re.search(r"://[^@/]*:[^@/]*@", database_url)
+        # The server's certificate and name are checked, against the CA bundle in the image.
+        assert database_url.endswith("?${local.db_tls}"), database_url
+    assert tree.locals("modules/data")["db_tls"] == "sslmode=verify-full&sslrootcert=${var.db_ca_bundle_path}"
 
 
 def test_migrate_task_runs_migrate(tree):
@@ -947,3 +970,12 @@ def test_every_checkov_skip_has_a_reason():
 def test_sample_policy_values_are_valid_json_strings():
     # Guard for the renderer: the sample values themselves must not break the JSON.
     json.loads(json.dumps(SAMPLE_ARNS))
+
+
+def test_the_image_holds_the_ca_bundle_database_urls_verify_against(tree):
+    """verify-full needs the RDS CA bundle at the path DATABASE_URL names: the Dockerfile's."""
+    path = attr(tree.variables("modules/data")["db_ca_bundle_path"], "default")
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    runtime = dockerfile[dockerfile.rindex("\nFROM ") :]
+    added = re.findall(r"^ADD\s+(?:--\S+\s+)*(https://\S+)\s+(\S+)\s*$", runtime, re.M)
+    assert ("https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem", path) in added, added

@@ -43,6 +43,7 @@ SAMPLE_ARNS = {
     "worker_log_group_arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/image-service-test/worker",
     "ops_log_group_arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/image-service-test/ops",
     "db_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0000-AbCdEf",
+    "db_app_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:image-service-test/db-app-AbCdEf",
     "admin_api_key_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:image-service-test/admin-api-key-AbCdEf",
     "delivery_signing_key_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:image-service-test/delivery-signing-key-AbCdEf",
     "ecs_tasks_arn": "arn:aws:ecs:eu-west-1:123456789012:task/image-service-test/*",

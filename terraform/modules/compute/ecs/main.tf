@@ -50,8 +50,18 @@ locals {
   # Secrets reach the container through the execution role, never as plain environment values.
   # DATABASE_URL carries no password: libpq-style clients (sqlx, hence sea-orm) read PGPASSWORD.
   # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html
-  database_secret = [{ name = "PGPASSWORD", valueFrom = "${var.db_secret_arn}:password::" }]
-  admin_secret    = [{ name = "ADMIN_API_KEY", valueFrom = var.admin_api_key_secret_arn }]
+  # The services and replay connect as the application role (rows only); only migrate connects
+  # as the master user, the schema's owner, and sets the application role's password and grants.
+  database_secret = [{ name = "PGPASSWORD", valueFrom = "${var.db_app_secret_arn}:password::" }]
+  owner_secrets = [
+    { name = "PGPASSWORD", valueFrom = "${var.db_secret_arn}:password::" },
+    { name = "DATABASE_APP_PASSWORD", valueFrom = "${var.db_app_secret_arn}:password::" },
+  ]
+  migrate_environment = merge(local.common_environment, {
+    DATABASE_URL      = var.config.owner_database_url
+    DATABASE_APP_ROLE = var.config.db_app_role
+  })
+  admin_secret = [{ name = "ADMIN_API_KEY", valueFrom = var.admin_api_key_secret_arn }]
 
   # Delivery URLs (docs/deploy.md, "CDN delivery"): both services build them, the api for its
   # answers and the worker for the image.processed event. Kept out of the one-off tasks, like
@@ -138,12 +148,16 @@ locals {
   # (replay dlq | replay jobs | reprocess --preset NAME).
   ops_containers = {
     migrate = {
-      command = ["migrate"]
-      role    = null
+      command     = ["migrate"]
+      role        = null
+      environment = local.migrate_environment
+      secrets     = local.owner_secrets
     }
     replay = {
-      command = ["replay", "dlq"]
-      role    = var.task_role_arns.replay
+      command     = ["replay", "dlq"]
+      role        = var.task_role_arns.replay
+      environment = local.common_environment
+      secrets     = local.database_secret
     }
   }
 }
@@ -267,8 +281,8 @@ resource "aws_ecs_task_definition" "ops" {
     essential              = true
     command                = each.value.command
     readonlyRootFilesystem = true
-    environment            = [for k in sort(keys(local.common_environment)) : { name = k, value = local.common_environment[k] }]
-    secrets                = local.database_secret
+    environment            = [for k in sort(keys(each.value.environment)) : { name = k, value = each.value.environment[k] }]
+    secrets                = each.value.secrets
     mountPoints            = local.tmp_mount
     logConfiguration = {
       logDriver = "awslogs"

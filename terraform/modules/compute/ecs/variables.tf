@@ -84,6 +84,8 @@ variable "config" {
     sns_topic_arn      = string
     sns_chat_topic_arn = string
     database_url       = string
+    owner_database_url = string
+    db_app_role        = string
     redis_url          = string
   })
 }
@@ -95,7 +97,12 @@ variable "chat_events" {
 }
 
 variable "db_secret_arn" {
-  description = "RDS-managed master user secret; its `password` key becomes PGPASSWORD."
+  description = "RDS-managed master user secret; its `password` key becomes the migrate task's PGPASSWORD."
+  type        = string
+}
+
+variable "db_app_secret_arn" {
+  description = "The application role's secret; its `password` key becomes PGPASSWORD of api, worker and replay, and DATABASE_APP_PASSWORD of migrate."
   type        = string
 }
 

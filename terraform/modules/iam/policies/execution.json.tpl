@@ -34,7 +34,7 @@
       "Sid": "InjectSecrets",
       "Effect": "Allow",
       "Action": ["secretsmanager:GetSecretValue"],
-      "Resource": ["${db_secret_arn}", "${admin_api_key_secret_arn}", "${delivery_signing_key_secret_arn}"]
+      "Resource": ["${db_secret_arn}", "${db_app_secret_arn}", "${admin_api_key_secret_arn}", "${delivery_signing_key_secret_arn}"]
     },
     {
       "Sid": "DecryptSecretsThroughSecretsManager",
