@@ -27,6 +27,10 @@ least-privilege test could not tell a missing grant from an emulator gap.
    the bytes it arrived with, and the signature is checked over what the client signed; a wrong
    secret still fails (test_form_encoded_signatures_are_checked_over_the_sent_bytes).
 
+4. Resources for Secrets Manager, as for SNS and KMS: the ARN of the secret the request's
+   SecretId names (an ARN or a name), so that the execution role's grant on exactly its
+   secrets can be judged (tests/infra/parity, which injects a task's secrets as ECS does).
+
 Everything else (which requests are checked, the signature check itself, policy evaluation)
 stays moto's own. install() refuses to run if moto ever defines the SNS or KMS lookup itself.
 """
@@ -38,6 +42,7 @@ import sys
 from moto.core.responses import BaseResponse
 from moto.iam.access_control import IAMRequestBase
 from moto.kms.responses import KmsResponse
+from moto.secretsmanager.responses import SecretsManagerResponse
 from moto.server import main
 from moto.sns.responses import SNSResponse
 
@@ -59,6 +64,16 @@ def _kms_resource(self: KmsResponse) -> str:
             key_id = blob[:_MOTO_KEY_ID_LEN].decode("ascii")
         return self.kms_backend.describe_key(key_id).arn
     except Exception:  # unknown key, alias or blob: let moto answer as it would
+        return "*"
+
+
+def _secret_resource(self: SecretsManagerResponse) -> str:
+    try:
+        secret_id = self._get_param("SecretId")
+        if not secret_id:
+            return "*"
+        return self.backend.describe_secret(secret_id).arn
+    except Exception:  # unknown secret: let moto answer as it would
         return "*"
 
 
@@ -92,7 +107,8 @@ def _setup_class_keeping_the_signed_body(self, request, *args, **kwargs):
 def install() -> None:
     IAMRequestBase.__init__ = _iam_request_init_with_batch_actions  # type: ignore[method-assign]
     BaseResponse.setup_class = _setup_class_keeping_the_signed_body  # type: ignore[method-assign]
-    for cls, resolver in ((SNSResponse, _sns_resource), (KmsResponse, _kms_resource)):
+    resolvers = ((SNSResponse, _sns_resource), (KmsResponse, _kms_resource), (SecretsManagerResponse, _secret_resource))
+    for cls, resolver in resolvers:
         if hasattr(cls, "_determine_resource"):
             raise SystemExit(f"moto now defines {cls.__name__}._determine_resource: drop this shim")
         cls._determine_resource = resolver  # type: ignore[attr-defined]
