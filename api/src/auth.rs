@@ -13,14 +13,23 @@
 //!
 //! Keys are looked up by the SHA-256 of the presented secret. Lookups are
 //! remembered for [`KEY_CACHE_TTL`], so a revoked key stops working within
-//! that time on every API task without a database read per request.
+//! that time on every API task without a database read per request. Found
+//! and not-found lookups are remembered apart, so a flood of made-up keys
+//! can only push out other made-up keys, never an honest one.
+//!
+//! A request without a valid key (none, or one that is unknown or revoked)
+//! is also charged to its client address's bucket, before any database
+//! lookup: over it, 429. So made-up keys cost at most that rate of lookups
+//! per address. The address is the TCP peer's, or with
+//! `TRUSTED_PROXY_HEADER` set the rightmost entry of that header.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::uri::PathAndQuery;
 use axum::http::{Uri, header};
@@ -101,24 +110,94 @@ impl Principal {
 pub(crate) struct Auth {
     mode: AuthMode,
     bootstrap: Option<Secret>,
-    memo: Mutex<HashMap<String, (Option<Principal>, Instant)>>,
+    found: Mutex<HashMap<String, (Principal, Instant)>>,
+    not_found: Mutex<HashMap<String, Instant>>,
     per_key: DefaultKeyedRateLimiter<Uuid>,
     per_tenant: DefaultKeyedRateLimiter<Uuid>,
+    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    trusted_proxy_header: Option<header::HeaderName>,
+}
+
+/// How callers are limited: per key, per tenant, and per client address
+/// while they have no valid key.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rates {
+    pub per_key: Rate,
+    pub per_tenant: Rate,
+    pub anonymous: Rate,
 }
 
 impl Auth {
-    pub fn new(mode: AuthMode, bootstrap: Option<Secret>, per_key: Rate, per_tenant: Rate) -> Self {
+    pub fn new(mode: AuthMode, bootstrap: Option<Secret>, rates: Rates, trusted_proxy_header: Option<&str>) -> Self {
         Self {
             mode,
             bootstrap,
-            memo: Mutex::new(HashMap::new()),
-            per_key: per_key.limiter(),
-            per_tenant: per_tenant.limiter(),
+            found: Mutex::new(HashMap::new()),
+            not_found: Mutex::new(HashMap::new()),
+            per_key: rates.per_key.limiter(),
+            per_tenant: rates.per_tenant.limiter(),
+            per_address: rates.anonymous.limiter(),
+            trusted_proxy_header: trusted_proxy_header.and_then(|h| header::HeaderName::try_from(h.trim()).ok()),
         }
     }
 
-    /// The principal a presented secret stands for, if any.
-    async fn principal(&self, state: &AppState, secret: &str) -> Result<Option<Principal>, ApiError> {
+    /// What this process remembers of `hash`: `Some(found)` while fresh.
+    fn remembered(&self, hash: &str) -> Option<Option<Principal>> {
+        if let Ok(found) = self.found.lock()
+            && let Some((principal, at)) = found.get(hash)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Some(Some(*principal));
+        }
+        if let Ok(not_found) = self.not_found.lock()
+            && let Some(at) = not_found.get(hash)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Some(None);
+        }
+        None
+    }
+
+    /// Remembers a lookup, each outcome in its own bounded memo.
+    fn remember(&self, hash: String, found: Option<Principal>) {
+        fn insert<V>(memo: &Mutex<HashMap<String, V>>, hash: String, value: V) {
+            if let Ok(mut memo) = memo.lock() {
+                if memo.len() >= KEY_CACHE_MAX {
+                    memo.clear();
+                }
+                memo.insert(hash, value);
+            }
+        }
+        match found {
+            Some(principal) => insert(&self.found, hash, (principal, Instant::now())),
+            None => insert(&self.not_found, hash, Instant::now()),
+        }
+    }
+
+    /// The client's address: the rightmost entry of the trusted proxy's
+    /// header when one is configured and sent, else the TCP peer.
+    pub(crate) fn client_address(&self, request: &Request) -> IpAddr {
+        let from_proxy = self.trusted_proxy_header.as_ref().and_then(|name| {
+            let last = request.headers().get_all(name).iter().next_back()?;
+            last.to_str().ok()?.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
+        });
+        from_proxy
+            .or_else(|| request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip()))
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// Charges a request without a valid key to its address's bucket.
+    fn admit_anonymous(&self, address: IpAddr) -> Result<(), ApiError> {
+        self.per_address.check_key(&address).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::RateLimited(wait.as_secs().max(1))
+        })
+    }
+
+    /// The principal a presented secret stands for, if any. A secret this
+    /// process does not remember is looked up only if `address` has
+    /// anonymous requests left.
+    async fn principal(&self, state: &AppState, secret: &str, address: IpAddr) -> Result<Option<Principal>, ApiError> {
         if let Some(bootstrap) = &self.bootstrap
             && constant_time_eq(secret.as_bytes(), bootstrap.expose().as_bytes())
         {
@@ -130,22 +209,20 @@ impl Auth {
             }));
         }
         let hash = pipeline::api_keys::hash(secret);
-        if let Ok(memo) = self.memo.lock()
-            && let Some((principal, at)) = memo.get(&hash)
-            && at.elapsed() < KEY_CACHE_TTL
-        {
-            return Ok(*principal);
+        match self.remembered(&hash) {
+            Some(Some(principal)) => return Ok(Some(principal)),
+            Some(None) => {
+                self.admit_anonymous(address)?;
+                return Ok(None);
+            }
+            None => self.admit_anonymous(address)?,
         }
         let found = pipeline::api_keys::find_live(&state.backends.db, secret)
             .await
             .map_err(|e| ApiError::Unavailable(e.into()))?
             .map(|key| Principal { key_id: Some(key.id), scope: key.scope, tenant: key.tenant_id, acting_for: None });
-        if let Ok(mut memo) = self.memo.lock() {
-            if memo.len() >= KEY_CACHE_MAX {
-                memo.clear();
-            }
-            memo.insert(hash, (found, Instant::now()));
-        }
+        state.metrics.key_lookup(found.is_some());
+        self.remember(hash, found);
         Ok(found)
     }
 
@@ -183,15 +260,23 @@ fn bearer(request: &Request) -> Result<Option<String>, ApiError> {
 }
 
 /// Resolves the caller and checks it may use an endpoint that needs `needed`.
-async fn authorize(state: &AppState, bearer: Option<String>, needed: Scope) -> Result<Principal, ApiError> {
+async fn authorize(
+    state: &AppState,
+    bearer: Option<String>,
+    address: IpAddr,
+    needed: Scope,
+) -> Result<Principal, ApiError> {
     let auth = &state.auth;
     let principal = match bearer {
-        Some(secret) => auth.principal(state, &secret).await?.ok_or(ApiError::Unauthorized)?,
+        Some(secret) => auth.principal(state, &secret, address).await?.ok_or(ApiError::Unauthorized)?,
         // With auth off, client endpoints are open; admin ones never are.
         None if auth.mode == AuthMode::Off && needed == Scope::Client => {
             return Ok(Principal { key_id: None, scope: Scope::Client, tenant: DEFAULT_TENANT, acting_for: None });
         }
-        None => return Err(ApiError::Unauthorized),
+        None => {
+            auth.admit_anonymous(address)?;
+            return Err(ApiError::Unauthorized);
+        }
     };
     if !principal.scope.allows(needed) {
         return Err(ApiError::Forbidden("this key's scope does not allow this endpoint"));
@@ -247,7 +332,15 @@ async fn admit_request(
     next: Next,
     needed: Scope,
 ) -> Result<Response, ApiError> {
-    let principal = authorize(state, bearer(&request)?, needed).await?;
+    let address = state.auth.client_address(&request);
+    let bearer = match bearer(&request) {
+        Ok(bearer) => bearer,
+        Err(unauthorized) => {
+            state.auth.admit_anonymous(address)?;
+            return Err(unauthorized);
+        }
+    };
+    let principal = authorize(state, bearer, address, needed).await?;
     let named = take_tenant(&mut request)?;
     let principal = act_for(state, principal, named).await?;
     request.extensions_mut().insert(principal);
@@ -286,7 +379,8 @@ mod tests {
     #[test]
     fn a_key_over_its_rate_is_told_when_to_come_back() {
         let unlimited = Rate { per_second: 1000, burst: 1000 };
-        let auth = Auth::new(AuthMode::Required, None, Rate { per_second: 1, burst: 2 }, unlimited);
+        let rates = Rates { per_key: Rate { per_second: 1, burst: 2 }, per_tenant: unlimited, anonymous: unlimited };
+        let auth = Auth::new(AuthMode::Required, None, rates, None);
         let (key, tenant) = (Uuid::now_v7(), Uuid::now_v7());
         assert!(auth.admit(key, tenant).is_ok());
         assert!(auth.admit(key, tenant).is_ok());
@@ -298,7 +392,8 @@ mod tests {
     #[test]
     fn a_tenant_cannot_escape_its_rate_by_making_more_keys() {
         let unlimited = Rate { per_second: 1000, burst: 1000 };
-        let auth = Auth::new(AuthMode::Required, None, unlimited, Rate { per_second: 1, burst: 3 });
+        let rates = Rates { per_key: unlimited, per_tenant: Rate { per_second: 1, burst: 3 }, anonymous: unlimited };
+        let auth = Auth::new(AuthMode::Required, None, rates, None);
         let (tenant, other) = (Uuid::now_v7(), Uuid::now_v7());
         for _ in 0..3 {
             assert!(auth.admit(Uuid::now_v7(), tenant).is_ok());
@@ -313,5 +408,59 @@ mod tests {
         assert!(Scope::Admin.allows(Scope::Client));
         assert!(Scope::Client.allows(Scope::Client));
         assert!(!Scope::Client.allows(Scope::Admin));
+    }
+
+    fn principal(tenant: Uuid) -> Principal {
+        Principal { key_id: Some(Uuid::now_v7()), scope: Scope::Client, tenant, acting_for: None }
+    }
+
+    #[test]
+    fn made_up_keys_never_push_out_an_honest_one() {
+        let unlimited = Rate { per_second: 1000, burst: 1000 };
+        let rates = Rates { per_key: unlimited, per_tenant: unlimited, anonymous: unlimited };
+        let auth = Auth::new(AuthMode::Required, None, rates, None);
+        let honest = principal(Uuid::now_v7());
+        auth.remember("honest".into(), Some(honest));
+        for n in 0..(KEY_CACHE_MAX * 2) {
+            auth.remember(format!("bogus-{n}"), None);
+        }
+        assert!(matches!(auth.remembered("honest"), Some(Some(p)) if p.key_id == honest.key_id));
+        assert!(matches!(auth.remembered("bogus-1"), None | Some(None)));
+    }
+
+    fn request_from(peer: &str, forwarded: Option<&str>) -> Request {
+        let mut request = Request::new(axum::body::Body::empty());
+        request.extensions_mut().insert(ConnectInfo(peer.parse::<SocketAddr>().expect("an address")));
+        if let Some(value) = forwarded {
+            request.headers_mut().insert("x-forwarded-for", value.parse().expect("a header value"));
+        }
+        request
+    }
+
+    #[test]
+    fn the_client_address_comes_from_the_trusted_header_only() {
+        let unlimited = Rate { per_second: 1000, burst: 1000 };
+        let rates = Rates { per_key: unlimited, per_tenant: unlimited, anonymous: unlimited };
+        let direct = Auth::new(AuthMode::Required, None, rates, None);
+        let behind_alb = Auth::new(AuthMode::Required, None, rates, Some("X-Forwarded-For"));
+        let spoofed = request_from("10.0.0.5:4000", Some("203.0.113.9"));
+        // Without a trusted proxy anyone can send the header: it is ignored.
+        assert_eq!(direct.client_address(&spoofed).to_string(), "10.0.0.5");
+        // Behind one, its rightmost entry is what the proxy saw.
+        let chained = request_from("10.0.0.5:4000", Some("198.51.100.1, 203.0.113.9"));
+        assert_eq!(behind_alb.client_address(&chained).to_string(), "203.0.113.9");
+        assert_eq!(behind_alb.client_address(&request_from("10.0.0.5:4000", None)).to_string(), "10.0.0.5");
+    }
+
+    #[test]
+    fn anonymous_requests_are_limited_per_address() {
+        let unlimited = Rate { per_second: 1000, burst: 1000 };
+        let rates = Rates { per_key: unlimited, per_tenant: unlimited, anonymous: Rate { per_second: 1, burst: 2 } };
+        let auth = Auth::new(AuthMode::Required, None, rates, None);
+        let (one, other): (IpAddr, IpAddr) = ("192.0.2.1".parse().expect("ip"), "192.0.2.2".parse().expect("ip"));
+        assert!(auth.admit_anonymous(one).is_ok());
+        assert!(auth.admit_anonymous(one).is_ok());
+        assert!(matches!(auth.admit_anonymous(one), Err(ApiError::RateLimited(_))));
+        assert!(auth.admit_anonymous(other).is_ok());
     }
 }

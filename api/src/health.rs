@@ -1,5 +1,7 @@
 //! Liveness and readiness.
 
+use std::time::{Duration, Instant};
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::SharedState;
+use crate::{AppState, SharedState};
 
 /// Liveness.
 #[derive(Serialize, ToSchema)]
@@ -23,7 +25,7 @@ pub(crate) struct Readiness {
     checks: ReadinessChecks,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Copy, Serialize, ToSchema)]
 pub(crate) struct ReadinessChecks {
     database: bool,
     queue: bool,
@@ -37,21 +39,43 @@ pub(crate) async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// The database, the queue and the store all answer. A 503 names the failing
-/// dependency, never its internal error.
+/// How long one round of readiness checks answers `/readyz`.
+const READINESS_TTL: Duration = Duration::from_secs(1);
+
+/// The latest readiness checks. `/readyz` needs no key, so its three
+/// backend calls run at most once per [`READINESS_TTL`] however often it is
+/// asked, and callers arriving during a round wait for that round.
+#[derive(Default)]
+pub(crate) struct ReadinessCache {
+    latest: tokio::sync::Mutex<Option<(Instant, ReadinessChecks)>>,
+}
+
+impl ReadinessCache {
+    async fn checks(&self, state: &AppState) -> ReadinessChecks {
+        let mut latest = self.latest.lock().await;
+        if let Some((at, checks)) = *latest
+            && at.elapsed() < READINESS_TTL
+        {
+            return checks;
+        }
+        let backends = &state.backends;
+        let (database, queue, store) =
+            tokio::join!(backends.db.ping(), backends.queue.approximate_depth(), backends.store.probe());
+        let checks = ReadinessChecks { database: database.is_ok(), queue: queue.is_ok(), store: store.is_ok() };
+        *latest = Some((Instant::now(), checks));
+        checks
+    }
+}
+
+/// The database, the queue and the store all answer (checked at most once
+/// a second). A 503 names the failing dependency, never its internal error.
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses((status = 200, description = "Ready", body = Readiness),
               (status = 503, description = "A dependency is unreachable", body = Readiness)))]
 pub(crate) async fn readyz(State(state): State<SharedState>) -> Response {
-    let backends = &state.backends;
-    let database = backends.db.ping().await.is_ok();
-    let queue = backends.queue.approximate_depth().await.is_ok();
-    let store = backends.store.probe().await.is_ok();
-    let ready = database && queue && store;
-    let body = Readiness {
-        status: if ready { "ready" } else { "unavailable" },
-        checks: ReadinessChecks { database, queue, store },
-    };
+    let checks = state.readiness.checks(&state).await;
+    let ready = checks.database && checks.queue && checks.store;
+    let body = Readiness { status: if ready { "ready" } else { "unavailable" }, checks };
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }

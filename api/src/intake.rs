@@ -153,6 +153,9 @@ pub(crate) const METADATA_HEADER: &str = "image-metadata";
 /// large each may be: enough for the client fields, and no more.
 const MAX_OTHER_FIELDS: usize = 8;
 const MAX_FIELD_BYTES: usize = pipeline::jobs::intake::MAX_METADATA_BYTES + 1024;
+/// What a form may carry besides its file: the other fields, and 64 KiB of
+/// boundaries and part headers.
+const FORM_OVERHEAD_BYTES: u64 = (MAX_OTHER_FIELDS * MAX_FIELD_BYTES + 64 * 1024) as u64;
 
 /// Streams the image of a raw or multipart request through `meter` into
 /// `sink`, and returns the client fields that came with it.
@@ -173,6 +176,11 @@ pub(crate) async fn stream_image(
             )
         })?;
     if content_type.type_() == mime::MULTIPART && content_type.subtype() == mime::FORM_DATA {
+        // The file is metered against `limit` as it streams; the whole body,
+        // boundaries, part headers, preamble and the other fields included,
+        // may exceed that only by what those fields may hold.
+        let total = usize::try_from(limit.saturating_add(FORM_OVERHEAD_BYTES)).unwrap_or(usize::MAX);
+        let request = request.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, total)));
         let form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
         return stream_form(form, meter, limit, sink).await;
     }
@@ -205,7 +213,13 @@ fn client_headers(headers: &HeaderMap) -> Result<ClientFields, ApiError> {
 /// A multipart upload: the `file` field streams into `sink`; `external_id`
 /// and `metadata` may come before or after it.
 async fn stream_form(mut form: Multipart, meter: &Meter, limit: u64, sink: Sink<'_>) -> Result<ClientFields, ApiError> {
-    let bad = |e: axum::extract::multipart::MultipartError| ApiError::BadRequest(e.body_text());
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(limit)
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    };
     let (mut external_id, mut metadata, mut others, mut stored) = (None, None, 0, false);
     while let Some(mut field) = form.next_field().await.map_err(bad)? {
         let name = field.name().unwrap_or_default().to_owned();

@@ -53,7 +53,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use pipeline::retention;
 use pipeline::{Backends, Settings};
@@ -79,6 +79,7 @@ pub(crate) struct AppState {
     public_base_url: Option<String>,
     upload_url_ttl: Duration,
     upload_signer: presigned::UploadSigner,
+    readiness: health::ReadinessCache,
 }
 
 pub(crate) type SharedState = Arc<AppState>;
@@ -165,6 +166,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: SharedState,
+    edge: pipeline::settings::EdgeLimits,
 }
 
 impl Application {
@@ -189,11 +191,21 @@ impl Application {
             auth: auth::Auth::new(
                 settings.api_auth,
                 settings.admin_api_key.clone(),
-                auth::Rate { per_second: settings.rate_limit_per_second, burst: settings.rate_limit_burst },
-                auth::Rate {
-                    per_second: settings.tenant_rate_limit_per_second,
-                    burst: settings.tenant_rate_limit_burst,
+                auth::Rates {
+                    per_key: auth::Rate {
+                        per_second: settings.rate_limit_per_second,
+                        burst: settings.rate_limit_burst,
+                    },
+                    per_tenant: auth::Rate {
+                        per_second: settings.tenant_rate_limit_per_second,
+                        burst: settings.tenant_rate_limit_burst,
+                    },
+                    anonymous: auth::Rate {
+                        per_second: settings.edge.anonymous_rate_limit_per_second,
+                        burst: settings.edge.anonymous_rate_limit_burst,
+                    },
                 },
+                settings.edge.trusted_proxy_header.as_deref(),
             ),
             metrics: metrics::Metrics::default(),
             presets,
@@ -201,9 +213,11 @@ impl Application {
             public_base_url: settings.public_base_url.clone(),
             upload_url_ttl: Duration::from_secs(settings.upload_url_ttl_secs),
             upload_signer: presigned::UploadSigner::new(signing_key),
+            readiness: health::ReadinessCache::default(),
         });
         let cors = upload_cors(&settings.cors_allowed_origins)?;
-        Ok(Self { listener, router: router(state.clone(), Duration::from_secs(120), cors), state })
+        let router = router(state.clone(), Duration::from_secs(120), cors);
+        Ok(Self { listener, router, state, edge: settings.edge.clone() })
     }
 
     /// The address the API listens on.
@@ -221,25 +235,43 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
     ///
-    /// This is `axum::serve` with one setting it does not expose: hyper's
-    /// read buffer per connection is capped at [`READ_BUFFER_BYTES`]. Left at
-    /// hyper's default it grew towards 400 KiB on every connection sending an
-    /// upload, and the file store's write buffer followed the chunks cut from
-    /// it: about 1.8 MiB of memory per upload in flight, however fast the
-    /// disk took the bytes.
+    /// This is `axum::serve` with the settings it does not expose:
+    /// - hyper's read buffer per connection is capped at
+    ///   [`READ_BUFFER_BYTES`]. Left at hyper's default it grew towards
+    ///   400 KiB on every connection sending an upload, and the file store's
+    ///   write buffer followed the chunks cut from it: about 1.8 MiB of
+    ///   memory per upload in flight, however fast the disk took the bytes;
+    /// - a client has `HTTP_HEADER_READ_TIMEOUT_SECS` to send each request's
+    ///   head, and an idle keep-alive connection is closed after as long
+    ///   (hyper starts that timer whenever it waits for a head), so slow
+    ///   clients cannot hold connections open;
+    /// - at most `HTTP_MAX_CONNECTIONS` connections are served at once;
+    ///   the next waits in the listen backlog until one closes;
+    /// - a connection's `HTTP_MAX_REQUESTS_PER_CONNECTION`th answer carries
+    ///   `Connection: close`;
+    /// - each request carries its peer's address ([`ConnectInfo`]), which
+    ///   the per-address limit of callers without a key reads.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let mut http = hyper::server::conn::http1::Builder::new();
-        http.max_buf_size(READ_BUFFER_BYTES);
+        http.max_buf_size(READ_BUFFER_BYTES)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(self.edge.header_read_timeout_secs.max(1)));
         let connections = hyper_util::server::graceful::GracefulShutdown::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.edge.max_connections.max(1)));
+        let max_requests = self.edge.max_requests_per_connection.max(1);
         let mut shutdown = std::pin::pin!(shutdown);
         let sweeper = tokio::spawn(upkeep(self.state.clone()));
         loop {
-            let stream = tokio::select! {
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                () = &mut shutdown => break,
+            };
+            let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok(accepted) => accepted,
                     Err(error) => {
                         accept_failed(error).await;
                         continue;
@@ -247,12 +279,13 @@ impl Application {
                 },
                 () = &mut shutdown => break,
             };
-            let service = hyper_util::service::TowerToHyperService::new(self.router.clone());
+            let service = connection_service(self.router.clone(), peer, max_requests);
             let connection = connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
             tokio::spawn(async move {
                 if let Err(error) = connection.await {
                     tracing::debug!(%error, "connection ended with an error");
                 }
+                drop(slot);
             });
         }
         // No new connections; idle ones close, busy ones finish their request.
@@ -261,6 +294,34 @@ impl Application {
         connections.shutdown().await;
         Ok(())
     }
+}
+
+/// The router as one connection serves it: each request learns the peer's
+/// address, and the `max_requests`th answer closes the connection.
+fn connection_service(
+    router: Router,
+    peer: SocketAddr,
+    max_requests: u32,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
+> + Clone {
+    use tower::ServiceExt;
+    let served = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        let count = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed).saturating_add(1);
+        let router = router.clone();
+        async move {
+            let mut response = router.oneshot(request.map(axum::body::Body::new)).await?;
+            if count >= max_requests {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response)
+        }
+    })
 }
 
 /// How often each API process runs its upkeep ([`upkeep`]).

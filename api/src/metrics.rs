@@ -48,6 +48,7 @@ pub(crate) struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily<RouteLabels>,
     cache: Family<CacheLabels, Counter>,
+    key_lookups: Family<CacheLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -59,7 +60,13 @@ impl Default for Metrics {
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         registry.register("http_request_duration_seconds", "Time to the response head", latency.clone());
         registry.register("cache_lookups", "Read-cache lookups by result (hit, miss)", cache.clone());
-        Self { registry, requests, latency, cache }
+        let key_lookups = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "key_lookups",
+            "API keys looked up in the database, by result (found, not_found)",
+            key_lookups.clone(),
+        );
+        Self { registry, requests, latency, cache, key_lookups }
     }
 }
 
@@ -67,6 +74,11 @@ impl Metrics {
     /// Counts one read-cache lookup.
     pub fn cache_lookup(&self, hit: bool) {
         self.cache.get_or_create(&CacheLabels { result: if hit { "hit" } else { "miss" } }).inc();
+    }
+
+    /// Counts one API key looked up in the database.
+    pub fn key_lookup(&self, found: bool) {
+        self.key_lookups.get_or_create(&CacheLabels { result: if found { "found" } else { "not_found" } }).inc();
     }
 
     fn render(&self) -> String {

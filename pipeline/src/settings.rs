@@ -107,6 +107,10 @@ pub struct Settings {
     #[arg(long, env = "TENANT_RATE_LIMIT_BURST", default_value_t = 200)]
     pub tenant_rate_limit_burst: u32,
 
+    /// What the API allows a connection, and a caller without a valid key.
+    #[command(flatten)]
+    pub edge: EdgeLimits,
+
     /// Days after upload (and never before its job succeeded) that an
     /// original is kept; its variants stay. `0`: forever. A tenant's own
     /// setting (`tenants set-retention`) overrides it.
@@ -231,6 +235,55 @@ pub struct Settings {
     pub shutdown_deadline_secs: u64,
 }
 
+/// What the API allows before it knows who is calling: how long a client
+/// may take over a request's head, how many connections and requests per
+/// connection it serves, and how often one address may call without a valid
+/// key (each such call may cost a database lookup).
+#[derive(Clone, Debug, Args)]
+pub struct EdgeLimits {
+    /// Seconds a client has to send a request's head; also how long an idle
+    /// keep-alive connection stays open.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Connections served at once; further ones wait in the listen backlog.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Requests one connection may carry; the last one's answer closes it.
+    #[arg(long, env = "HTTP_MAX_REQUESTS_PER_CONNECTION", default_value_t = 1000)]
+    pub max_requests_per_connection: u32,
+
+    /// Requests per second one client address may make without a valid key
+    /// (none, or one that is unknown or revoked), on average.
+    #[arg(long, env = "ANONYMOUS_RATE_LIMIT_PER_SECOND", default_value_t = 5)]
+    pub anonymous_rate_limit_per_second: u32,
+
+    /// Such requests one address may make at once above that rate.
+    #[arg(long, env = "ANONYMOUS_RATE_LIMIT_BURST", default_value_t = 20)]
+    pub anonymous_rate_limit_burst: u32,
+
+    /// The header a trusted proxy in front of the API puts the client's
+    /// address in (`X-Forwarded-For` behind an ALB); its rightmost entry,
+    /// which that proxy added, is the client. Unset: the TCP peer, and the
+    /// header is ignored, since any client can send one.
+    #[arg(long, env = "TRUSTED_PROXY_HEADER")]
+    pub trusted_proxy_header: Option<String>,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            max_connections: 4096,
+            max_requests_per_connection: 1000,
+            anonymous_rate_limit_per_second: 5,
+            anonymous_rate_limit_burst: 20,
+            trusted_proxy_header: None,
+        }
+    }
+}
+
 impl Settings {
     /// Settings with every default, as if nothing were configured.
     pub fn embedded(data_dir: PathBuf) -> Self {
@@ -262,6 +315,7 @@ impl Settings {
             api_auth: AuthMode::Required,
             rate_limit_per_second: 20,
             rate_limit_burst: 40,
+            edge: EdgeLimits::default(),
             tenant_rate_limit_per_second: 100,
             tenant_rate_limit_burst: 200,
             originals_retention_days: 0,

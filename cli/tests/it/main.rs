@@ -9,6 +9,7 @@ mod client_fields;
 mod deletion;
 mod delivery;
 mod e2e;
+mod edge;
 mod migrations;
 mod notifications;
 mod queue;

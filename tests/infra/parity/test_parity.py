@@ -67,6 +67,16 @@ def test_only_hosts_endpoints_and_cas_change(world):
         assert added <= allowed, (name, added - allowed)
 
 
+def test_the_api_keeps_idle_connections_longer_than_the_alb(world):
+    """An api that closes a keep-alive connection the ALB is about to reuse gets the client a 502."""
+    from tasks import production
+
+    alb = production({}).module("stack").module("compute").resource("aws_lb", "api")
+    api = world.tasks["api"].environment
+    assert int(api["HTTP_HEADER_READ_TIMEOUT_SECS"]) > int(alb.attr("idle_timeout")), api
+    assert api["TRUSTED_PROXY_HEADER"].lower() == "x-forwarded-for", api
+
+
 def test_the_migrate_task_runs_under_its_own_definition(world, migrated):
     migrate = world.tasks["migrate"]
     assert migrate.role is None, "migrate runs with no task role"

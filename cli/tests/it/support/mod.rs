@@ -37,6 +37,9 @@ pub fn base_settings(data_dir: &Path, database_url: String) -> Settings {
     settings.rate_limit_burst = 100_000;
     settings.tenant_rate_limit_per_second = 100_000;
     settings.tenant_rate_limit_burst = 100_000;
+    // Likewise the limit of callers without a key (`edge.rs` tests it).
+    settings.edge.anonymous_rate_limit_per_second = 100_000;
+    settings.edge.anonymous_rate_limit_burst = 100_000;
     settings
 }
 

@@ -9,8 +9,10 @@ resource "aws_lb" "api" {
   security_groups            = [var.security_group_ids.alb]
   drop_invalid_header_fields = true
   enable_deletion_protection = var.alb_deletion_protection
-  # Uploads of large originals over slow links.
-  idle_timeout = 120
+  # Uploads of large originals over slow links. The api keeps idle connections open longer
+  # (HTTP_HEADER_READ_TIMEOUT_SECS, local.api_keep_alive_secs), so it never closes one the ALB
+  # is about to reuse, which the ALB would answer with a 502.
+  idle_timeout = local.alb_idle_timeout_secs
 
   access_logs {
     bucket  = var.access_logs_bucket

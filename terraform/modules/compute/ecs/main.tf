@@ -4,10 +4,13 @@
 data "aws_region" "current" {}
 
 locals {
-  region    = data.aws_region.current.region
-  api_port  = 8080
-  metrics   = 9090
-  tmp_mount = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+  region   = data.aws_region.current.region
+  api_port = 8080
+  # The ALB's idle timeout, and the api's keep-alive idle timeout a little beyond it.
+  alb_idle_timeout_secs = 120
+  api_keep_alive_secs   = local.alb_idle_timeout_secs + 5
+  metrics               = 9090
+  tmp_mount             = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
 
   # ECS sends SIGTERM, waits stopTimeout, then SIGKILLs. The worker needs its whole shutdown
   # deadline to finish in-flight jobs, plus a margin to flush and exit; ECS caps it at 120 s.
@@ -84,8 +87,14 @@ locals {
   # Only the services link to the API; the one-off tasks stay independent of the ALB, so the
   # migrate task definition can still be applied on its own before it (docs/deploy.md, step 6).
   api_environment = merge(local.common_environment, local.delivery_environment, {
-    LISTEN_ADDR     = "0.0.0.0:${local.api_port}"
-    PUBLIC_BASE_URL = local.public_base_url
+    LISTEN_ADDR = "0.0.0.0:${local.api_port}"
+    # The ALB appends the address it saw to X-Forwarded-For: the rightmost entry is the client
+    # the per-address limit of callers without a key counts (docs/operations.md).
+    TRUSTED_PROXY_HEADER = "X-Forwarded-For"
+    # Behind the ALB a request head arrives whole, so this is the keep-alive idle timeout, which
+    # must outlast the ALB's.
+    HTTP_HEADER_READ_TIMEOUT_SECS = tostring(local.api_keep_alive_secs)
+    PUBLIC_BASE_URL               = local.public_base_url
     # POST /v1/uploads: the presigned PUT to uploads/{job_id} is valid this long.
     UPLOAD_URL_TTL_SECS = tostring(var.upload_url_ttl_secs)
     # Per API key token bucket: average rate and burst.
