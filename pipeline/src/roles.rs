@@ -108,11 +108,11 @@ mod tests {
     /// must sign the exchange's AuthMessage into the RFC's ServerSignature.
     #[test]
     fn the_verifier_matches_rfc_7677() {
-        let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").expect("base64");
         let verifier = scram_verifier_with_salt("pencil", &salt, 4096);
-        let (head, keys) = verifier.rsplit_once('$').unwrap();
+        let (head, keys) = verifier.rsplit_once('$').expect("keys");
         assert_eq!(head, "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==");
-        let server_key = STANDARD.decode(keys.split_once(':').unwrap().1).unwrap();
+        let server_key = STANDARD.decode(keys.split_once(':').expect("server key").1).expect("base64");
         let auth_message = "n=user,r=rOprNGfwEbeRWgbNEkqO,\
                             r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,\
                             c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
