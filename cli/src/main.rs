@@ -205,7 +205,9 @@ async fn bootstrap_key(settings: &Settings, backends: &Backends) -> anyhow::Resu
     .await?;
     std::fs::create_dir_all(&settings.data_dir)?;
     write_private(&path, &secret).with_context(|| format!("failed to save the key to {}", path.display()))?;
-    Ok(Some(format!("API key created and saved to {}: {secret}", path.display())))
+    // Only the path: a terminal's scrollback and a log collector keep what
+    // is printed.
+    Ok(Some(format!("API key created and saved to {} (send it as Authorization: Bearer)", path.display())))
 }
 
 #[cfg(unix)]

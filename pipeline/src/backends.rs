@@ -11,7 +11,7 @@ use crate::notify::{
     ChatFilter, ConsoleNotifier, FanoutNotifier, Notifier, SnsNotifier, WebhookFormat, WebhookNotifier,
 };
 use crate::queue::{JobQueue, LocalJobQueue, SqsJobQueue};
-use crate::settings::Settings;
+use crate::settings::{SecretUrl, Settings};
 use crate::store::{BlobStore, FsBlobStore, S3BlobStore};
 
 /// Name of the embedded job queue inside the queue table.
@@ -132,10 +132,12 @@ impl Backends {
             (&settings.discord_webhook_url, WebhookFormat::Discord),
         ]
         .into_iter()
-        .filter_map(|(url, format)| Some(WebhookNotifier::new(url.clone()?, format, chat.clone(), base_url.clone())))
+        .filter_map(|(url, format)| {
+            Some(WebhookNotifier::new(url.as_ref()?.expose().to_owned(), format, chat.clone(), base_url.clone()))
+        })
         .collect();
         let notifier: Arc<dyn Notifier> = Arc::new(FanoutNotifier::new(primary, webhooks));
-        let (cache, cache_kind): (Arc<dyn Cache>, _) = match &settings.redis_url {
+        let (cache, cache_kind): (Arc<dyn Cache>, _) = match settings.redis_url.as_ref().map(SecretUrl::expose) {
             Some(url) => {
                 let cache = match &settings.redis_ca_file {
                     Some(path) => {

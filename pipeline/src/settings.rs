@@ -19,8 +19,8 @@ pub const JOBS_PER_CORE: usize = 4;
 #[derive(Clone, Debug, Args)]
 pub struct Settings {
     /// Database URL: `postgres://…` or `sqlite://…`. Default: a SQLite file in DATA_DIR.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: Option<String>,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<SecretUrl>,
 
     /// Where the embedded backends keep their files.
     #[arg(long, env = "DATA_DIR", default_value = "./data")]
@@ -59,16 +59,16 @@ pub struct Settings {
     pub sns_chat_topic_arn: Option<String>,
 
     /// URL that receives every event as a JSON POST.
-    #[arg(long, env = "WEBHOOK_URL")]
-    pub webhook_url: Option<String>,
+    #[arg(long, env = "WEBHOOK_URL", hide_env_values = true)]
+    pub webhook_url: Option<SecretUrl>,
 
     /// Slack incoming-webhook URL (events in CHAT_EVENTS only).
-    #[arg(long, env = "SLACK_WEBHOOK_URL")]
-    pub slack_webhook_url: Option<String>,
+    #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
+    pub slack_webhook_url: Option<SecretUrl>,
 
     /// Discord webhook URL (events in CHAT_EVENTS only).
-    #[arg(long, env = "DISCORD_WEBHOOK_URL")]
-    pub discord_webhook_url: Option<String>,
+    #[arg(long, env = "DISCORD_WEBHOOK_URL", hide_env_values = true)]
+    pub discord_webhook_url: Option<SecretUrl>,
 
     /// Events people hear about on chat channels (comma-separated).
     #[arg(long, env = "CHAT_EVENTS", default_value = "image.failed,replay.summary")]
@@ -82,7 +82,7 @@ pub struct Settings {
 
     /// A bootstrap admin key, accepted besides the keys in the database
     /// (`image-service keys create`). Unset: only database keys work.
-    #[arg(long, env = "ADMIN_API_KEY", value_parser = parse_secret)]
+    #[arg(long, env = "ADMIN_API_KEY", value_parser = parse_secret, hide_env_values = true)]
     pub admin_api_key: Option<Secret>,
 
     /// `required`: every endpoint but health, metrics and the OpenAPI
@@ -134,13 +134,13 @@ pub struct Settings {
 
     /// Key that signs the API's own upload URLs when objects are on local
     /// disk. Unset: a random key per process (URLs die with a restart).
-    #[arg(long, env = "UPLOAD_SIGNING_KEY", value_parser = parse_secret)]
+    #[arg(long, env = "UPLOAD_SIGNING_KEY", value_parser = parse_secret, hide_env_values = true)]
     pub upload_signing_key: Option<Secret>,
 
     /// Redis for the API's read-through cache (`redis://` or `rediss://`).
     /// Unset: no cache. Set it on the workers too: they invalidate entries.
-    #[arg(long, env = "REDIS_URL")]
-    pub redis_url: Option<String>,
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<SecretUrl>,
 
     /// PEM file of the CAs a `rediss://` server's certificate must chain to.
     /// Unset: the public web roots, which include the CA of ElastiCache's
@@ -173,7 +173,7 @@ pub struct Settings {
     /// PKCS#8 PEM of the ECDSA P-256 key that signs delivery URLs (the
     /// private half of a CloudFront public key). Unset: a key the service
     /// makes and keeps in DATA_DIR/delivery-signing-key.pem.
-    #[arg(long, env = "DELIVERY_SIGNING_KEY", value_parser = parse_secret)]
+    #[arg(long, env = "DELIVERY_SIGNING_KEY", value_parser = parse_secret, hide_env_values = true)]
     pub delivery_signing_key: Option<Secret>,
 
     /// Id of the signing key: on AWS the CloudFront public key's id.
@@ -341,7 +341,8 @@ impl Settings {
     /// The database URL, defaulting to `DATA_DIR/image-service.db`.
     pub fn database_url(&self) -> String {
         self.database_url
-            .clone()
+            .as_ref()
+            .map(|url| url.expose().to_owned())
             .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("image-service.db").display()))
     }
 
@@ -418,9 +419,94 @@ impl From<&str> for Secret {
     }
 }
 
+/// A URL that may carry a password or a token (a database's, Redis's, a
+/// webhook's, whose path is its token). Its `Debug` shows the scheme, the
+/// user and the host only; clap never prints its value in `--help`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// The URL, for the one place that must connect to or call it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return f.write_str("SecretUrl(***)");
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let (user, host) = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => (userinfo.split(':').next().unwrap_or_default(), host),
+            None => ("", authority),
+        };
+        let user = if user.is_empty() { String::new() } else { format!("{user}:***@") };
+        let more = if rest.len() > authority.len() { "/***" } else { "" };
+        write!(f, "SecretUrl({scheme}://{user}{host}{more})")
+    }
+}
+
+impl From<&str> for SecretUrl {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl From<String> for SecretUrl {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl std::str::FromStr for SecretUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
 fn parse_secret(value: &str) -> Result<Secret, String> {
     if value.is_empty() {
         return Err("must not be empty".into());
     }
     Ok(Secret(value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_urls_show_no_password_path_or_query() {
+        let cases = [
+            (
+                "postgres://app:hunter2@db.internal:5432/images?sslmode=verify-full",
+                "postgres://app:***@db.internal:5432/***",
+            ),
+            ("rediss://default:t0ken@cache.internal:6379", "rediss://default:***@cache.internal:6379"),
+            ("https://hooks.slack.com/services/T000/B000/XXXXSECRET", "https://hooks.slack.com/***"),
+            ("not a url", "***"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(format!("{:?}", SecretUrl::from(url)), format!("SecretUrl({shown})"), "{url}");
+        }
+    }
+
+    #[test]
+    fn settings_debug_holds_no_secret() {
+        let mut settings = Settings::embedded(PathBuf::from("/data"));
+        settings.database_url = Some("postgres://app:hunter2@db/images".into());
+        settings.redis_url = Some("rediss://u:redis-secret@cache:6379".into());
+        settings.slack_webhook_url = Some("https://hooks.slack.com/services/slack-secret".into());
+        settings.discord_webhook_url = Some("https://discord.com/api/webhooks/1/discord-secret".into());
+        settings.webhook_url = Some("https://example.com/hook?token=hook-secret".into());
+        settings.admin_api_key = Some("admin-secret".into());
+        let shown = format!("{settings:?}");
+        for secret in ["hunter2", "redis-secret", "slack-secret", "discord-secret", "hook-secret", "admin-secret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
 }

@@ -130,3 +130,45 @@ async fn jobs_are_listed_newest_first_by_status_with_a_cursor() {
     assert_eq!(queued["jobs"].as_array().map(Vec::len), Some(0));
     assert_problem(bad, 400, "bad-request").await;
 }
+
+/// `--help` lists every setting with its variable, and never the value a
+/// secret variable holds.
+#[test]
+fn help_never_prints_a_secret_value() {
+    let secrets = [
+        ("DATABASE_URL", "postgres://app:hunter2@db/images"),
+        ("REDIS_URL", "rediss://u:redis-secret@cache:6379"),
+        ("ADMIN_API_KEY", "admin-secret"),
+        ("UPLOAD_SIGNING_KEY", "upload-secret"),
+        ("DELIVERY_SIGNING_KEY", "delivery-secret"),
+        ("WEBHOOK_URL", "https://example.com/hook?token=hook-secret"),
+        ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/slack-secret"),
+        ("DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/1/discord-secret"),
+    ];
+    for command in [&["--help"][..], &["migrate", "--help"][..]] {
+        let mut help = std::process::Command::new(env!("CARGO_BIN_EXE_image-service"));
+        help.args(command).env("DATABASE_APP_PASSWORD", "app-password-secret");
+        for (name, value) in secrets {
+            help.env(name, value);
+        }
+        let output = help.output().expect("the binary runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{command:?}: {text}");
+        // Each lists the secret variables it reads, only without their values.
+        let listed = if command[0] == "migrate" { "DATABASE_APP_PASSWORD" } else { "DATABASE_URL" };
+        assert!(text.contains(listed), "{command:?}: {text}");
+        for secret in [
+            "hunter2",
+            "redis-secret",
+            "admin-secret",
+            "upload-secret",
+            "delivery-secret",
+            "hook-secret",
+            "slack-secret",
+            "discord-secret",
+            "app-password-secret",
+        ] {
+            assert!(!text.contains(secret), "{command:?} --help shows {secret}");
+        }
+    }
+}

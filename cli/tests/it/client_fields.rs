@@ -125,7 +125,7 @@ async fn embedded_client_fields_come_back_everywhere() {
     let dir = TempDir::new().expect("temp dir");
     let sink = WebhookSink::start().await;
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
-    settings.webhook_url = Some(sink.url.clone());
+    settings.webhook_url = Some(sink.url.clone().into());
     client_fields_come_back_everywhere(settings, sink).await;
 }
 
@@ -136,7 +136,7 @@ async fn aws_client_fields_come_back_everywhere() {
     let sink = WebhookSink::start().await;
     let mut settings = base_settings(dir.path(), db::postgres().await);
     aws.configure(&mut settings);
-    settings.webhook_url = Some(sink.url.clone());
+    settings.webhook_url = Some(sink.url.clone().into());
     client_fields_come_back_everywhere(settings, sink).await;
 }
 

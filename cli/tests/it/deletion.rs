@@ -93,7 +93,7 @@ async fn embedded() -> (Settings, Objects, Option<WebhookSink>, TempDir) {
     let dir = TempDir::new().expect("temp dir");
     let sink = WebhookSink::start().await;
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
-    settings.webhook_url = Some(sink.url.clone());
+    settings.webhook_url = Some(sink.url.clone().into());
     settings.redis_url = Some("redis://127.0.0.1:6379/".into());
     let objects = Objects::Disk(settings.storage_dir());
     (settings, objects, Some(sink), dir)

@@ -294,7 +294,7 @@ async fn a_processed_events_status_link_opens_a_page_without_a_key() {
     let mut sink = crate::support::WebhookSink::start().await;
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
     settings.public_base_url = Some("https://images.example".into());
-    settings.webhook_url = Some(sink.url.clone());
+    settings.webhook_url = Some(sink.url.clone().into());
     let app = TestApp::spawn(&settings).await;
 
     // Act

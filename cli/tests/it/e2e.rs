@@ -106,7 +106,7 @@ async fn embedded_app() -> (TestApp, Backend, TempDir) {
     let dir = TempDir::new().expect("temp dir");
     let sink = WebhookSink::start().await;
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
-    settings.webhook_url = Some(sink.url.clone());
+    settings.webhook_url = Some(sink.url.clone().into());
     let app = TestApp::spawn(&settings).await;
     (app, Backend::Embedded { sink, objects: settings.storage_dir() }, dir)
 }

@@ -97,8 +97,8 @@ async fn slack_and_discord_webhooks_get_their_documented_payloads_for_failures_o
     let mut slack = RawSink::start(SinkBehaviour::Accept).await;
     let mut discord = RawSink::start(SinkBehaviour::Accept).await;
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
-    settings.slack_webhook_url = Some(slack.url.clone());
-    settings.discord_webhook_url = Some(discord.url.clone());
+    settings.slack_webhook_url = Some(slack.url.clone().into());
+    settings.discord_webhook_url = Some(discord.url.clone().into());
     settings.public_base_url = Some("https://images.example.com".into());
     let app = TestApp::spawn(&settings).await;
     app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
@@ -125,9 +125,9 @@ async fn a_webhook_that_is_down_delays_nothing_and_is_retried_with_backoff() {
     let hanging = RawSink::start(SinkBehaviour::Hang).await;
     let mut flaky = RawSink::start(SinkBehaviour::FailFirst(2)).await;
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
-    settings.slack_webhook_url = Some(hanging.url.clone());
+    settings.slack_webhook_url = Some(hanging.url.clone().into());
     settings.chat_events = "image.processed".into();
-    settings.webhook_url = Some(flaky.url.clone());
+    settings.webhook_url = Some(flaky.url.clone().into());
     let app = TestApp::spawn(&settings).await;
     let id = app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
 

@@ -248,7 +248,7 @@ async fn admin_endpoints_need_an_admin_key_and_dry_runs_change_nothing() {
     let mut sink = WebhookSink::start().await;
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
     settings.admin_api_key = Some("s3cret-admin-key".into());
-    settings.webhook_url = Some(sink.url.clone());
+    settings.webhook_url = Some(sink.url.clone().into());
     let app = TestApp::spawn(&settings).await;
     app.ingest("notimage.jpg").await;
     app.worker.drain().await.expect("drain");

@@ -161,8 +161,8 @@ async fn embedded(redis: bool) {
     let dir = TempDir::new().expect("temp dir");
     let sink = WebhookSink::start().await;
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
-    settings.webhook_url = Some(sink.url.clone());
-    settings.redis_url = redis.then(|| REDIS.to_owned());
+    settings.webhook_url = Some(sink.url.clone().into());
+    settings.redis_url = redis.then(|| REDIS.into());
     isolation_matrix(settings, Some(sink)).await;
 }
 
@@ -171,7 +171,7 @@ async fn aws(redis: bool) {
     let aws = AwsFixture::create().await;
     let mut settings = base_settings(dir.path(), db::postgres().await);
     aws.configure(&mut settings);
-    settings.redis_url = redis.then(|| REDIS.to_owned());
+    settings.redis_url = redis.then(|| REDIS.into());
     isolation_matrix(settings, None).await;
 }
 

@@ -24,7 +24,7 @@ pub fn testdata(name: &str) -> PathBuf {
 /// Settings for a test: port 0, short long-polls, and everything else as given.
 pub fn base_settings(data_dir: &Path, database_url: String) -> Settings {
     let mut settings = Settings::embedded(data_dir.to_path_buf());
-    settings.database_url = Some(database_url);
+    settings.database_url = Some(database_url.into());
     settings.listen_addr = "127.0.0.1:0".parse().expect("valid address");
     settings.queue_wait_secs = 1;
     settings.visibility_timeout_secs = 30;
