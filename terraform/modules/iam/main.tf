@@ -19,6 +19,8 @@ locals {
     topic_arn      = var.topic_arn
     chat_topic_arn = var.chat_topic_arn
     kms_key_arn    = var.kms_key_arn
+    # The key is used only on the role's behalf by S3, SQS and SNS (kms:ViaService).
+    region = local.region
     # The cluster is named like the stack (compute/ecs), so its tasks' ARNs
     # are known here; the worker sets scale-in protection on its own task.
     ecs_tasks_arn = "arn:${data.aws_partition.current.partition}:ecs:${local.region}:${local.account_id}:task/${var.name}/*"

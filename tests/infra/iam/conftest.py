@@ -149,6 +149,7 @@ def stack(emulator) -> Stack:
         "chat_topic_arn": made.chat_topic_arn,
         "kms_key_arn": made.key_arn,
         "ecs_tasks_arn": "arn:aws:ecs:us-east-1:123456789012:task/image-service-test/*",
+        "region": REGION,
     }
     policies = {role: render(TEMPLATES / f"{role}.json.tpl", variables) for role in ROLES}
     creds = users(iam, policies)

@@ -33,7 +33,9 @@ What it does not enforce, so this test does not prove:
 - Resource-based policies: bucket, queue, topic and key policies are not evaluated.
 - KMS on behalf of S3: moto stores and serves SSE-KMS objects without authorizing the caller
   for the key, so kms:GenerateDataKey and kms:Decrypt are proven only by direct KMS calls below,
-  not on the object path as AWS checks them.
+  not on the object path as AWS checks them. Those direct calls pass only because moto does not
+  evaluate the grants' kms:ViaService condition (S3, SQS and SNS only): on AWS a direct call is
+  refused, which tests/infra/terraform (test_kms_grants_hold_only_through_...) checks instead.
 - CopyObject's read of the source: moto checks only s3:PutObject on the destination, so the
   worker's s3:GetObject on uploads/* is not exercised.
 - Presigned (query-string signed) requests: moto's IAM check reads only the Authorization

@@ -382,6 +382,27 @@ def test_policy_templates_have_no_wildcard_resource():
     assert template_policy_violations() == []
 
 
+def test_kms_grants_hold_only_through_s3_sqs_sns_and_secrets_manager():
+    """A stolen task credential cannot decrypt with the service key directly: every KMS grant
+    of every role holds only when S3, SQS or SNS (the execution role: Secrets Manager) calls KMS
+    on its behalf. moto does not evaluate kms:ViaService, so this is checked here."""
+    region = SAMPLE_ARNS["region"]
+    allowed = {
+        "api": {f"{svc}.{region}.amazonaws.com" for svc in ("s3", "sqs", "sns")},
+        "worker": {f"{svc}.{region}.amazonaws.com" for svc in ("s3", "sqs", "sns")},
+        "replay": {f"{svc}.{region}.amazonaws.com" for svc in ("s3", "sqs", "sns")},
+        "execution": {f"secretsmanager.{region}.amazonaws.com"},
+    }
+    for role, services in allowed.items():
+        doc = render_template(POLICY_TEMPLATES / f"{role}.json.tpl")
+        kms = [st for st in doc["Statement"] if any(str(a).startswith("kms:") for a in st["Action"])]
+        assert kms, role
+        for statement in kms:
+            via = statement.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService")
+            assert via, f"{role}: {statement.get('Sid')} grants KMS without kms:ViaService"
+            assert set(via if isinstance(via, list) else [via]) == services, (role, via)
+
+
 def test_task_role_templates_use_only_the_simple_variables():
     for role in ("api", "worker", "replay"):
         assert template_variables(POLICY_TEMPLATES / f"{role}.json.tpl") <= {
@@ -392,6 +413,7 @@ def test_task_role_templates_use_only_the_simple_variables():
             "chat_topic_arn",
             "kms_key_arn",
             "ecs_tasks_arn",
+            "region",
         }
 
 

@@ -53,7 +53,12 @@
       "Sid": "UseServiceKey",
       "Effect": "Allow",
       "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-      "Resource": ["${kms_key_arn}"]
+      "Resource": ["${kms_key_arn}"],
+      "Condition": {
+        "StringEquals": {
+          "kms:ViaService": ["s3.${region}.amazonaws.com", "sqs.${region}.amazonaws.com", "sns.${region}.amazonaws.com"]
+        }
+      }
     }
   ]
 }
