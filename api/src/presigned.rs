@@ -296,21 +296,47 @@ pub(crate) async fn receive_upload(
     if job.status != JobStatus::AwaitingUpload {
         return Err(ApiError::Conflict("this job's upload was already received".into()));
     }
+    // Two PUTs with one URL may both get here. Each writes its own staging
+    // object; the job's transition out of awaiting-upload is the claim, and
+    // only its winner's bytes become the original. The loser gets 409 and
+    // its bytes are removed, so the original is always the accepted body.
     let source_key = keys::original(job.image_id);
+    let staging = format!("uploads/{job_id}.{}", Uuid::new_v4());
     let meter = Meter::default();
     let meta = ObjectMeta { content_type, cache_control: None };
     let body = meter.wrap(request.into_body().into_data_stream(), content_length);
-    upload_outcome(state.backends.store.put_stream(&source_key, body, declared, &meta).await, &meter, content_length)?;
+    let stored = state.backends.store.put_stream(&staging, body, declared, &meta).await;
+    if let Err(refused) = upload_outcome(stored, &meter, content_length) {
+        discard(&state, &staging).await;
+        return Err(refused);
+    }
     let (bytes, sha256) = meter.finish();
-    let job = state
-        .backends
-        .jobs()
-        .upload_arrived(job_id, i64::try_from(bytes).unwrap_or(i64::MAX), Some(sha256))
-        .await?
-        .ok_or_else(|| ApiError::Conflict("this job's upload was already received".into()))?;
+    let claimed =
+        state.backends.jobs().upload_arrived(job_id, i64::try_from(bytes).unwrap_or(i64::MAX), Some(sha256)).await;
+    let job = match claimed {
+        Ok(Some(job)) => job,
+        Ok(None) => {
+            discard(&state, &staging).await;
+            return Err(ApiError::Conflict("this job's upload was already received".into()));
+        }
+        Err(err) => {
+            discard(&state, &staging).await;
+            return Err(err.into());
+        }
+    };
+    let placed = state.backends.store.copy(&staging, &source_key).await;
+    discard(&state, &staging).await;
+    placed?;
     enqueue(&state, &job).await?;
     tracing::info!(%job_id, bytes, "presigned upload received");
     Ok(Json(JobView::from(job)).into_response())
+}
+
+/// Removes a staging object this request wrote.
+async fn discard(state: &AppState, key: &str) {
+    if let Err(err) = state.backends.store.delete(key).await {
+        tracing::warn!(%key, error = %err, "could not remove a staged upload");
+    }
 }
 
 #[cfg(test)]

@@ -183,3 +183,62 @@ async fn a_form_is_limited_as_a_whole_not_only_its_file() {
         .expect("upload");
     crate::support::assert_problem(answer, 413, "payload-too-large").await;
 }
+
+/// Sends a PUT's head and the first `sent` bytes of its body on a raw
+/// connection; the caller sends the rest.
+async fn start_put(url: &str, content_type: &str, body: &[u8], sent: usize) -> TcpStream {
+    let rest = url.trim_start_matches("http://");
+    let (authority, path) = rest.split_at(rest.find('/').expect("a path"));
+    let mut stream = TcpStream::connect(authority).await.expect("connect");
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&body[..sent]).await.expect("body");
+    stream
+}
+
+async fn finish_put(mut stream: TcpStream, body: &[u8], sent: usize) -> u16 {
+    stream.write_all(&body[sent..]).await.expect("body");
+    let mut answer = vec![0u8; 1024];
+    let n = stream.read(&mut answer).await.expect("answer");
+    let status = String::from_utf8_lossy(&answer[..n]).split(' ').nth(1).unwrap_or_default().to_owned();
+    status.parse().expect("a status code")
+}
+
+#[tokio::test]
+async fn two_puts_on_one_upload_url_keep_exactly_the_accepted_ones_bytes() {
+    let (app, dir) = app_with(|s| s.max_upload_bytes = 1024 * 1024).await;
+    let first = std::fs::read(crate::support::testdata("dice_rgba.png")).expect("testdata");
+    // The same length (the URL's signature covers it), other bytes.
+    let mut second = first.clone();
+    let last = second.len() - 1;
+    second[last] ^= 0xff;
+    let ticket: serde_json::Value = app
+        .http
+        .post(format!("{}/v1/uploads", app.address))
+        .json(&serde_json::json!({ "content_type": "image/png", "content_length": first.len() }))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("ticket");
+    let url = ticket["upload"]["url"].as_str().expect("url").to_owned();
+    // Both are past the API's checks and streaming before either finishes;
+    // the one that started last finishes first.
+    let half = first.len() / 2;
+    let slow = start_put(&url, "image/png", &first, half).await;
+    let fast = start_put(&url, "image/png", &second, half).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fast_status = finish_put(fast, &second, half).await;
+    let slow_status = finish_put(slow, &first, half).await;
+    assert_eq!((fast_status, slow_status), (200, 409));
+    let job = app.get_json(&format!("/v1/jobs/{}", ticket["job"]["id"].as_str().expect("id")), 200).await;
+    let image_id: uuid::Uuid = job["image_id"].as_str().expect("image id").parse().expect("uuid");
+    let stored = app.backends.store.get(&pipeline::keys::original(image_id)).await.expect("the original");
+    assert!(stored[..] == second[..], "the original is not the accepted upload's bytes");
+    let leftovers = std::fs::read_dir(dir.path().join("objects/uploads")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(leftovers, 0, "staged uploads were left behind");
+}
