@@ -290,10 +290,12 @@ impl Operator {
                 Ok(())
             }
             Err(err) => {
-                // Never leave a queued job without a message.
+                // Never leave a queued job without a message. The queue's own
+                // error is logged, never stored: clients read the job's.
+                tracing::warn!(job_id = %job.id, error = %err, "could not re-enqueue a job");
                 self.backends
                     .jobs()
-                    .end_with_error(job.id, Transition::Fail, "enqueue-failed", &err.to_string())
+                    .end_with_error(job.id, Transition::Fail, "enqueue-failed", "the job could not be queued again")
                     .await?;
                 Err(err.into())
             }

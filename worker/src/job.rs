@@ -178,17 +178,17 @@ impl Worker {
     async fn settle(&self, handled: Handled, terms: fate::Delivery) -> (Outcome, Plan) {
         let plan = fate::plan(handled.outcome, terms);
         if let Some(failure) = &handled.failure {
-            tracing::warn!(code = %failure.code, error = %failure.message, ?plan, "job step failed");
+            tracing::warn!(code = %failure.code, error = %failure.message, cause = failure.cause(), ?plan, "job step failed");
         }
         let failure = match self.carry_out(plan, &handled).await {
             Ok(()) => return (handled.outcome, plan),
             Err(failure) => failure,
         };
         if handled.outcome == Outcome::Transient {
-            tracing::error!(code = %failure.code, error = %failure.message, ?plan, "could not record the job's failure");
+            tracing::error!(code = %failure.code, error = %failure.message, cause = failure.cause(), ?plan, "could not record the job's failure");
             return (handled.outcome, plan);
         }
-        tracing::warn!(code = %failure.code, error = %failure.message, "could not record or announce the job");
+        tracing::warn!(code = %failure.code, error = %failure.message, cause = failure.cause(), "could not record or announce the job");
         let failure = match handled.job_id() {
             Some(job_id) => failure.for_job(job_id),
             None => failure,
@@ -196,7 +196,7 @@ impl Worker {
         let handled = Handled { outcome: Outcome::Transient, job: handled.job, failure: Some(failure) };
         let plan = fate::plan(Outcome::Transient, terms);
         if let Err(failure) = self.carry_out(plan, &handled).await {
-            tracing::error!(code = %failure.code, error = %failure.message, ?plan, "could not record the job's failure");
+            tracing::error!(code = %failure.code, error = %failure.message, cause = failure.cause(), ?plan, "could not record the job's failure");
         }
         (Outcome::Transient, plan)
     }
@@ -401,14 +401,18 @@ impl Worker {
         presets: Vec<imaging::Preset>,
     ) -> Result<(imaging::Output, String), Failure> {
         let (output, sha256) = {
-            let _cpu = self.inner.cpu_slots.acquire().await.map_err(|e| Failure::transient("worker-stopping", e))?;
+            let _cpu = self.inner.cpu_slots.acquire().await.map_err(|e| {
+                Failure::transient("worker-stopping", "the worker stopped; the job will be retried").caused_by(e)
+            })?;
             let limits = self.inner.limits.clone();
             tokio::task::spawn_blocking(move || {
                 let sha256 = hex::encode(Sha256::digest(&original));
                 (imaging::process(&original, &presets, &limits), sha256)
             })
             .await
-            .map_err(|e| Failure::transient("engine-panic", e))?
+            .map_err(|e| {
+                Failure::transient("engine-panic", "the image engine failed; the job will be retried").caused_by(e)
+            })?
         };
         let output = output.map_err(|err| match err {
             // A contained panic may be a bug we fix later: retry, then dead-letter.
@@ -497,12 +501,10 @@ impl Worker {
         let backends = &self.inner.backends;
         let links = self.inner.links.as_ref();
         let event = Event::for_job(job, Some(&image), variants, links, &backends.delivery, self.inner.app_env.clone());
-        self.inner
-            .backends
-            .notifier
-            .publish(&event)
-            .await
-            .map_err(|e| Failure::transient("notifier-unavailable", e))?;
+        self.inner.backends.notifier.publish(&event).await.map_err(|e| {
+            Failure::transient("notifier-unavailable", "the outcome event could not be published; it will be retried")
+                .caused_by(e)
+        })?;
         self.inner.backends.jobs().mark_event_published(job.id).await?;
         self.inner.metrics.stage(Stage::Publish, started.elapsed());
         Ok(())

@@ -178,6 +178,45 @@ async fn a_message_that_keeps_failing_lands_in_the_dlq_and_its_job_is_dead() {
     assert_eq!(events[0].0.status, "dead");
 }
 
+/// What an SDK or a database says when it fails: account and role ARNs,
+/// host names, SQL. None of it may reach a client.
+const INTERNAL_TEXT: &str = "service error: AccessDenied: User: arn:aws:sts::123456789012:assumed-role/\
+     image-service-worker/4f1c is not authorized to perform: s3:GetObject (host: \
+     image-service-media.s3.eu-west-1.amazonaws.com, request id 7B2C9A) after SELECT \"id\" FROM \"jobs\"";
+
+fn assert_no_internal_text(what: &str, text: &str) {
+    for leak in ["arn:aws", "amazonaws.com", "AccessDenied", "SELECT", "request id", "assumed-role"] {
+        assert!(!text.contains(leak), "{what} holds internal text ({leak}): {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_jobs_error_and_event_hold_no_internal_text() {
+    // Arrange: every read of the store fails as S3 would word a refusal.
+    let Aws { app, aws, settings, .. } = aws(|_| {}).await;
+    let mut backends = app.backends.clone();
+    let mut store = FlakyStore::new(backends.store.clone(), 0, true);
+    store.read_error = Some(INTERNAL_TEXT.to_owned());
+    backends.store = Arc::new(store);
+    let worker = worker::Worker::new(backends, &settings).await.expect("worker");
+    let id = app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
+
+    // Act
+    let dead = step_until(&worker, &app, id, "dead").await;
+
+    // Assert: a stable code and a message written for the client, in the
+    // job the API shows and in the event; the cause stays in the logs.
+    assert_eq!(dead["error"]["code"], "store-unavailable");
+    assert!(dead["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{dead}");
+    assert_no_internal_text("the job", &dead.to_string());
+    let listed = app.get_json("/v1/jobs?status=dead", 200).await;
+    assert_no_internal_text("the job list", &listed.to_string());
+    let events = aws.take_events(1).await;
+    assert_eq!(events[0].0.event, EventKind::ImageFailed);
+    assert_no_internal_text("the event", &serde_json::to_string(&events[0].0).expect("json"));
+    assert_no_internal_text("the event as sent", &events[0].1);
+}
+
 #[tokio::test]
 async fn a_worker_killed_mid_job_is_replaced_after_the_visibility_timeout() {
     // Arrange

@@ -24,6 +24,8 @@ pub struct FlakyStore {
     pub put_gate: Option<Arc<tokio::sync::Semaphore>>,
     /// Deletes of trees fail once this many have gone through.
     pub deletes_allowed: AtomicU32,
+    /// The text of a failed read, as an SDK would word it; `None`: a short one.
+    pub read_error: Option<String>,
 }
 
 impl FlakyStore {
@@ -37,6 +39,7 @@ impl FlakyStore {
             puts_attempted: AtomicU32::new(0),
             put_gate: None,
             deletes_allowed: AtomicU32::new(u32::MAX),
+            read_error: None,
         }
     }
 }
@@ -78,7 +81,7 @@ impl BlobStore for FlakyStore {
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         tokio::time::sleep(self.read_delay).await;
         if self.reads_fail {
-            return Err(injected());
+            return Err(self.read_error.clone().map_or_else(injected, StoreError::Unavailable));
         }
         self.inner.get(key).await
     }
