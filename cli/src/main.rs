@@ -80,6 +80,15 @@ enum Command {
     Submit(submit::SubmitArgs),
     /// Print the API's OpenAPI 3.1 document (as served at /openapi.json).
     Openapi,
+    /// Webhook signing (Standard Webhooks).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// Print a new random signing secret (`whsec_…`) for WEBHOOK_SECRETS.
+    Secret,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -120,6 +129,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Submit(args) => submit::submit(args).await,
         Command::Openapi => {
             print!("{}", api::openapi::document());
+            Ok(())
+        }
+        Command::Webhooks(WebhooksCommand::Secret) => {
+            println!("{}", pipeline::notify::SigningKey::generate());
             Ok(())
         }
     }

@@ -8,7 +8,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use crate::cache::{Cache, NoCache, RedisCache};
 use crate::db;
 use crate::notify::{
-    ChatFilter, ConsoleNotifier, FanoutNotifier, Notifier, SnsNotifier, WebhookFormat, WebhookNotifier,
+    ChatFilter, ConsoleNotifier, FanoutNotifier, Notifier, SigningKey, SnsNotifier, WebhookFormat, WebhookNotifier,
 };
 use crate::queue::{JobQueue, LocalJobQueue, SqsJobQueue};
 use crate::settings::{SecretUrl, Settings};
@@ -61,6 +61,9 @@ pub enum BackendError {
     /// `ORIGINALS_RETENTION_DAYS` is not among `ORIGINALS_RETENTION_CHOICES`.
     #[error("ORIGINALS_RETENTION_DAYS: {0}")]
     Retention(String),
+    /// A webhook signing secret is not in `whsec_<base64>` form.
+    #[error("WEBHOOK_SECRETS: {0}")]
+    WebhookSecret(String),
 }
 
 impl Backends {
@@ -126,6 +129,12 @@ impl Backends {
             }
             _ => (Arc::new(ConsoleNotifier), "console"),
         };
+        let keys = settings
+            .webhook_secrets
+            .iter()
+            .map(|secret| SigningKey::parse(secret.expose()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(BackendError::WebhookSecret)?;
         let webhooks: Vec<WebhookNotifier> = [
             (&settings.webhook_url, WebhookFormat::Json),
             (&settings.slack_webhook_url, WebhookFormat::Slack),
@@ -133,7 +142,10 @@ impl Backends {
         ]
         .into_iter()
         .filter_map(|(url, format)| {
-            Some(WebhookNotifier::new(url.as_ref()?.expose().to_owned(), format, chat.clone(), base_url.clone()))
+            let webhook =
+                WebhookNotifier::new(url.as_ref()?.expose().to_owned(), format, chat.clone(), base_url.clone());
+            // Slack and Discord check their own URLs' tokens, not signatures.
+            Some(if format == WebhookFormat::Json { webhook.signed_with(keys.clone()) } else { webhook })
         })
         .collect();
         let notifier: Arc<dyn Notifier> = Arc::new(FanoutNotifier::new(primary, webhooks));

@@ -62,6 +62,13 @@ pub struct Settings {
     #[arg(long, env = "WEBHOOK_URL", hide_env_values = true)]
     pub webhook_url: Option<SecretUrl>,
 
+    /// Secrets WEBHOOK_URL's deliveries are signed with (Standard Webhooks),
+    /// comma-separated `whsec_<base64>`: each delivery carries a signature
+    /// per secret, so a new one can be added before the old is dropped.
+    /// `image-service webhooks secret` makes one. Unset: unsigned.
+    #[arg(long, env = "WEBHOOK_SECRETS", value_delimiter = ',', value_parser = parse_secret, hide_env_values = true)]
+    pub webhook_secrets: Vec<Secret>,
+
     /// Slack incoming-webhook URL (events in CHAT_EVENTS only).
     #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
     pub slack_webhook_url: Option<SecretUrl>,
@@ -299,6 +306,7 @@ impl Settings {
             aws_endpoint_url: None,
             sns_chat_topic_arn: None,
             webhook_url: None,
+            webhook_secrets: Vec::new(),
             slack_webhook_url: None,
             discord_webhook_url: None,
             chat_events: "image.failed,replay.summary".into(),

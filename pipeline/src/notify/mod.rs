@@ -16,7 +16,7 @@ use async_trait::async_trait;
 
 pub use console::ConsoleNotifier;
 pub use sns::SnsNotifier;
-pub use webhook::{WebhookFormat, WebhookNotifier};
+pub use webhook::{SigningKey, WebhookFormat, WebhookNotifier};
 
 use crate::event::{Event, EventKind};
 
