@@ -510,10 +510,10 @@ mod tests {
         settings.redis_url = Some("rediss://u:redis-secret@cache:6379".into());
         settings.slack_webhook_url = Some("https://hooks.slack.com/services/slack-secret".into());
         settings.discord_webhook_url = Some("https://discord.com/api/webhooks/1/discord-secret".into());
-        settings.webhook_url = Some("https://example.com/hook?token=hook-secret".into());
+        settings.webhook_url = Some("https://example.com/hook?token=hk-tok-77".into());
         settings.admin_api_key = Some("admin-secret".into());
         let shown = format!("{settings:?}");
-        for secret in ["hunter2", "redis-secret", "slack-secret", "discord-secret", "hook-secret", "admin-secret"] {
+        for secret in ["hunter2", "redis-secret", "slack-secret", "discord-secret", "hk-tok-77", "admin-secret"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
     }
