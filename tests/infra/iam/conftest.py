@@ -42,12 +42,6 @@ ADMIN_API_KEY = "iam-check-admin-key"
 CHAT_EVENTS = "image.processed,replay.summary"
 
 
-def binary() -> Path:
-    explicit = os.environ.get("IMAGE_SERVICE_BIN")
-    if explicit:
-        return Path(explicit)
-    target = os.environ.get("CARGO_TARGET_DIR") or str(Path.home() / ".cache/image-service/target")
-    return Path(target) / "debug" / "image-service"
 
 
 def render(template: Path, variables: dict[str, str]) -> str:
@@ -186,11 +180,7 @@ class Services:
     http: requests.Session
 
     def tail(self, lines: int = 40) -> str:
-        parts = []
-        for name, path in self.logs.items():
-            text = path.read_text(errors="replace").splitlines() if path.exists() else []
-            parts.append(f"--- {name} (last {lines} lines)\n" + "\n".join(text[-lines:]))
-        return "\n".join(parts)
+        return procs.tail_logs(self.logs, lines)
 
 
 @pytest.fixture(scope="session")
@@ -230,7 +220,7 @@ def service_env(stack, tmp_path_factory):
 @pytest.fixture(scope="session")
 def services(service_env, stack):
     """`image-service migrate`, then `api` with the api user's keys and `worker` with the worker's."""
-    exe = binary()
+    exe = procs.service_binary()
     if not exe.is_file():
         pytest.fail(f"{exe} is missing: build it first (scripts/test builds it), or set IMAGE_SERVICE_BIN")
     work, env = service_env

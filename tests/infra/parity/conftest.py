@@ -16,7 +16,6 @@ import os
 import platform
 import secrets as random_secrets
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -56,12 +55,6 @@ NAMES = aws.Names(
 )
 
 
-def binary() -> Path:
-    explicit = os.environ.get("IMAGE_SERVICE_BIN")
-    if explicit:
-        return Path(explicit)
-    target = os.environ.get("CARGO_TARGET_DIR") or str(Path.home() / ".cache/image-service/target")
-    return Path(target) / "debug" / "image-service"
 
 
 @dataclass
@@ -86,7 +79,7 @@ class World:
 def _install_binary(work: Path) -> tuple[Path, list[str]]:
     """A copy of the binary the container user can run, and the prefix that runs it as that user.
     Its directory is the working directory: like the container's read-only root, not writable."""
-    exe = binary()
+    exe = procs.service_binary()
     if not exe.is_file():
         pytest.fail(f"{exe} is missing: build it first (scripts/test builds it), or set IMAGE_SERVICE_BIN")
     home = work / "bin"
@@ -244,11 +237,7 @@ class Services:
     admin_key: str
 
     def tail(self, lines: int = 60) -> str:
-        parts = []
-        for name, path in self.logs.items():
-            text = path.read_text(errors="replace").splitlines() if path.exists() else []
-            parts.append(f"--- {name}\n" + "\n".join(text[-lines:]))
-        return "\n".join(parts)
+        return procs.tail_logs(self.logs, lines)
 
 
 @pytest.fixture(scope="session")
@@ -283,10 +272,6 @@ def services(world, migrated):
     finally:
         for proc in running:
             procs.stop(proc, 15)
-
-
-def is_executable(path: Path) -> bool:
-    return bool(path.stat().st_mode & stat.S_IXOTH)
 
 
 def machine_architecture() -> str:

@@ -32,11 +32,6 @@ from harness.ports import free_port  # noqa: E402
 ADMIN_KEY = "webhook-check-admin-key"
 
 
-def binary() -> Path:
-    explicit = os.environ.get("IMAGE_SERVICE_BIN")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache/image-service/target") / "debug" / "image-service"
 
 
 class Receiver(ThreadingHTTPServer):
@@ -63,7 +58,7 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def delivered(tmp_path_factory):
-    exe = binary()
+    exe = procs.service_binary()
     if not exe.is_file():
         pytest.fail(f"{exe} is missing: build it first (scripts/test builds it), or set IMAGE_SERVICE_BIN")
     secrets = [subprocess.run([str(exe), "webhooks", "secret"], capture_output=True, text=True, check=True).stdout.strip()
@@ -116,7 +111,7 @@ def test_a_forged_tampered_or_stale_delivery_does_not_verify(delivered):
     secrets, deliveries, _ = delivered
     headers, body, _ = deliveries[-1]
     with pytest.raises(WebhookVerificationError):
-        Webhook(subprocess.run([str(binary()), "webhooks", "secret"], capture_output=True, text=True, check=True)
+        Webhook(subprocess.run([str(procs.service_binary()), "webhooks", "secret"], capture_output=True, text=True, check=True)
                 .stdout.strip()).verify(body, headers)
     tampered = body.replace(b'"status":"succeeded"', b'"status":"failed"')
     assert tampered != body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -101,3 +102,22 @@ class Moto:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def service_binary() -> Path:
+    """The image-service binary the checks run: $IMAGE_SERVICE_BIN, else the debug build in
+    $CARGO_TARGET_DIR (default ~/.cache/image-service/target, as scripts/test builds it)."""
+    explicit = os.environ.get("IMAGE_SERVICE_BIN")
+    if explicit:
+        return Path(explicit)
+    target = os.environ.get("CARGO_TARGET_DIR") or str(Path.home() / ".cache/image-service/target")
+    return Path(target) / "debug" / "image-service"
+
+
+def tail_logs(logs: Mapping[str, Path], lines: int) -> str:
+    """The last `lines` lines of each named log, for a failure message."""
+    parts = []
+    for name, path in logs.items():
+        text = path.read_text(errors="replace").splitlines() if path.exists() else []
+        parts.append(f"--- {name} (last {lines} lines)\n" + "\n".join(text[-lines:]))
+    return "\n".join(parts)
