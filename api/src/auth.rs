@@ -188,10 +188,7 @@ impl Auth {
 
     /// Charges a request without a valid key to its address's bucket.
     fn admit_anonymous(&self, address: IpAddr) -> Result<(), ApiError> {
-        self.per_address.check_key(&address).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::RateLimited(wait.as_secs().max(1))
-        })
+        self.per_address.check_key(&address).map_err(come_back_later)
     }
 
     /// The principal a presented secret stands for, if any. A secret this
@@ -231,13 +228,15 @@ impl Auth {
     /// has still spent the key's token: the key was over nothing, but it
     /// asked.)
     fn admit(&self, key_id: Uuid, tenant: Uuid) -> Result<(), ApiError> {
-        let wait = |not_until: governor::NotUntil<_>| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::RateLimited(wait.as_secs().max(1))
-        };
-        self.per_key.check_key(&key_id).map_err(wait)?;
-        self.per_tenant.check_key(&tenant).map_err(wait)
+        self.per_key.check_key(&key_id).map_err(come_back_later)?;
+        self.per_tenant.check_key(&tenant).map_err(come_back_later)
     }
+}
+
+/// A 429 saying when the bucket that refused will have a token again.
+fn come_back_later(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> ApiError {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    ApiError::RateLimited(wait.as_secs().max(1))
 }
 
 /// Compares in constant time, so response timing does not reveal a secret.

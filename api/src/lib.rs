@@ -307,9 +307,9 @@ fn connection_service(
     Response = Response,
     Error = std::convert::Infallible,
     Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
-> + Clone {
+> {
     use tower::ServiceExt;
-    let served = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let served = std::sync::atomic::AtomicU32::new(0);
     hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
         request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         let count = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed).saturating_add(1);

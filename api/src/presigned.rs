@@ -301,7 +301,8 @@ pub(crate) async fn receive_upload(
     // only its winner's bytes become the original. The loser gets 409 and
     // its bytes are removed, so the original is always the accepted body.
     let source_key = keys::original(job.image_id);
-    let staging = format!("uploads/{job_id}.{}", Uuid::new_v4());
+    // Under the job's upload prefix, which deleting the image clears too.
+    let staging = format!("{}{job_id}.{}", keys::UPLOADS_PREFIX, Uuid::new_v4());
     let meter = Meter::default();
     let meta = ObjectMeta { content_type, cache_control: None };
     let body = meter.wrap(request.into_body().into_data_stream(), content_length);

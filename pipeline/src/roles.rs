@@ -29,16 +29,11 @@ pub async fn grant_app_role(db: &DatabaseConnection, role: &str, password: &str)
         return Err(DbErr::Custom(format!("no password for the application role {role}")));
     }
     let verifier = scram_verifier(password);
-    // Identifiers and literals are quoted by the server (format's %I and %L),
-    // never by string pasting.
-    let create = "DO $$ BEGIN \
-                    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role}) THEN \
-                      EXECUTE format('CREATE ROLE %I LOGIN', {role}); \
-                    END IF; \
-                  END $$";
-    let role_literal = quote_literal(role);
-    db.execute_unprepared(&create.replace("{role}", &role_literal)).await?;
+    // Each statement is written by the server's format(), which quotes
+    // identifiers (%I) and literals (%L); one that returns no row is not
+    // needed (the role exists already).
     let statements = [
+        "SELECT format('CREATE ROLE %I LOGIN', $1) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)",
         "SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD %L', $1, $2)",
         "SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), $1)",
         "SELECT format('GRANT USAGE ON SCHEMA public TO %I', $1)",
@@ -49,23 +44,17 @@ pub async fn grant_app_role(db: &DatabaseConnection, role: &str, password: &str)
     ];
     for template in statements {
         let args = if template.contains("$2") { vec![role.into(), verifier.clone().into()] } else { vec![role.into()] };
-        let row = db
-            .query_one_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, template, args))
-            .await?
-            .ok_or_else(|| DbErr::Custom("format() returned no row".into()))?;
-        let sql: String = row.try_get_by_index(0)?;
-        db.execute_unprepared(&sql).await?;
+        let written =
+            db.query_one_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, template, args)).await?;
+        if let Some(row) = written {
+            let sql: String = row.try_get_by_index(0)?;
+            db.execute_unprepared(&sql).await?;
+        }
     }
     // Postgres 15 and later already keep CREATE on public to its owner; older
     // servers granted it to PUBLIC.
     db.execute_unprepared("REVOKE CREATE ON SCHEMA public FROM PUBLIC").await?;
     Ok(())
-}
-
-/// A Postgres string literal; only for the one `DO` block, which takes no
-/// parameters.
-fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// The SCRAM-SHA-256 verifier Postgres stores for `password` (RFC 5802 and

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "lib"))
 
 from harness import procs  # noqa: E402
 from harness.ports import free_port  # noqa: E402
+from pipebench.common import percentile  # noqa: E402
 
 KEY = "keyflood-bench-admin-key"
 
@@ -66,10 +67,6 @@ def lookups(port: int) -> int:
     text = conn.getresponse().read().decode()
     return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines() if line.startswith("image_api_key_lookups_total"))
 
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def main() -> None:

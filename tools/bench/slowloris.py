@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "lib"))
 
 from harness import procs  # noqa: E402
 from harness.ports import free_port  # noqa: E402
+from pipebench.common import percentile  # noqa: E402
 
 KEY = "slowloris-bench-admin-key"
 
@@ -79,10 +80,6 @@ def slow_client(port: int, trickle: float, until: float, lifetimes: list[float])
             time.sleep(0.05)
         lifetimes.append(time.monotonic() - started)
 
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def run(bin_path: str, label: str, header_timeout: int, args) -> dict:

@@ -126,7 +126,7 @@ impl WebhookNotifier {
     pub fn deliver_in_background(&self, event: &Event) {
         let Some(body) = self.payload(event) else { return };
         // Signed over exactly these bytes, which every attempt sends.
-        let Ok(body) = serde_json::to_vec(&body) else { return };
+        let Ok(body) = serde_json::to_vec(&body).map(bytes::Bytes::from) else { return };
         let (client, url, format, backoff, event_id) =
             (self.client.clone(), self.url.clone(), self.format, self.backoff, event.event_id);
         let keys = self.keys.clone();

@@ -455,7 +455,7 @@ class Scope:
             return name == "true"
         if name == "null":
             return None
-        if name in ("var", "local", "module", "data", "path", "each", "count") or name.startswith("aws_") or name in _RESOURCE_PREFIXES:
+        if name in ("var", "local", "module", "data", "path", "each", "count") or name.startswith(_RESOURCE_PREFIXES):
             return _Root(self.module, name)
         if name in _TYPE_WORDS:
             return name
@@ -468,8 +468,9 @@ class Scope:
         expand = args_node is not None and any(isinstance(c, Token) and str(c) == "..." for c in args_node.children)
         if name == "can":
             try:
-                return _first_unknown(self.eval(arg_nodes[0])) is None or True
-            except (EvalError, Exception):
+                self.eval(arg_nodes[0])
+                return True
+            except Exception:  # noqa: BLE001 - can() is exactly that
                 return False
         if name == "try":
             for arg in arg_nodes:
@@ -491,10 +492,10 @@ class Scope:
         function = FUNCTIONS.get(name)
         if function is None:
             raise EvalError(f"function {name}() is not supported by the evaluator")
+        # Functions that only move values around keep an unknown inside; any
+        # other function of an unknown is unknown, as in plan.
         unknown = _first_unknown(args)
-        if unknown is not None and name not in ("merge", "concat", "jsonencode", "tostring", "coalesce", "lookup"):
-            return unknown
-        if name == "jsonencode" and unknown is not None:
+        if unknown is not None and name not in _MOVE_VALUES:
             return unknown
         return function(*args)
 
@@ -579,7 +580,9 @@ class Scope:
         return out_list if tuple_ else out_map
 
 
-_RESOURCE_PREFIXES = ("random_", "tls_", "time_", "archive_", "null_")
+# The resource types a reference may start with.
+_RESOURCE_PREFIXES = ("aws_", "random_", "tls_", "time_", "archive_", "null_")
+_MOVE_VALUES = {"merge", "concat", "coalesce", "lookup"}
 
 
 def _apply(op: str, a: Any, b: Any) -> Any:
@@ -664,10 +667,7 @@ def _index(value: Any, index: Any) -> Any:
         raise EvalError(f"{value.ref} has neither count nor for_each")
     if isinstance(index, Unknown):
         return index
-    if isinstance(value, list) and not value and isinstance(index, int):
-        raise EvalError("index into an empty list")
-    result = value[index]
-    return result
+    return value[index]
 
 
 def _split_template(text: str) -> list[Any]:
