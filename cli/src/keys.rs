@@ -227,7 +227,7 @@ pub(crate) async fn tenant_named(
 }
 
 /// The database the settings name, migrated first when it is the embedded one.
-async fn open(settings: &Settings) -> anyhow::Result<pipeline::db::DatabaseConnection> {
+pub(crate) async fn open(settings: &Settings) -> anyhow::Result<pipeline::db::DatabaseConnection> {
     let url = settings.database_url();
     if settings.database_url.is_none() {
         std::fs::create_dir_all(&settings.data_dir).context("failed to create DATA_DIR")?;

@@ -12,6 +12,7 @@
 //! - `keys create|list|revoke`: API keys (`keys`).
 //! - `submit FILE… [--wait]`: upload images and follow their jobs (`submit`).
 //! - `openapi`: print the API's OpenAPI document.
+//! - `webhooks secret|failed|replay`: signing secrets and expired deliveries (`webhooks`).
 //!
 //! Settings come from flags or environment variables: see `--help`.
 
@@ -19,6 +20,7 @@ mod keys;
 mod ops;
 mod submit;
 mod telemetry;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -80,15 +82,9 @@ enum Command {
     Submit(submit::SubmitArgs),
     /// Print the API's OpenAPI 3.1 document (as served at /openapi.json).
     Openapi,
-    /// Webhook signing (Standard Webhooks).
+    /// Webhook signing secrets, and deliveries that expired unaccepted.
     #[command(subcommand)]
-    Webhooks(WebhooksCommand),
-}
-
-#[derive(Subcommand)]
-enum WebhooksCommand {
-    /// Print a new random signing secret (`whsec_…`) for WEBHOOK_SECRETS.
-    Secret,
+    Webhooks(webhooks::Webhooks),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -131,10 +127,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", api::openapi::document());
             Ok(())
         }
-        Command::Webhooks(WebhooksCommand::Secret) => {
-            println!("{}", pipeline::notify::SigningKey::generate());
-            Ok(())
-        }
+        Command::Webhooks(command) => webhooks::webhooks(settings, command).await,
     }
 }
 

@@ -16,6 +16,7 @@
 //! - [`operator_cursors`]: where a resumable operator run stopped.
 //! - [`tenants`]: who owns images, jobs and keys, with their quotas.
 //! - [`tenant_daily_uploads`]: uploads per tenant and day, for the quota.
+//! - [`webhook_deliveries`]: the webhook outbox.
 //! - [`prelude`]: the entities under short names.
 
 pub mod api_keys;
@@ -30,3 +31,4 @@ pub mod queue_messages;
 pub mod tenant_daily_uploads;
 pub mod tenants;
 pub mod variants;
+pub mod webhook_deliveries;

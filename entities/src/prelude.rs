@@ -9,3 +9,4 @@ pub use super::operator_cursors::Entity as OperatorCursors;
 pub use super::queue_messages::Entity as QueueMessages;
 pub use super::tenants::Entity as Tenants;
 pub use super::variants::Entity as Variants;
+pub use super::webhook_deliveries::Entity as WebhookDeliveries;

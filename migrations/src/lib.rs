@@ -23,6 +23,7 @@ mod m20261204_000009_quotas;
 mod m20261204_000010_dedup;
 mod m20261204_000011_client_fields_and_retention;
 mod m20261206_000012_delivery;
+mod m20261207_000013_webhook_outbox;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000010_dedup::Migration),
             Box::new(m20261204_000011_client_fields_and_retention::Migration),
             Box::new(m20261206_000012_delivery::Migration),
+            Box::new(m20261207_000013_webhook_outbox::Migration),
         ]
     }
 }

@@ -7,9 +7,8 @@ use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::cache::{Cache, NoCache, RedisCache};
 use crate::db;
-use crate::notify::{
-    ChatFilter, ConsoleNotifier, FanoutNotifier, Notifier, SigningKey, SnsNotifier, WebhookFormat, WebhookNotifier,
-};
+use crate::notify::{ChatFilter, ConsoleNotifier, Notifier, SigningKey, SnsNotifier, Webhook, WebhookFormat};
+use crate::outbox::Outbox;
 use crate::queue::{JobQueue, LocalJobQueue, SqsJobQueue};
 use crate::settings::{SecretUrl, Settings};
 use crate::store::{BlobStore, FsBlobStore, S3BlobStore};
@@ -28,8 +27,10 @@ pub struct Backends {
     pub dead_letters: Option<Arc<dyn JobQueue>>,
     /// Originals and variants.
     pub store: Arc<dyn BlobStore>,
-    /// Outcome events.
+    /// Outcome events (SNS or the console).
     pub notifier: Arc<dyn Notifier>,
+    /// Webhook deliveries, recorded with the state changes they announce.
+    pub outbox: Arc<Outbox>,
     /// The API's read cache, which the worker invalidates as jobs move.
     pub cache: Arc<dyn Cache>,
     /// How long originals and superseded variants are kept.
@@ -69,7 +70,7 @@ pub enum BackendError {
 impl Backends {
     /// The job state machine over this database, clearing this cache.
     pub fn jobs(&self) -> crate::jobs::Jobs<'_> {
-        crate::jobs::Jobs::new(&self.db, self.cache.as_ref())
+        crate::jobs::Jobs::new(&self.db, self.cache.as_ref(), &self.outbox)
     }
 
     /// Connects to whatever the settings name; embedded for everything unset.
@@ -135,20 +136,26 @@ impl Backends {
             .map(|secret| SigningKey::parse(secret.expose()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(BackendError::WebhookSecret)?;
-        let webhooks: Vec<WebhookNotifier> = [
+        let webhooks: Vec<Webhook> = [
             (&settings.webhook_url, WebhookFormat::Json),
             (&settings.slack_webhook_url, WebhookFormat::Slack),
             (&settings.discord_webhook_url, WebhookFormat::Discord),
         ]
         .into_iter()
         .filter_map(|(url, format)| {
-            let webhook =
-                WebhookNotifier::new(url.as_ref()?.expose().to_owned(), format, chat.clone(), base_url.clone());
+            let webhook = Webhook::new(url.as_ref()?.expose().to_owned(), format, chat.clone(), base_url.clone());
             // Slack and Discord check their own URLs' tokens, not signatures.
             Some(if format == WebhookFormat::Json { webhook.signed_with(keys.clone()) } else { webhook })
         })
         .collect();
-        let notifier: Arc<dyn Notifier> = Arc::new(FanoutNotifier::new(primary, webhooks));
+        let outbox = Arc::new(Outbox::new(
+            webhooks,
+            settings.public_base_url.as_deref().map(crate::links::Links::at),
+            delivery.clone(),
+            settings.app_env.clone(),
+            std::time::Duration::from_secs(settings.webhook_delivery_ttl_secs),
+            std::time::Duration::from_millis(settings.retry_base_delay_ms),
+        ));
         let (cache, cache_kind): (Arc<dyn Cache>, _) = match settings.redis_url.as_ref().map(SecretUrl::expose) {
             Some(url) => {
                 let cache = match &settings.redis_ca_file {
@@ -166,7 +173,8 @@ impl Backends {
         let db_kind = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
         let summary =
             format!("db={db_kind} queue={queue_kind} store={store_kind} notifier={notifier_kind} cache={cache_kind}");
-        Ok(Self { db, queue, dead_letters, store, notifier, cache, retention, delivery, summary })
+        let notifier = primary;
+        Ok(Self { db, queue, dead_letters, store, notifier, outbox, cache, retention, delivery, summary })
     }
 }
 

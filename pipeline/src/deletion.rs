@@ -291,16 +291,20 @@ async fn finish(backends: &Backends, record: deletions::Model, env: &str) -> Res
         removed += backends.store.delete_tree(&tree).await?;
     }
     let completed_at = Utc::now();
+    let event = Event::image_deleted(&record, completed_at, env.to_owned());
+    let txn = backends.db.begin().await?;
     deletions::Entity::update_many()
         .col_expr(deletions::Column::CompletedAt, Expr::value(completed_at))
         // The audit record keeps no client data once the event has it.
         .col_expr(deletions::Column::ExternalId, Expr::value(Option::<String>::None))
         .col_expr(deletions::Column::Metadata, Expr::value(Option::<String>::None))
         .filter(deletions::Column::Id.eq(record.id))
-        .exec(&backends.db)
+        .exec(&txn)
         .await?;
+    backends.outbox.record(&txn, &event).await?;
+    txn.commit().await?;
+    backends.outbox.committed();
     tracing::info!(image_id = %record.image_id, objects = removed, "image deleted");
-    let event = Event::image_deleted(&record, completed_at, env.to_owned());
     if let Err(err) = backends.notifier.publish(&event).await {
         tracing::warn!(image_id = %record.image_id, error = %err, "the image.deleted event was not published");
     }

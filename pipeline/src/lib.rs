@@ -10,7 +10,8 @@
 //! | objects | [`store::BlobStore`] | [`store::S3BlobStore`] (SSE-KMS) | [`store::FsBlobStore`] |
 //! | events | [`notify::Notifier`] | [`notify::SnsNotifier`] | [`notify::ConsoleNotifier`] |
 //!
-//! Webhooks (JSON, Slack, Discord) ride along with either, in the background.
+//! Webhooks (JSON, Slack, Discord) go beside either, through the durable
+//! outbox ([`outbox`]).
 //! The API's read cache ([`cache::Cache`]) is Redis when configured, and
 //! nothing otherwise.
 //!
@@ -21,6 +22,7 @@
 //! - [`backends`]: builds the adapters the settings ask for.
 //! - [`message`]: the job message: ids and keys, never bytes.
 //! - [`event`]: the outcome event published when a job ends.
+//! - [`outbox`]: webhook deliveries, recorded with the state they announce and retried until accepted.
 //! - [`keys`]: where objects live in the bucket; the one home of the original's key.
 //! - [`jobs`]: the job domain: its state machine (every move clears the
 //!   read cache itself), intake, queries and the operators' helpers.
@@ -48,6 +50,7 @@ pub mod keys;
 pub mod links;
 pub mod message;
 pub mod notify;
+pub mod outbox;
 pub mod queue;
 pub mod quota;
 pub mod replay;

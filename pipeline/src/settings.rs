@@ -77,6 +77,12 @@ pub struct Settings {
     #[arg(long, env = "DISCORD_WEBHOOK_URL", hide_env_values = true)]
     pub discord_webhook_url: Option<SecretUrl>,
 
+    /// How long a webhook delivery is retried before it expires, in seconds
+    /// (then `image-service webhooks failed` lists it). Retries back off
+    /// from RETRY_BASE_DELAY_MS, doubling up to ten minutes apart.
+    #[arg(long, env = "WEBHOOK_DELIVERY_TTL_SECS", default_value_t = 86_400)]
+    pub webhook_delivery_ttl_secs: u64,
+
     /// Events people hear about on chat channels (comma-separated).
     #[arg(long, env = "CHAT_EVENTS", default_value = "image.failed,replay.summary")]
     pub chat_events: String,
@@ -309,6 +315,7 @@ impl Settings {
             webhook_secrets: Vec::new(),
             slack_webhook_url: None,
             discord_webhook_url: None,
+            webhook_delivery_ttl_secs: 86_400,
             chat_events: "image.failed,replay.summary".into(),
             public_base_url: None,
             cors_allowed_origins: Vec::new(),

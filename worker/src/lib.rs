@@ -82,6 +82,10 @@ struct Inner {
 
 /// How often a worker looks for presigned uploads that never came.
 const UPLOAD_SWEEP_PERIOD: Duration = Duration::from_secs(60);
+/// How often a worker looks for webhook deliveries that are due.
+const OUTBOX_PERIOD: Duration = Duration::from_millis(500);
+/// How often a worker with no webhooks expires the deliveries others left.
+const OUTBOX_IDLE_PERIOD: Duration = Duration::from_secs(60);
 
 /// The worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +161,15 @@ impl Worker {
         }
     }
 
+    /// Delivers the webhook outbox's due rows, forever: any worker process
+    /// delivers any process's deliveries.
+    pub async fn deliver_webhooks(self) {
+        let backends = &self.inner.backends;
+        let period = if backends.outbox.is_empty() { OUTBOX_IDLE_PERIOD } else { OUTBOX_PERIOD };
+        let (outbox, db, worker) = (backends.outbox.clone(), backends.db.clone(), self.clone());
+        outbox.run(db, period, move |round| worker.inner.metrics.webhooks(round)).await;
+    }
+
     /// Keeps up to the configured number of jobs in flight until `shutdown`
     /// resolves. Then it stops receiving and gives the jobs in flight up to
     /// `deadline` to finish; the messages of jobs still unfinished are
@@ -178,6 +191,7 @@ impl Worker {
                 }
             }
         });
+        let outbox = tokio::spawn(self.clone().deliver_webhooks());
         loop {
             let first = tokio::select! {
                 () = &mut shutdown => break,
@@ -222,6 +236,8 @@ impl Worker {
         }
 
         sweeper.abort();
+        // A delivery cut short is leased, and due again when the lease ends.
+        outbox.abort();
         tracing::info!(in_flight = tasks.len(), "shutting down: finishing jobs in flight");
         let finished = tokio::time::timeout(deadline, async { while tasks.join_next().await.is_some() {} }).await;
         if finished.is_err() {

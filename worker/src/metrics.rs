@@ -59,6 +59,12 @@ struct StageLabels {
     stage: Stage,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    /// `delivered`, `retried` or `expired`.
+    result: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn seconds_histogram() -> Histogram {
@@ -75,6 +81,7 @@ pub struct Metrics {
     in_flight: Gauge,
     retries: Counter,
     dead_letters: Counter,
+    webhooks: Family<WebhookLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -86,13 +93,19 @@ impl Default for Metrics {
         let in_flight = Gauge::default();
         let retries = Counter::default();
         let dead_letters = Counter::default();
+        let webhooks = Family::<WebhookLabels, Counter>::default();
         registry.register("jobs", "Messages handled, by outcome", jobs.clone());
         registry.register("stage_seconds", "Time spent in each job stage", stages.clone());
         registry.register("queue_lag_seconds", "Time from send to receive", queue_lag.clone());
         registry.register("jobs_in_flight", "Messages being handled now", in_flight.clone());
         registry.register("retries", "Messages scheduled for another attempt", retries.clone());
         registry.register("dead_letters", "Jobs marked dead and left for the dead-letter queue", dead_letters.clone());
-        Self { registry, jobs, stages, queue_lag, in_flight, retries, dead_letters }
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by result; expired ones wait in `image-service webhooks failed`",
+            webhooks.clone(),
+        );
+        Self { registry, jobs, stages, queue_lag, in_flight, retries, dead_letters, webhooks }
     }
 }
 
@@ -124,6 +137,13 @@ impl Metrics {
     /// Tracks messages in flight.
     pub fn in_flight(&self, delta: i64) {
         self.in_flight.inc_by(delta);
+    }
+
+    /// Counts what a round of webhook deliveries did.
+    pub fn webhooks(&self, round: pipeline::outbox::Round) {
+        for (result, n) in [("delivered", round.delivered), ("retried", round.retried), ("expired", round.expired)] {
+            self.webhooks.get_or_create(&WebhookLabels { result }).inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+        }
     }
 
     /// The Prometheus text exposition of every metric.

@@ -128,6 +128,7 @@ async fn a_webhook_that_is_down_delays_nothing_and_is_retried_with_backoff() {
     settings.slack_webhook_url = Some(hanging.url.clone().into());
     settings.chat_events = "image.processed".into();
     settings.webhook_url = Some(flaky.url.clone().into());
+    settings.retry_base_delay_ms = 100;
     let app = TestApp::spawn(&settings).await;
     let id = app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
 

@@ -1,7 +1,8 @@
 //! The job's state machine. [`Transition`] says which states each move may
 //! leave from and where it goes; [`Jobs`] carries the moves out, one
 //! conditional update each, and clears the read cache's views of every job
-//! it moved.
+//! it moved. A move to a final state records the outcome's webhook
+//! deliveries ([`crate::outbox`]) in its own transaction.
 //!
 //! ```text
 //! awaiting_upload ──UploadArrived──▶ queued ──Start──▶ processing ──Succeed──▶ succeeded
@@ -24,6 +25,7 @@ use uuid::Uuid;
 use super::operator::audit;
 use super::queries::find_job;
 use crate::cache::{self, Cache};
+use crate::outbox::Outbox;
 
 /// One move of a job from some states to another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,18 +131,33 @@ pub struct NewVariant {
     pub object_key: String,
 }
 
-/// The one way to move a job: the database, and the cache whose views of a
-/// job each move makes stale.
+/// The one way to move a job: the database, the cache whose views of a
+/// job each move makes stale, and the outbox its outcomes are announced by.
 #[derive(Clone, Copy)]
 pub struct Jobs<'a> {
     db: &'a DatabaseConnection,
     cache: &'a dyn Cache,
+    outbox: &'a Outbox,
 }
 
 impl<'a> Jobs<'a> {
-    /// Moves over `db`, invalidating `cache`.
-    pub fn new(db: &'a DatabaseConnection, cache: &'a dyn Cache) -> Self {
-        Self { db, cache }
+    /// Moves over `db`, invalidating `cache`, recording outcomes in `outbox`.
+    pub fn new(db: &'a DatabaseConnection, cache: &'a dyn Cache, outbox: &'a Outbox) -> Self {
+        Self { db, cache, outbox }
+    }
+
+    /// Runs `update`, a move to a final state, and records the outcome's
+    /// deliveries in the same transaction. Returns the job if it moved.
+    async fn end(&self, update: UpdateMany<jobs::Entity>) -> Result<Option<jobs::Model>, DbErr> {
+        let txn = self.db.begin().await?;
+        let Some(job) = update.exec_with_returning(&txn).await?.into_iter().next() else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        self.outbox.record_job(&txn, &job).await?;
+        txn.commit().await?;
+        self.outbox.committed();
+        Ok(self.moved(Some(job)).await)
     }
 
     /// Clears the cached views of a job that just moved: the job, and its
@@ -232,16 +249,14 @@ impl<'a> Jobs<'a> {
             .await?;
         let mut expired = Vec::with_capacity(stale.len());
         for id in stale {
-            let moved = Transition::UploadExpired
+            let update = Transition::UploadExpired
                 .finish(id)
                 .col_expr(jobs::Column::ErrorCode, Expr::value("upload-expired"))
                 .col_expr(
                     jobs::Column::ErrorMessage,
                     Expr::value("the presigned upload was not used before it expired"),
-                )
-                .exec_with_returning(self.db)
-                .await?;
-            expired.extend(self.moved(moved.into_iter().next()).await);
+                );
+            expired.extend(self.end(update).await?);
         }
         Ok(expired)
     }
@@ -284,7 +299,9 @@ impl<'a> Jobs<'a> {
         let added = stored_bytes_added(&txn, job.image_id, &new_variants).await?;
         insert_variants(&txn, job.image_id, new_variants).await?;
         crate::quota::add_bytes(job.tenant_id, added).exec(&txn).await?;
+        self.outbox.record_job(&txn, &job).await?;
         txn.commit().await?;
+        self.outbox.committed();
         Ok(self.moved(Some(job)).await)
     }
 
@@ -301,13 +318,11 @@ impl<'a> Jobs<'a> {
         message: &str,
     ) -> Result<Option<jobs::Model>, DbErr> {
         debug_assert!(matches!(transition, Transition::Fail | Transition::Die), "{transition:?} is not an error");
-        let moved = transition
+        let update = transition
             .finish(job_id)
             .col_expr(jobs::Column::ErrorCode, Expr::value(code))
-            .col_expr(jobs::Column::ErrorMessage, Expr::value(message))
-            .exec_with_returning(self.db)
-            .await?;
-        Ok(self.moved(moved.into_iter().next()).await)
+            .col_expr(jobs::Column::ErrorMessage, Expr::value(message));
+        self.end(update).await
     }
 
     /// Keeps the last transient error on a job that is being retried. It is

@@ -2,21 +2,20 @@
 //!
 //! The primary notifier is SNS on AWS and the console on the embedded
 //! defaults; its failure makes the worker retry the announcement. Webhooks
-//! (generic JSON, Slack, Discord) ride along in the background with their own
-//! retries: a webhook that is down delays no job and fails none.
+//! (generic JSON, Slack, Discord) go through the durable outbox
+//! (`crate::outbox`) instead: a webhook that is down delays no job and fails
+//! none, and a restart loses none of its deliveries.
 
 mod console;
 pub mod render;
 mod sns;
 mod webhook;
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
 pub use console::ConsoleNotifier;
 pub use sns::SnsNotifier;
-pub use webhook::{SigningKey, WebhookFormat, WebhookNotifier};
+pub use webhook::{SigningKey, Webhook, WebhookFormat};
 
 use crate::event::{Event, EventKind};
 
@@ -53,29 +52,6 @@ impl ChatFilter {
     /// Whether people want to hear about this event.
     pub fn admits(&self, event: &Event) -> bool {
         self.0.contains(&event.event)
-    }
-}
-
-/// The primary notifier plus any webhooks, delivered in the background.
-pub struct FanoutNotifier {
-    primary: Arc<dyn Notifier>,
-    webhooks: Vec<WebhookNotifier>,
-}
-
-impl FanoutNotifier {
-    /// `primary` decides success; `webhooks` are best effort.
-    pub fn new(primary: Arc<dyn Notifier>, webhooks: Vec<WebhookNotifier>) -> Self {
-        Self { primary, webhooks }
-    }
-}
-
-#[async_trait]
-impl Notifier for FanoutNotifier {
-    async fn publish(&self, event: &Event) -> Result<(), NotifyError> {
-        for webhook in &self.webhooks {
-            webhook.deliver_in_background(event);
-        }
-        self.primary.publish(event).await
     }
 }
 

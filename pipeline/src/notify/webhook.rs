@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -31,16 +30,27 @@ pub enum WebhookFormat {
     Discord,
 }
 
-/// POSTs events to one URL in the background, retrying with backoff.
+impl WebhookFormat {
+    /// Its name in the outbox: `json`, `slack` or `discord`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Slack => "slack",
+            Self::Discord => "discord",
+        }
+    }
+}
+
+/// One webhook: where events go, in which form, signed with which keys.
+/// Deliveries go through the outbox (`crate::outbox`), which retries them.
 #[derive(Clone, Debug)]
-pub struct WebhookNotifier {
+pub struct Webhook {
     client: reqwest::Client,
     url: String,
     format: WebhookFormat,
     /// People's channels only hear about the events in the filter.
     filter: Option<ChatFilter>,
     base_url: Option<String>,
-    backoff: ExponentialBuilder,
     /// The keys every delivery is signed with (empty: unsigned).
     keys: Vec<SigningKey>,
 }
@@ -89,17 +99,12 @@ pub fn signature_header(keys: &[SigningKey], id: &str, timestamp: i64, body: &[u
     keys.iter().map(|key| key.sign(id, timestamp, body)).collect::<Vec<_>>().join(" ")
 }
 
-impl WebhookNotifier {
+impl Webhook {
     /// A webhook at `url`. Slack and Discord hooks take `filter`; JSON hooks get everything.
     pub fn new(url: String, format: WebhookFormat, filter: ChatFilter, base_url: Option<String>) -> Self {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         let filter = (format != WebhookFormat::Json).then_some(filter);
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(30))
-            .with_max_times(6)
-            .with_jitter();
-        Self { client, url, format, filter, base_url, backoff, keys: Vec::new() }
+        Self { client, url, format, filter, base_url, keys: Vec::new() }
     }
 
     /// The same webhook, signing every delivery with each of `keys`.
@@ -122,35 +127,49 @@ impl WebhookNotifier {
         })
     }
 
-    /// Delivers in a background task, so a slow or dead receiver delays nothing.
-    pub fn deliver_in_background(&self, event: &Event) {
-        let Some(body) = self.payload(event) else { return };
-        // Signed over exactly these bytes, which every attempt sends.
-        let Ok(body) = serde_json::to_vec(&body).map(bytes::Bytes::from) else { return };
-        let (client, url, format, backoff, event_id) =
-            (self.client.clone(), self.url.clone(), self.format, self.backoff, event.event_id);
-        let keys = self.keys.clone();
-        tokio::spawn(async move {
-            let attempt = || async {
-                let id = event_id.to_string();
-                let mut request = client
-                    .post(&url)
-                    .header("idempotency-key", &id)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json");
-                if !keys.is_empty() {
-                    let timestamp = chrono::Utc::now().timestamp();
-                    request = request
-                        .header("webhook-id", &id)
-                        .header("webhook-timestamp", timestamp.to_string())
-                        .header("webhook-signature", signature_header(&keys, &id, timestamp, &body));
-                }
-                request.body(body.clone()).send().await?.error_for_status().map(drop)
-            };
-            if let Err(err) = attempt.retry(backoff).await {
-                // Webhook URLs carry secret tokens, so the URL is never logged.
-                tracing::warn!(%event_id, ?format, error = %err.without_url(), "webhook delivery gave up");
+    /// Which of the configured webhooks this is, as the outbox names it.
+    pub fn target(&self) -> &'static str {
+        self.format.as_str()
+    }
+
+    /// The exact bytes this webhook receives for `event` (what every attempt
+    /// sends and the signature covers), or `None` if it should not hear of it.
+    pub fn body(&self, event: &Event) -> Option<String> {
+        serde_json::to_string(&self.payload(event)?).ok()
+    }
+
+    /// One attempt: POSTs `body` as event `id`, signed afresh.
+    ///
+    /// # Errors
+    /// How it failed, as a short code (`http-503`, `timeout`, `connect`,
+    /// `request`). Never the URL: webhook URLs carry secret tokens.
+    pub async fn send(&self, id: &str, body: &str) -> Result<(), String> {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header("idempotency-key", id)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if !self.keys.is_empty() {
+            let timestamp = chrono::Utc::now().timestamp();
+            request = request
+                .header("webhook-id", id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature_header(&self.keys, id, timestamp, body.as_bytes()));
+        }
+        let code = |err: &reqwest::Error| {
+            if err.is_timeout() {
+                "timeout".to_owned()
+            } else if err.is_connect() {
+                "connect".to_owned()
+            } else {
+                "request".to_owned()
             }
-        });
+        };
+        let response = request.body(body.to_owned()).send().await.map_err(|e| code(&e))?;
+        match response.status() {
+            status if status.is_success() => Ok(()),
+            status => Err(format!("http-{}", status.as_u16())),
+        }
     }
 }
 

@@ -10,18 +10,17 @@ a tampered body, a stale timestamp or an unknown secret must not.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
 from standardwebhooks import Webhook, WebhookVerificationError
+
+from conftest import ADMIN_KEY, Receiver, service_env
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tools" / "lib"))
@@ -29,49 +28,18 @@ sys.path.insert(0, str(ROOT / "tools" / "lib"))
 from harness import procs  # noqa: E402
 from harness.ports import free_port  # noqa: E402
 
-ADMIN_KEY = "webhook-check-admin-key"
-
-
-
-
-class Receiver(ThreadingHTTPServer):
-    def __init__(self):
-        self.deliveries: list[tuple[dict[str, str], bytes, int]] = []
-        self.refuse_first = True
-        super().__init__(("127.0.0.1", 0), Handler)
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        status = 500 if self.server.refuse_first else 204
-        self.server.refuse_first = False
-        self.server.deliveries.append(({k.lower(): v for k, v in self.headers.items()}, body, status))
-        self.send_response(status)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture(scope="module")
-def delivered(tmp_path_factory):
-    exe = procs.service_binary()
-    if not exe.is_file():
-        pytest.fail(f"{exe} is missing: build it first (scripts/test builds it), or set IMAGE_SERVICE_BIN")
+def delivered(tmp_path_factory, exe):
     secrets = [subprocess.run([str(exe), "webhooks", "secret"], capture_output=True, text=True, check=True).stdout.strip()
                for _ in range(2)]
     assert all(s.startswith("whsec_") for s in secrets) and secrets[0] != secrets[1]
-    receiver = Receiver()
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    # The first delivery is refused, so the retry is checked too.
+    receiver = Receiver(lambda n: 500 if n == 0 else 204)
     work = tmp_path_factory.mktemp("webhooks")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DATABASE_", "REDIS_", "WEBHOOK_"))}
-    env.update(DATA_DIR=str(work), LISTEN_ADDR=f"127.0.0.1:{port}", METRICS_ADDR="127.0.0.1:0", ADMIN_API_KEY=ADMIN_KEY,
-               QUEUE_WAIT_SECS="1", WEBHOOK_URL=f"http://127.0.0.1:{receiver.server_port}/hook",
-               WEBHOOK_SECRETS=",".join(secrets))
+    env = service_env(work, port, WEBHOOK_URL=receiver.url, WEBHOOK_SECRETS=",".join(secrets),
+                      RETRY_BASE_DELAY_MS="200")
     proc = procs.start([exe, "run"], work / "service.log", env)
     try:
         procs.wait_http(f"http://127.0.0.1:{port}/healthz", 60, proc)
@@ -79,7 +47,7 @@ def delivered(tmp_path_factory):
         job = requests.post(f"http://127.0.0.1:{port}/v1/images", data=photo, timeout=30,
                             headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "image/png"}).json()
         deadline = time.monotonic() + 60
-        while len([d for d in receiver.deliveries if d[2] == 204]) < 1:
+        while len(receiver.accepted()) < 1:
             assert time.monotonic() < deadline, (work / "service.log").read_text()[-3000:]
             time.sleep(0.2)
         yield secrets, receiver.deliveries, job

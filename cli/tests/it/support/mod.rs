@@ -65,6 +65,8 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         let worker = worker::Worker::new(backends.clone(), settings).await.expect("worker starts");
+        // Webhooks go out in the background, as in a worker process.
+        tokio::spawn(worker.clone().deliver_webhooks());
         let (_, client_key) =
             pipeline::api_keys::create(&backends.db, DEFAULT_TENANT, "tests", Scope::Client).await.expect("client key");
         let (_, admin_key) = pipeline::api_keys::create(&backends.db, DEFAULT_TENANT, "tests (admin)", Scope::Admin)

@@ -1,0 +1,377 @@
+//! The webhook outbox: deliveries that survive restarts.
+//!
+//! [`Outbox::record`] writes one row per configured webhook that wants an
+//! event ([`entities::webhook_deliveries`]), on the connection the caller
+//! passes: the transaction of the state change the event announces, so a
+//! committed outcome always has its deliveries and a rolled-back one has none.
+//! The row holds the exact body every attempt sends.
+//!
+//! Any worker process delivers due rows ([`Outbox::run`]). It claims a row
+//! by bumping its attempt count in a conditional update (on Postgres and
+//! SQLite alike), which also leases it: a process that dies mid-attempt
+//! leaves the row due again after [`LEASE`]. Each attempt runs on its own
+//! task, so a receiver that hangs holds up no other. A failed attempt is rescheduled
+//! with exponential backoff and jitter; one that would be due after the
+//! row's expiry expires it instead. Expired rows are counted, listed by
+//! [`failed`] (`image-service webhooks failed`) and sent again by [`replay`].
+//!
+//! Every attempt of a row carries the same `webhook-id` (the event id), so a
+//! receiver that deduplicates by it sees each event once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::{TimeDelta, Utc};
+use entities::jobs;
+use entities::webhook_deliveries::{self as rows, DeliveryState};
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::delivery::Delivery;
+use crate::event::Event;
+use crate::links::Links;
+use crate::notify::Webhook;
+
+/// How long a claimed delivery is someone's: longer than an attempt's timeout.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// Attempts in flight at once.
+const CONCURRENCY: usize = 8;
+/// How often overdue rows are expired (each sweep is a write).
+const EXPIRY_SWEEP: Duration = Duration::from_secs(30);
+/// The longest wait between two attempts.
+const MAX_DELAY: Duration = Duration::from_secs(600);
+
+/// The configured webhooks, and what rendering a job's event needs.
+pub struct Outbox {
+    webhooks: Vec<Webhook>,
+    links: Option<Links>,
+    delivery: Arc<Delivery>,
+    env: String,
+    ttl: TimeDelta,
+    schedule: ExponentialBuilder,
+    /// Wakes this process's [`Outbox::run`] when a transaction that recorded
+    /// deliveries commits, so they go out at once rather than at the next poll.
+    wake: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let targets: Vec<&str> = self.webhooks.iter().map(Webhook::target).collect();
+        f.debug_struct("Outbox").field("targets", &targets).field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+/// What some attempts (or an expiry sweep) did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Accepted by their receivers.
+    pub delivered: usize,
+    /// Failed, and scheduled again.
+    pub retried: usize,
+    /// Failed past their expiry, or found expired unsent.
+    pub expired: usize,
+}
+
+impl Outbox {
+    /// An outbox for `webhooks`. A delivery is retried for `ttl`, the first
+    /// retry after `base_delay`, each further one after about twice as long
+    /// (at most ten minutes).
+    pub fn new(
+        webhooks: Vec<Webhook>,
+        links: Option<Links>,
+        delivery: Arc<Delivery>,
+        env: String,
+        ttl: Duration,
+        base_delay: Duration,
+    ) -> Self {
+        let schedule = ExponentialBuilder::default()
+            .with_min_delay(base_delay)
+            .with_max_delay(MAX_DELAY.max(base_delay))
+            .without_max_times()
+            .with_jitter();
+        let ttl = TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX);
+        Self { webhooks, links, delivery, env, ttl, schedule, wake: tokio::sync::Notify::new() }
+    }
+
+    /// Whether any webhook is configured.
+    pub fn is_empty(&self) -> bool {
+        self.webhooks.is_empty()
+    }
+
+    /// Tells this process's delivery loop that deliveries were just
+    /// committed. (Another process's loop finds them at its next poll.)
+    pub fn committed(&self) {
+        if !self.webhooks.is_empty() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Records `event`'s deliveries on `conn`, one per webhook that wants it.
+    /// Recording the same event again adds nothing. Once `conn`'s
+    /// transaction commits, call [`Outbox::committed`].
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn record(&self, conn: &impl ConnectionTrait, event: &Event) -> Result<(), DbErr> {
+        let now = Utc::now();
+        let rows: Vec<rows::ActiveModel> = self
+            .webhooks
+            .iter()
+            .filter_map(|webhook| {
+                Some(rows::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    event_id: Set(event.event_id),
+                    event_kind: Set(event.event.as_str().to_owned()),
+                    target: Set(webhook.target().to_owned()),
+                    body: Set(webhook.body(event)?),
+                    state: Set(DeliveryState::Pending),
+                    attempts: Set(0),
+                    next_attempt_at: Set(now),
+                    expires_at: Set(now + self.ttl),
+                    last_error: Set(None),
+                    created_at: Set(now),
+                    delivered_at: Set(None),
+                })
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        rows::Entity::insert_many(rows)
+            .on_conflict(OnConflict::columns([rows::Column::EventId, rows::Column::Target]).do_nothing().to_owned())
+            .exec_without_returning(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the outcome event of `job`, which has just reached a final
+    /// state on `conn`: built from the rows as that connection sees them.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn record_job(&self, conn: &impl ConnectionTrait, job: &jobs::Model) -> Result<(), DbErr> {
+        if self.webhooks.is_empty() || !job.status.is_final() {
+            return Ok(());
+        }
+        let Some((image, variants)) = crate::jobs::find_image(conn, job.tenant_id, job.image_id).await? else {
+            return Ok(());
+        };
+        let event = Event::for_job(job, Some(&image), variants, self.links.as_ref(), &self.delivery, self.env.clone());
+        self.record(conn, &event).await
+    }
+
+    /// Expires pending rows past their expiry that no attempt expired: rows
+    /// for webhooks no running process has, or that waited out an outage of
+    /// every worker. Returns how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn expire_overdue(&self, db: &DatabaseConnection) -> Result<usize, DbErr> {
+        let expired = rows::Entity::update_many()
+            .col_expr(rows::Column::State, Expr::value(DeliveryState::Expired))
+            .filter(rows::Column::State.eq(DeliveryState::Pending))
+            .filter(rows::Column::ExpiresAt.lt(Utc::now()))
+            .exec(db)
+            .await?;
+        Ok(usize::try_from(expired.rows_affected).unwrap_or(usize::MAX))
+    }
+
+    /// Claims up to `max` due rows: each claim bumps the row's attempt
+    /// count where it is still what was read, which also leases the row for
+    /// [`LEASE`]. Returns the rows this call claimed, as claimed.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn claim_due(&self, db: &DatabaseConnection, max: u64) -> Result<Vec<rows::Model>, DbErr> {
+        if self.webhooks.is_empty() || max == 0 {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now();
+        let targets: Vec<&str> = self.webhooks.iter().map(Webhook::target).collect();
+        let due = rows::Entity::find()
+            .filter(rows::Column::State.eq(DeliveryState::Pending))
+            .filter(rows::Column::NextAttemptAt.lte(now))
+            .filter(rows::Column::Target.is_in(targets))
+            .order_by_asc(rows::Column::NextAttemptAt)
+            .limit(max)
+            .all(db)
+            .await?;
+        let leased_until = now + TimeDelta::from_std(LEASE).unwrap_or_default();
+        let mut claimed = Vec::with_capacity(due.len());
+        for row in due {
+            let attempts = row.attempts + 1;
+            let won = rows::Entity::update_many()
+                .col_expr(rows::Column::Attempts, Expr::value(attempts))
+                .col_expr(rows::Column::NextAttemptAt, Expr::value(leased_until))
+                .filter(rows::Column::Id.eq(row.id))
+                .filter(rows::Column::State.eq(DeliveryState::Pending))
+                .filter(rows::Column::Attempts.eq(row.attempts))
+                .exec(db)
+                .await?;
+            if won.rows_affected == 1 {
+                claimed.push(rows::Model { attempts, next_attempt_at: leased_until, ..row });
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Makes one attempt of a row [`Outbox::claim_due`] claimed, and records
+    /// how it went: delivered, due again after the backoff, or expired.
+    ///
+    /// # Errors
+    /// Database errors (the row stays leased, and is due again after it).
+    pub async fn attempt(&self, db: &DatabaseConnection, row: &rows::Model) -> Result<Round, DbErr> {
+        let Some(webhook) = self.webhooks.iter().find(|w| w.target() == row.target) else {
+            return Ok(Round::default());
+        };
+        let result = webhook.send(&row.event_id.to_string(), &row.body).await;
+        let now = Utc::now();
+        // Only while the claim is still this one's.
+        let ours = rows::Entity::update_many()
+            .filter(rows::Column::Id.eq(row.id))
+            .filter(rows::Column::Attempts.eq(row.attempts));
+        match result {
+            Ok(()) => {
+                ours.col_expr(rows::Column::State, Expr::value(DeliveryState::Delivered))
+                    .col_expr(rows::Column::DeliveredAt, Expr::value(now))
+                    .col_expr(rows::Column::LastError, Expr::value(Option::<String>::None))
+                    .exec(db)
+                    .await?;
+                Ok(Round { delivered: 1, ..Round::default() })
+            }
+            Err(code) => {
+                let next = now + self.delay(row.attempts);
+                let expired = next > row.expires_at;
+                let state = if expired { DeliveryState::Expired } else { DeliveryState::Pending };
+                tracing::warn!(delivery = %row.id, event_id = %row.event_id, target = %row.target,
+                    attempts = row.attempts, error = %code, ?state, "webhook delivery failed");
+                ours.col_expr(rows::Column::State, Expr::value(state))
+                    .col_expr(rows::Column::NextAttemptAt, Expr::value(next))
+                    .col_expr(rows::Column::LastError, Expr::value(code))
+                    .exec(db)
+                    .await?;
+                Ok(if expired {
+                    Round { expired: 1, ..Round::default() }
+                } else {
+                    Round { retried: 1, ..Round::default() }
+                })
+            }
+        }
+    }
+
+    /// The wait after the `attempts`-th failure.
+    fn delay(&self, attempts: i32) -> TimeDelta {
+        let nth = usize::try_from(attempts.saturating_sub(1)).unwrap_or_default();
+        let delay = self.schedule.build().nth(nth).unwrap_or(MAX_DELAY);
+        TimeDelta::from_std(delay).unwrap_or_default()
+    }
+
+    /// Delivers forever, up to [`CONCURRENCY`] attempts at once, each on its
+    /// own task so a slow receiver holds up no other: it claims what is due
+    /// every `period`, at once when an attempt ends or [`Outbox::committed`]
+    /// is called, and expires overdue rows every [`EXPIRY_SWEEP`]. `count`
+    /// hears what each attempt and sweep did.
+    pub async fn run(
+        self: Arc<Self>,
+        db: DatabaseConnection,
+        period: Duration,
+        count: impl Fn(Round) + Send + Sync + 'static,
+    ) {
+        let count = Arc::new(count);
+        let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+        let mut swept = tokio::time::Instant::now();
+        loop {
+            let free = u64::try_from(slots.available_permits()).unwrap_or_default();
+            let claimed = self.claim_due(&db, free).await.unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "webhook outbox: the database failed; trying again");
+                Vec::new()
+            });
+            let full = free > 0 && claimed.len() == usize::try_from(free).unwrap_or_default();
+            for row in claimed {
+                let Ok(slot) = slots.clone().try_acquire_owned() else { break };
+                let (outbox, db, count) = (self.clone(), db.clone(), count.clone());
+                tokio::spawn(async move {
+                    match outbox.attempt(&db, &row).await {
+                        Ok(round) => count(round),
+                        Err(err) => {
+                            tracing::warn!(delivery = %row.id, error = %err, "webhook outbox: could not record an attempt")
+                        }
+                    }
+                    drop(slot);
+                    outbox.wake.notify_one();
+                });
+            }
+            if swept.elapsed() >= EXPIRY_SWEEP {
+                swept = tokio::time::Instant::now();
+                match self.expire_overdue(&db).await {
+                    Ok(expired) => count(Round { expired, ..Round::default() }),
+                    Err(err) => tracing::warn!(error = %err, "webhook outbox: the expiry sweep failed"),
+                }
+            }
+            if !full {
+                tokio::select! {
+                    () = tokio::time::sleep(period) => {}
+                    () = self.wake.notified() => {}
+                }
+            }
+        }
+    }
+}
+
+/// Expired deliveries, newest first, at most `limit`.
+///
+/// # Errors
+/// Database errors.
+pub async fn failed(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<rows::Model>, DbErr> {
+    rows::Entity::find()
+        .filter(rows::Column::State.eq(DeliveryState::Expired))
+        .order_by_desc(rows::Column::ExpiresAt)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Makes expired deliveries pending again, due now and retried for `ttl`
+/// more: the ones named by `ids`, or every expired one when `ids` is `None`.
+/// Returns how many.
+///
+/// # Errors
+/// Database errors.
+pub async fn replay(db: &impl ConnectionTrait, ids: Option<&[Uuid]>, ttl: Duration) -> Result<u64, DbErr> {
+    let now = Utc::now();
+    let mut update = rows::Entity::update_many()
+        .col_expr(rows::Column::State, Expr::value(DeliveryState::Pending))
+        .col_expr(rows::Column::Attempts, Expr::value(0))
+        .col_expr(rows::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(rows::Column::ExpiresAt, Expr::value(now + TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX)))
+        .filter(rows::Column::State.eq(DeliveryState::Expired));
+    if let Some(ids) = ids {
+        update = update.filter(rows::Column::Id.is_in(ids.iter().copied()));
+    }
+    Ok(update.exec(db).await?.rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_the_cap() {
+        let verifier = crate::delivery::Verifier::new(None, &[]).expect("no keys");
+        let delivery = Arc::new(Delivery::new("", crate::delivery::Mode::Public, None, verifier, 60));
+        let outbox =
+            Outbox::new(Vec::new(), None, delivery, "test".into(), Duration::from_secs(60), Duration::from_secs(1));
+        let delays: Vec<i64> = (1..=14).map(|n| outbox.delay(n).num_milliseconds()).collect();
+        // Jitter adds up to one more delay: the n-th is in [2^(n-1), 2^n) seconds until the cap.
+        for (n, delay) in delays.iter().enumerate().take(8) {
+            let base = 1000 << n;
+            assert!((base..2 * base).contains(delay), "attempt {}: {delay} ms", n + 1);
+        }
+        assert!(delays.iter().all(|d| *d <= 2 * 600_000), "{delays:?}");
+    }
+}
