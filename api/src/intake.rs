@@ -113,8 +113,11 @@ pub(crate) async fn refund_quota(state: &AppState, tenant: Uuid, bytes: i64, cha
 pub(crate) async fn enqueue(state: &AppState, job: &jobs::Model) -> Result<(), ApiError> {
     let message = JobMessage::for_job(job);
     if let Err(err) = state.backends.queue.send(&message.to_body()).await {
+        // The queue's own words (hosts, ARNs) go to the log, never to the job.
+        tracing::warn!(job_id = %job.id, error = %err, "the job's message could not be sent");
         let jobs = state.backends.jobs();
-        let _ = jobs.end_with_error(job.id, Transition::Fail, "enqueue-failed", &err.to_string()).await;
+        let message = "the job could not be queued; the request can be retried";
+        let _ = jobs.end_with_error(job.id, Transition::Fail, "enqueue-failed", message).await;
         let _ = jobs.release_idempotency_key(job.id).await;
         return Err(err.into());
     }

@@ -218,6 +218,67 @@ async fn a_failed_jobs_error_and_event_hold_no_internal_text() {
 }
 
 #[tokio::test]
+async fn a_queue_that_refuses_a_send_leaks_nothing_to_the_client_the_job_or_its_event() {
+    use crate::support::faults::FlakyQueue;
+    // Arrange: a second API on the same database and buckets whose queue
+    // refuses every send as SQS would word a refusal; a webhook hears events.
+    let mut sink = crate::support::WebhookSink::start().await;
+    let Aws { app, settings, .. } = aws(|s| s.webhook_url = Some(sink.url.clone().into())).await;
+    let mut broken = app.backends.clone();
+    let mut queue = FlakyQueue::new(broken.queue.clone(), 0, u32::MAX);
+    queue.send_error = Some(INTERNAL_TEXT.to_owned());
+    broken.queue = Arc::new(queue);
+    let api = api::Application::build(&settings, broken).await.expect("api binds");
+    let address = format!("http://127.0.0.1:{}", api.port());
+    tokio::spawn(api.run_until_stopped(std::future::pending()));
+
+    // Act
+    let refused = app
+        .http
+        .post(format!("{address}/v1/images"))
+        .header("content-type", "image/png")
+        .body(std::fs::read(crate::support::testdata("dice_rgba.png")).expect("testdata"))
+        .send()
+        .await
+        .expect("post");
+
+    // Assert: a 503 problem, a failed job and its event, none with the SDK's words.
+    assert_eq!(refused.status(), 503);
+    assert_no_internal_text("the problem", &refused.text().await.expect("body"));
+    let failed = app.get_json("/v1/jobs?status=failed", 200).await;
+    assert_eq!(failed["jobs"][0]["error"]["code"], "enqueue-failed", "{failed}");
+    assert_no_internal_text("the job", &failed.to_string());
+    let events = sink.take_exactly(1).await;
+    assert_eq!(events[0].event, EventKind::ImageFailed);
+    assert_no_internal_text("the event", &serde_json::to_string(&events[0]).expect("json"));
+}
+
+#[tokio::test]
+async fn a_database_that_fails_its_queries_leaks_no_sql_or_host_to_the_client() {
+    use sea_orm::ConnectionTrait;
+    // Arrange: a job, then its table taken away under the API (as a
+    // failover or a bad migration would fail every query on it).
+    let Aws { app, .. } = aws(|_| {}).await;
+    let id = app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
+    app.backends.db.execute_unprepared("ALTER TABLE jobs RENAME TO jobs_elsewhere").await.expect("rename");
+
+    // Act
+    let read = app.http.get(format!("{}/v1/jobs/{id}", app.address)).send().await.expect("get");
+    let upload = app.upload_raw("dice_rgba.png", "image/png").await;
+
+    // Assert: 503 problems with a stable code; no SQL, table, host or driver text.
+    for (what, response) in [("the read", read), ("the upload", upload)] {
+        assert_eq!(response.status(), 503, "{what}");
+        let body = response.text().await.expect("body");
+        assert!(body.contains("service-unavailable"), "{what}: {body}");
+        assert_no_internal_text(what, &body);
+        for leak in ["jobs_elsewhere", "relation", "127.0.0.1", "postgres", "sqlx", "42P01"] {
+            assert!(!body.contains(leak), "{what} holds internal text ({leak}): {body}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_worker_killed_mid_job_is_replaced_after_the_visibility_timeout() {
     // Arrange
     let Aws { app, aws, settings, .. } = aws(|s| s.visibility_timeout_secs = 2).await;

@@ -133,11 +133,18 @@ pub struct FlakyQueue {
     pub inner: Arc<dyn JobQueue>,
     pub sends_allowed: AtomicU32,
     pub deletes_allowed: AtomicU32,
+    /// The text of a failed send, as an SDK would word it; `None`: a short one.
+    pub send_error: Option<String>,
 }
 
 impl FlakyQueue {
     pub fn new(inner: Arc<dyn JobQueue>, sends_allowed: u32, deletes_allowed: u32) -> Self {
-        Self { inner, sends_allowed: AtomicU32::new(sends_allowed), deletes_allowed: AtomicU32::new(deletes_allowed) }
+        Self {
+            inner,
+            sends_allowed: AtomicU32::new(sends_allowed),
+            deletes_allowed: AtomicU32::new(deletes_allowed),
+            send_error: None,
+        }
     }
 }
 
@@ -145,7 +152,8 @@ impl FlakyQueue {
 impl JobQueue for FlakyQueue {
     async fn send(&self, body: &str) -> Result<String, QueueError> {
         if !take_one(&self.sends_allowed) {
-            return Err(QueueError::Unavailable("injected fault: queue down".into()));
+            let text = self.send_error.clone().unwrap_or_else(|| "injected fault: queue down".into());
+            return Err(QueueError::Unavailable(text));
         }
         self.inner.send(body).await
     }
