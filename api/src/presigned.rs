@@ -325,9 +325,16 @@ pub(crate) async fn receive_upload(
             return Err(err.into());
         }
     };
-    let placed = state.backends.store.copy(&staging, &source_key).await;
+    if let Err(err) = state.backends.store.copy(&staging, &source_key).await {
+        // No message is out yet: give the claim back, so the client's retry
+        // of this URL (it gets a 503) is taken as the first was.
+        discard(&state, &staging).await;
+        if let Err(release) = state.backends.jobs().release_upload(job_id).await {
+            tracing::error!(%job_id, error = %release, "a claimed upload could not be released");
+        }
+        return Err(err.into());
+    }
     discard(&state, &staging).await;
-    placed?;
     enqueue(&state, &job).await?;
     tracing::info!(%job_id, bytes, "presigned upload received");
     Ok(Json(JobView::from(job)).into_response())

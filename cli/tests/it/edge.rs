@@ -242,3 +242,48 @@ async fn two_puts_on_one_upload_url_keep_exactly_the_accepted_ones_bytes() {
     let leftovers = std::fs::read_dir(dir.path().join("objects/uploads")).map(|d| d.count()).unwrap_or(0);
     assert_eq!(leftovers, 0, "staged uploads were left behind");
 }
+
+#[tokio::test]
+async fn an_upload_whose_bytes_cannot_be_placed_is_a_503_its_retry_can_finish() {
+    use std::sync::Arc;
+    // Arrange: an API whose store fails the first copy of a staged upload.
+    let (app, dir) = app_with(|s| s.max_upload_bytes = 1024 * 1024).await;
+    let mut backends = app.backends.clone();
+    let store = crate::support::faults::FlakyStore::new(backends.store.clone(), 0, false);
+    store.failing_copies.store(1, std::sync::atomic::Ordering::SeqCst);
+    backends.store = Arc::new(store);
+    let settings = base_settings(dir.path(), db::sqlite(&dir));
+    let broken = api::Application::build(&settings, backends).await.expect("api binds");
+    let address = format!("http://127.0.0.1:{}", broken.port());
+    tokio::spawn(broken.run_until_stopped(std::future::pending()));
+    let body = std::fs::read(crate::support::testdata("dice_rgba.png")).expect("testdata");
+    let ticket: serde_json::Value = app
+        .http
+        .post(format!("{address}/v1/uploads"))
+        .json(&serde_json::json!({ "content_type": "image/png", "content_length": body.len() }))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("ticket");
+    let url = ticket["upload"]["url"].as_str().expect("url").to_owned();
+    let job_id = ticket["job"]["id"].as_str().expect("id").to_owned();
+    let put = || reqwest::Client::new().put(&url).header("content-type", "image/png").body(body.clone()).send();
+
+    // Act: the first PUT is claimed but not placed; the client retries the same URL.
+    let failed = put().await.expect("put");
+    let waiting = app.get_json(&format!("/v1/jobs/{job_id}"), 200).await;
+    let retried = put().await.expect("put");
+    app.worker.drain().await.expect("drain");
+
+    // Assert
+    assert_eq!(failed.status(), 503);
+    assert_eq!(waiting["status"], "awaiting_upload", "the claim was given back: {waiting}");
+    assert_eq!(retried.status(), 200);
+    let done = app.get_json(&format!("/v1/jobs/{job_id}"), 200).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let image_id: uuid::Uuid = done["image_id"].as_str().expect("image id").parse().expect("uuid");
+    let stored = app.backends.store.get(&pipeline::keys::original(image_id)).await.expect("the original");
+    assert!(stored[..] == body[..], "the original is the retried upload's bytes");
+}

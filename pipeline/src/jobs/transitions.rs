@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! awaiting_upload ──UploadArrived──▶ queued ──Start──▶ processing ──Succeed──▶ succeeded
-//!        │                             │   ◀──Start (redelivery)──┤
+//!        │  ◀──UploadReleased──────────┤   ◀──Start (redelivery)──┤
 //!        └──UploadExpired──▶ failed ◀──┴──────────Fail────────────┤
 //!                                    dead ◀────────Die────────────┘
 //!                                      └──Revive──▶ queued
@@ -34,6 +34,9 @@ pub enum Transition {
     UploadArrived,
     /// A presigned upload never came (`upload-expired`).
     UploadExpired,
+    /// A presigned upload was claimed but could not be placed: the job
+    /// waits for the client's retry of the same URL again.
+    UploadReleased,
     /// A worker starts the job, or restarts one whose worker went away.
     Start,
     /// Every variant is stored and recorded.
@@ -54,6 +57,7 @@ impl Transition {
             Self::Start | Self::Fail | Self::Die => &[JobStatus::Queued, JobStatus::Processing],
             Self::Succeed => &[JobStatus::Processing],
             Self::Revive => &[JobStatus::Dead],
+            Self::UploadReleased => &[JobStatus::Queued],
         }
     }
 
@@ -65,6 +69,7 @@ impl Transition {
             Self::Succeed => JobStatus::Succeeded,
             Self::UploadExpired | Self::Fail => JobStatus::Failed,
             Self::Die => JobStatus::Dead,
+            Self::UploadReleased => JobStatus::AwaitingUpload,
         }
     }
 
@@ -230,6 +235,18 @@ impl<'a> Jobs<'a> {
         image.filter(images::Column::Id.eq(job.image_id)).exec(&txn).await?;
         txn.commit().await?;
         Ok(self.moved(Some(job)).await)
+    }
+
+    /// [`Transition::UploadReleased`]: gives back the claim of a presigned
+    /// upload whose bytes could not be placed, before any message was sent,
+    /// so the client's retry of the same URL is accepted. Returns whether the
+    /// job moved.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn release_upload(&self, id: Uuid) -> Result<bool, DbErr> {
+        let moved = Transition::UploadReleased.update(id).exec_with_returning(self.db).await?.into_iter().next();
+        Ok(self.moved(moved).await.is_some())
     }
 
     /// [`Transition::UploadExpired`] for up to `limit` jobs created before
@@ -465,6 +482,7 @@ mod tests {
             (Transition::Fail, vec![Queued, Processing], Failed),
             (Transition::Die, vec![Queued, Processing], Dead),
             (Transition::Revive, vec![Dead], Queued),
+            (Transition::UploadReleased, vec![Queued], AwaitingUpload),
         ];
         for (transition, from, to) in table {
             assert_eq!(transition.from(), from.as_slice(), "{transition:?}");
@@ -479,6 +497,7 @@ mod tests {
             Transition::Fail,
             Transition::Die,
             Transition::Revive,
+            Transition::UploadReleased,
         ];
         assert!(all.iter().all(|t| !t.from().contains(&Succeeded) && !t.from().contains(&Failed)));
     }

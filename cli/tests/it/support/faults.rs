@@ -26,6 +26,8 @@ pub struct FlakyStore {
     pub deletes_allowed: AtomicU32,
     /// The text of a failed read, as an SDK would word it; `None`: a short one.
     pub read_error: Option<String>,
+    /// Copies fail while this is above zero, each taking one.
+    pub failing_copies: AtomicU32,
 }
 
 impl FlakyStore {
@@ -40,6 +42,7 @@ impl FlakyStore {
             put_gate: None,
             deletes_allowed: AtomicU32::new(u32::MAX),
             read_error: None,
+            failing_copies: AtomicU32::new(0),
         }
     }
 }
@@ -87,6 +90,9 @@ impl BlobStore for FlakyStore {
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        if take_one(&self.failing_copies) {
+            return Err(injected());
+        }
         self.inner.copy(from, to).await
     }
 
