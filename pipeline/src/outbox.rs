@@ -6,9 +6,9 @@
 //! committed outcome always has its deliveries and a rolled-back one has none.
 //! The row holds the exact body every attempt sends.
 //!
-//! Any worker process delivers due rows ([`Outbox::run`]). It claims a row
-//! by bumping its attempt count in a conditional update (on Postgres and
-//! SQLite alike), which also leases it: a process that dies mid-attempt
+//! Any worker process delivers due rows ([`Outbox::run`]). It claims rows
+//! by bumping their attempt counts in one conditional update (on Postgres
+//! and SQLite alike) that also leases them: a process that dies mid-attempt
 //! leaves the row due again after [`LEASE`]. Each attempt runs on its own
 //! task, so a receiver that hangs holds up no other. A failed attempt is rescheduled
 //! with exponential backoff and jitter; one that would be due after the
@@ -26,7 +26,7 @@ use chrono::{TimeDelta, Utc};
 use entities::jobs;
 use entities::webhook_deliveries::{self as rows, DeliveryState};
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -181,9 +181,10 @@ impl Outbox {
         Ok(usize::try_from(expired.rows_affected).unwrap_or(usize::MAX))
     }
 
-    /// Claims up to `max` due rows: each claim bumps the row's attempt
-    /// count where it is still what was read, which also leases the row for
-    /// [`LEASE`]. Returns the rows this call claimed, as claimed.
+    /// Claims up to `max` due rows in one update, which bumps each row's
+    /// attempt count and leases it for [`LEASE`] where it is still due: a
+    /// row another process claimed meanwhile is no longer due, and is not
+    /// returned. Returns the rows this call claimed, as claimed.
     ///
     /// # Errors
     /// Database errors.
@@ -193,31 +194,28 @@ impl Outbox {
         }
         let now = Utc::now();
         let targets: Vec<&str> = self.webhooks.iter().map(Webhook::target).collect();
-        let due = rows::Entity::find()
+        let due: Vec<Uuid> = rows::Entity::find()
+            .select_only()
+            .column(rows::Column::Id)
             .filter(rows::Column::State.eq(DeliveryState::Pending))
             .filter(rows::Column::NextAttemptAt.lte(now))
             .filter(rows::Column::Target.is_in(targets))
             .order_by_asc(rows::Column::NextAttemptAt)
             .limit(max)
+            .into_tuple()
             .all(db)
             .await?;
-        let leased_until = now + TimeDelta::from_std(LEASE).unwrap_or_default();
-        let mut claimed = Vec::with_capacity(due.len());
-        for row in due {
-            let attempts = row.attempts + 1;
-            let won = rows::Entity::update_many()
-                .col_expr(rows::Column::Attempts, Expr::value(attempts))
-                .col_expr(rows::Column::NextAttemptAt, Expr::value(leased_until))
-                .filter(rows::Column::Id.eq(row.id))
-                .filter(rows::Column::State.eq(DeliveryState::Pending))
-                .filter(rows::Column::Attempts.eq(row.attempts))
-                .exec(db)
-                .await?;
-            if won.rows_affected == 1 {
-                claimed.push(rows::Model { attempts, next_attempt_at: leased_until, ..row });
-            }
+        if due.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(claimed)
+        rows::Entity::update_many()
+            .col_expr(rows::Column::Attempts, Expr::col(rows::Column::Attempts).add(1))
+            .col_expr(rows::Column::NextAttemptAt, Expr::value(now + TimeDelta::from_std(LEASE).unwrap_or_default()))
+            .filter(rows::Column::Id.is_in(due))
+            .filter(rows::Column::State.eq(DeliveryState::Pending))
+            .filter(rows::Column::NextAttemptAt.lte(now))
+            .exec_with_returning(db)
+            .await
     }
 
     /// Makes one attempt of a row [`Outbox::claim_due`] claimed, and records
