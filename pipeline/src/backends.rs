@@ -122,7 +122,7 @@ impl Backends {
         };
         let chat = ChatFilter::parse(&settings.chat_events);
         let base_url = settings.public_base_url.clone();
-        let (primary, notifier_kind): (Arc<dyn Notifier>, _) = match (&settings.sns_topic_arn, &aws) {
+        let (notifier, notifier_kind): (Arc<dyn Notifier>, _) = match (&settings.sns_topic_arn, &aws) {
             (Some(topic), Some(conf)) => {
                 let chat_topic = settings.sns_chat_topic_arn.clone().map(|arn| (arn, chat.clone()));
                 let sns = SnsNotifier::new(aws_sdk_sns::Client::new(conf), topic.clone(), chat_topic, base_url.clone());
@@ -173,7 +173,6 @@ impl Backends {
         let db_kind = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
         let summary =
             format!("db={db_kind} queue={queue_kind} store={store_kind} notifier={notifier_kind} cache={cache_kind}");
-        let notifier = primary;
         Ok(Self { db, queue, dead_letters, store, notifier, outbox, cache, retention, delivery, summary })
     }
 }

@@ -301,9 +301,9 @@ async fn finish(backends: &Backends, record: deletions::Model, env: &str) -> Res
         .filter(deletions::Column::Id.eq(record.id))
         .exec(&txn)
         .await?;
-    backends.outbox.record(&txn, &event).await?;
+    let recorded = backends.outbox.record(&txn, &event).await?;
     txn.commit().await?;
-    backends.outbox.committed();
+    backends.outbox.committed(recorded);
     tracing::info!(image_id = %record.image_id, objects = removed, "image deleted");
     if let Err(err) = backends.notifier.publish(&event).await {
         tracing::warn!(image_id = %record.image_id, error = %err, "the image.deleted event was not published");

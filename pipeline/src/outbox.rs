@@ -9,8 +9,11 @@
 //! Any worker process delivers due rows ([`Outbox::run`]). It claims rows
 //! by bumping their attempt counts in one conditional update (on Postgres
 //! and SQLite alike) that also leases them: a process that dies mid-attempt
-//! leaves the row due again after [`LEASE`]. Each attempt runs on its own
-//! task, so a receiver that hangs holds up no other. A failed attempt is rescheduled
+//! leaves the row due again after [`LEASE`]. A process that runs the loop
+//! writes its own rows already claimed and leased, and hands them to its
+//! loop once their transaction commits ([`Outbox::committed`]), so the usual
+//! delivery costs no claim; successes are marked delivered in batches. Each
+//! attempt runs on its own task, so a receiver that hangs holds up no other. A failed attempt is rescheduled
 //! with exponential backoff and jitter; one that would be due after the
 //! row's expiry expires it instead. Expired rows are counted, listed by
 //! [`failed`] (`image-service webhooks failed`) and sent again by [`replay`].
@@ -18,7 +21,8 @@
 //! Every attempt of a row carries the same `webhook-id` (the event id), so a
 //! receiver that deduplicates by it sees each event once.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -28,7 +32,8 @@ use entities::webhook_deliveries::{self as rows, DeliveryState};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -38,7 +43,9 @@ use crate::links::Links;
 use crate::notify::Webhook;
 
 /// How long a claimed delivery is someone's: longer than an attempt's timeout.
-pub const LEASE: Duration = Duration::from_secs(30);
+pub const LEASE: Duration = Duration::from_secs(60);
+/// A handed-over row this close to the end of its lease is left to the database.
+const LEASE_MARGIN: Duration = Duration::from_secs(15);
 /// Attempts in flight at once.
 const CONCURRENCY: usize = 8;
 /// How often overdue rows are expired (each sweep is a write).
@@ -54,10 +61,24 @@ pub struct Outbox {
     env: String,
     ttl: TimeDelta,
     schedule: ExponentialBuilder,
-    /// Wakes this process's [`Outbox::run`] when a transaction that recorded
-    /// deliveries commits, so they go out at once rather than at the next poll.
+    /// Wakes this process's [`Outbox::run`]: deliveries were handed to it,
+    /// or an attempt ended.
     wake: tokio::sync::Notify,
+    /// Whether this process runs [`Outbox::run`], and so records its rows
+    /// claimed by itself.
+    delivering: AtomicBool,
+    /// Rows committed claimed by this process, for its loop to send.
+    handed: Mutex<Vec<rows::Model>>,
+    /// Rows delivered, as (id, attempts of the claim), to be marked so.
+    delivered: Mutex<Vec<(Uuid, i32)>>,
 }
+
+/// The deliveries a transaction recorded that this process claimed; give
+/// them to [`Outbox::committed`] once the transaction commits. Dropped
+/// instead (a rollback), they are never sent.
+#[must_use = "pass it to Outbox::committed after the commit"]
+#[derive(Debug, Default)]
+pub struct Recorded(Vec<rows::Model>);
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,7 +116,18 @@ impl Outbox {
             .without_max_times()
             .with_jitter();
         let ttl = TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX);
-        Self { webhooks, links, delivery, env, ttl, schedule, wake: tokio::sync::Notify::new() }
+        Self {
+            webhooks,
+            links,
+            delivery,
+            env,
+            ttl,
+            schedule,
+            wake: tokio::sync::Notify::new(),
+            delivering: AtomicBool::new(false),
+            handed: Mutex::new(Vec::new()),
+            delivered: Mutex::new(Vec::new()),
+        }
     }
 
     /// Whether any webhook is configured.
@@ -103,12 +135,17 @@ impl Outbox {
         self.webhooks.is_empty()
     }
 
-    /// Tells this process's delivery loop that deliveries were just
-    /// committed. (Another process's loop finds them at its next poll.)
-    pub fn committed(&self) {
-        if !self.webhooks.is_empty() {
-            self.wake.notify_one();
+    /// Hands the deliveries a transaction recorded to this process's loop,
+    /// now that it committed. (Without a loop here, another process's finds
+    /// them at its next poll.)
+    pub fn committed(&self, recorded: Recorded) {
+        if recorded.0.is_empty() {
+            return;
         }
+        if let Ok(mut handed) = self.handed.lock() {
+            handed.extend(recorded.0);
+        }
+        self.wake.notify_one();
     }
 
     /// Records `event`'s deliveries on `conn`, one per webhook that wants it.
@@ -117,8 +154,11 @@ impl Outbox {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn record(&self, conn: &impl ConnectionTrait, event: &Event) -> Result<(), DbErr> {
+    pub async fn record(&self, conn: &impl ConnectionTrait, event: &Event) -> Result<Recorded, DbErr> {
         let now = Utc::now();
+        // Claimed and leased at birth when this process's loop will send it.
+        let ours = self.delivering.load(Ordering::Relaxed);
+        let (attempts, due) = if ours { (1, now + lease()) } else { (0, now) };
         let rows: Vec<rows::ActiveModel> = self
             .webhooks
             .iter()
@@ -130,8 +170,8 @@ impl Outbox {
                     target: Set(webhook.target().to_owned()),
                     body: Set(webhook.body(event)?),
                     state: Set(DeliveryState::Pending),
-                    attempts: Set(0),
-                    next_attempt_at: Set(now),
+                    attempts: Set(attempts),
+                    next_attempt_at: Set(due),
                     expires_at: Set(now + self.ttl),
                     last_error: Set(None),
                     created_at: Set(now),
@@ -140,13 +180,16 @@ impl Outbox {
             })
             .collect();
         if rows.is_empty() {
-            return Ok(());
+            return Ok(Recorded::default());
         }
-        rows::Entity::insert_many(rows)
-            .on_conflict(OnConflict::columns([rows::Column::EventId, rows::Column::Target]).do_nothing().to_owned())
-            .exec_without_returning(conn)
-            .await?;
-        Ok(())
+        let insert = rows::Entity::insert_many(rows)
+            .on_conflict(OnConflict::columns([rows::Column::EventId, rows::Column::Target]).do_nothing().to_owned());
+        if !ours {
+            insert.exec_without_returning(conn).await?;
+            return Ok(Recorded::default());
+        }
+        // Only the rows inserted: an event recorded before is not sent again.
+        Ok(Recorded(insert.exec_with_returning(conn).await?))
     }
 
     /// Records the outcome event of `job`, which has just reached a final
@@ -154,12 +197,12 @@ impl Outbox {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn record_job(&self, conn: &impl ConnectionTrait, job: &jobs::Model) -> Result<(), DbErr> {
+    pub async fn record_job(&self, conn: &impl ConnectionTrait, job: &jobs::Model) -> Result<Recorded, DbErr> {
         if self.webhooks.is_empty() || !job.status.is_final() {
-            return Ok(());
+            return Ok(Recorded::default());
         }
         let Some((image, variants)) = crate::jobs::find_image(conn, job.tenant_id, job.image_id).await? else {
-            return Ok(());
+            return Ok(Recorded::default());
         };
         let event = Event::for_job(job, Some(&image), variants, self.links.as_ref(), &self.delivery, self.env.clone());
         self.record(conn, &event).await
@@ -210,7 +253,7 @@ impl Outbox {
         }
         rows::Entity::update_many()
             .col_expr(rows::Column::Attempts, Expr::col(rows::Column::Attempts).add(1))
-            .col_expr(rows::Column::NextAttemptAt, Expr::value(now + TimeDelta::from_std(LEASE).unwrap_or_default()))
+            .col_expr(rows::Column::NextAttemptAt, Expr::value(now + lease()))
             .filter(rows::Column::Id.is_in(due))
             .filter(rows::Column::State.eq(DeliveryState::Pending))
             .filter(rows::Column::NextAttemptAt.lte(now))
@@ -218,8 +261,48 @@ impl Outbox {
             .await
     }
 
-    /// Makes one attempt of a row [`Outbox::claim_due`] claimed, and records
-    /// how it went: delivered, due again after the backoff, or expired.
+    /// Up to `max` of the rows handed over, the oldest first; drops those
+    /// whose lease ends within [`LEASE_MARGIN`] (they are due again then).
+    fn take_handed(&self, max: usize) -> Vec<rows::Model> {
+        let Ok(mut handed) = self.handed.lock() else { return Vec::new() };
+        let cutoff = Utc::now() + TimeDelta::from_std(LEASE_MARGIN).unwrap_or_default();
+        handed.retain(|row| row.next_attempt_at > cutoff);
+        let taken = max.min(handed.len());
+        handed.drain(..taken).collect()
+    }
+
+    /// Marks the deliveries attempts accepted since the last flush, in one
+    /// update, each only while its claim is still the one that sent it.
+    ///
+    /// # Errors
+    /// Database errors (the marks are kept for the next flush).
+    pub async fn flush_delivered(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let batch = self.delivered.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let claims = batch.iter().fold(Condition::any(), |any, (id, attempts)| {
+            any.add(Condition::all().add(rows::Column::Id.eq(*id)).add(rows::Column::Attempts.eq(*attempts)))
+        });
+        let marked = rows::Entity::update_many()
+            .col_expr(rows::Column::State, Expr::value(DeliveryState::Delivered))
+            .col_expr(rows::Column::DeliveredAt, Expr::value(Utc::now()))
+            .col_expr(rows::Column::LastError, Expr::value(Option::<String>::None))
+            .filter(rows::Column::State.eq(DeliveryState::Pending))
+            .filter(claims)
+            .exec(db)
+            .await;
+        if marked.is_err()
+            && let Ok(mut delivered) = self.delivered.lock()
+        {
+            delivered.extend(batch);
+        }
+        marked.map(drop)
+    }
+
+    /// Makes one attempt of a claimed row, and records how it went:
+    /// delivered (batched, [`Outbox::flush_delivered`]), due again after the
+    /// backoff, or expired.
     ///
     /// # Errors
     /// Database errors (the row stays leased, and is due again after it).
@@ -229,20 +312,20 @@ impl Outbox {
         };
         let result = webhook.send(&row.event_id.to_string(), &row.body).await;
         let now = Utc::now();
-        // Only while the claim is still this one's.
-        let ours = rows::Entity::update_many()
-            .filter(rows::Column::Id.eq(row.id))
-            .filter(rows::Column::Attempts.eq(row.attempts));
         match result {
             Ok(()) => {
-                ours.col_expr(rows::Column::State, Expr::value(DeliveryState::Delivered))
-                    .col_expr(rows::Column::DeliveredAt, Expr::value(now))
-                    .col_expr(rows::Column::LastError, Expr::value(Option::<String>::None))
-                    .exec(db)
-                    .await?;
+                // Marked with others by the loop's next flush; until then
+                // the row's lease keeps it from being sent again.
+                if let Ok(mut delivered) = self.delivered.lock() {
+                    delivered.push((row.id, row.attempts));
+                }
                 Ok(Round { delivered: 1, ..Round::default() })
             }
             Err(code) => {
+                // Only while the claim is still this one's.
+                let ours = rows::Entity::update_many()
+                    .filter(rows::Column::Id.eq(row.id))
+                    .filter(rows::Column::Attempts.eq(row.attempts));
                 let next = now + self.delay(row.attempts);
                 let expired = next > row.expires_at;
                 let state = if expired { DeliveryState::Expired } else { DeliveryState::Pending };
@@ -270,9 +353,10 @@ impl Outbox {
     }
 
     /// Delivers forever, up to [`CONCURRENCY`] attempts at once, each on its
-    /// own task so a slow receiver holds up no other: it claims what is due
-    /// every `period`, at once when an attempt ends or [`Outbox::committed`]
-    /// is called, and expires overdue rows every [`EXPIRY_SWEEP`]. `count`
+    /// own task so a slow receiver holds up no other: it sends what this
+    /// process handed it and claims what is due every `period`, at once when
+    /// an attempt ends or [`Outbox::committed`] is called; marks accepted
+    /// deliveries in batches; and expires overdue rows every [`EXPIRY_SWEEP`]. `count`
     /// hears what each attempt and sweep did.
     pub async fn run(
         self: Arc<Self>,
@@ -280,17 +364,28 @@ impl Outbox {
         period: Duration,
         count: impl Fn(Round) + Send + Sync + 'static,
     ) {
+        self.delivering.store(true, Ordering::Relaxed);
         let count = Arc::new(count);
         let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
         let mut swept = tokio::time::Instant::now();
         loop {
-            let free = u64::try_from(slots.available_permits()).unwrap_or_default();
-            let claimed = self.claim_due(&db, free).await.unwrap_or_else(|err| {
+            if let Err(err) = self.flush_delivered(&db).await {
+                tracing::warn!(error = %err, "webhook outbox: could not mark deliveries; trying again");
+            }
+            // Rows this process recorded claimed need no claim. Those without
+            // a free slot wait for one, unless their lease is nearly over:
+            // then they are left to the database, where it ends.
+            let free = slots.available_permits();
+            let mut rows = self.take_handed(free);
+            let free = u64::try_from(free).unwrap_or_default();
+            let room = free.saturating_sub(u64::try_from(rows.len()).unwrap_or(free));
+            let claimed = self.claim_due(&db, room).await.unwrap_or_else(|err| {
                 tracing::warn!(error = %err, "webhook outbox: the database failed; trying again");
                 Vec::new()
             });
-            let full = free > 0 && claimed.len() == usize::try_from(free).unwrap_or_default();
-            for row in claimed {
+            let full = room > 0 && claimed.len() == usize::try_from(room).unwrap_or_default();
+            rows.extend(claimed);
+            for row in rows {
                 let Ok(slot) = slots.clone().try_acquire_owned() else { break };
                 let (outbox, db, count) = (self.clone(), db.clone(), count.clone());
                 tokio::spawn(async move {
@@ -319,6 +414,11 @@ impl Outbox {
             }
         }
     }
+}
+
+/// [`LEASE`] as a time delta.
+fn lease() -> TimeDelta {
+    TimeDelta::from_std(LEASE).unwrap_or_default()
 }
 
 /// Expired deliveries, newest first, at most `limit`.

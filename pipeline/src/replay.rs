@@ -124,7 +124,7 @@ impl Operator {
         let event = Event::replay_summary(summary.clone(), self.env.clone());
         // The run is done either way; a missing summary is worth a warning, not a failure.
         match self.backends.outbox.record(&self.backends.db, &event).await {
-            Ok(()) => self.backends.outbox.committed(),
+            Ok(recorded) => self.backends.outbox.committed(recorded),
             Err(err) => tracing::warn!(error = %err, "could not record the replay summary's webhook deliveries"),
         }
         if let Err(err) = self.backends.notifier.publish(&event).await {

@@ -159,9 +159,9 @@ impl<'a> Jobs<'a> {
             txn.rollback().await?;
             return Ok(None);
         };
-        self.outbox.record_job(&txn, &job).await?;
+        let recorded = self.outbox.record_job(&txn, &job).await?;
         txn.commit().await?;
-        self.outbox.committed();
+        self.outbox.committed(recorded);
         Ok(self.moved(Some(job)).await)
     }
 
@@ -316,9 +316,9 @@ impl<'a> Jobs<'a> {
         let added = stored_bytes_added(&txn, job.image_id, &new_variants).await?;
         insert_variants(&txn, job.image_id, new_variants).await?;
         crate::quota::add_bytes(job.tenant_id, added).exec(&txn).await?;
-        self.outbox.record_job(&txn, &job).await?;
+        let recorded = self.outbox.record_job(&txn, &job).await?;
         txn.commit().await?;
-        self.outbox.committed();
+        self.outbox.committed(recorded);
         Ok(self.moved(Some(job)).await)
     }
 
