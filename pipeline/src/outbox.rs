@@ -46,6 +46,8 @@ use crate::notify::Webhook;
 pub const LEASE: Duration = Duration::from_secs(60);
 /// A handed-over row this close to the end of its lease is left to the database.
 const LEASE_MARGIN: Duration = Duration::from_secs(15);
+/// Deliveries marked delivered by one update.
+const MARKS_PER_UPDATE: usize = 200;
 /// Attempts in flight at once.
 const CONCURRENCY: usize = 8;
 /// How often overdue rows are expired (each sweep is a write).
@@ -182,8 +184,11 @@ impl Outbox {
         if rows.is_empty() {
             return Ok(Recorded::default());
         }
-        let insert = rows::Entity::insert_many(rows)
-            .on_conflict(OnConflict::columns([rows::Column::EventId, rows::Column::Target]).do_nothing().to_owned());
+        // Only (event_id, target) can conflict (ids are new). A target-less
+        // ON CONFLICT: SQLite checks a named target against the indexes at
+        // prepare time, and a pooled connection's schema can lag a migration
+        // that just ran (seen right after `migrate`).
+        let insert = rows::Entity::insert_many(rows).on_conflict(OnConflict::new().do_nothing().to_owned());
         if !ours {
             insert.exec_without_returning(conn).await?;
             return Ok(Recorded::default());
@@ -271,33 +276,35 @@ impl Outbox {
         handed.drain(..taken).collect()
     }
 
-    /// Marks the deliveries attempts accepted since the last flush, in one
-    /// update, each only while its claim is still the one that sent it.
+    /// Marks the deliveries attempts accepted since the last flush, a few
+    /// hundred to an update, each only while its claim is still the one that
+    /// sent it.
     ///
     /// # Errors
-    /// Database errors (the marks are kept for the next flush).
+    /// Database errors (the marks not made are kept for the next flush).
     pub async fn flush_delivered(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
         let batch = self.delivered.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
-        if batch.is_empty() {
-            return Ok(());
+        // SQLite parses a chain of ORs as a tree as deep as the chain.
+        for (n, chunk) in batch.chunks(MARKS_PER_UPDATE).enumerate() {
+            let claims = chunk.iter().fold(Condition::any(), |any, (id, attempts)| {
+                any.add(Condition::all().add(rows::Column::Id.eq(*id)).add(rows::Column::Attempts.eq(*attempts)))
+            });
+            let marked = rows::Entity::update_many()
+                .col_expr(rows::Column::State, Expr::value(DeliveryState::Delivered))
+                .col_expr(rows::Column::DeliveredAt, Expr::value(Utc::now()))
+                .col_expr(rows::Column::LastError, Expr::value(Option::<String>::None))
+                .filter(rows::Column::State.eq(DeliveryState::Pending))
+                .filter(claims)
+                .exec(db)
+                .await;
+            if let Err(err) = marked {
+                if let Ok(mut delivered) = self.delivered.lock() {
+                    delivered.extend_from_slice(&batch[n * MARKS_PER_UPDATE..]);
+                }
+                return Err(err);
+            }
         }
-        let claims = batch.iter().fold(Condition::any(), |any, (id, attempts)| {
-            any.add(Condition::all().add(rows::Column::Id.eq(*id)).add(rows::Column::Attempts.eq(*attempts)))
-        });
-        let marked = rows::Entity::update_many()
-            .col_expr(rows::Column::State, Expr::value(DeliveryState::Delivered))
-            .col_expr(rows::Column::DeliveredAt, Expr::value(Utc::now()))
-            .col_expr(rows::Column::LastError, Expr::value(Option::<String>::None))
-            .filter(rows::Column::State.eq(DeliveryState::Pending))
-            .filter(claims)
-            .exec(db)
-            .await;
-        if marked.is_err()
-            && let Ok(mut delivered) = self.delivered.lock()
-        {
-            delivered.extend(batch);
-        }
-        marked.map(drop)
+        Ok(())
     }
 
     /// Makes one attempt of a claimed row, and records how it went:

@@ -486,9 +486,7 @@ async fn a_queue_outage_is_a_503_that_the_same_request_can_retry() {
     let healthy = TestApp::spawn(&settings).await;
     let mut broken = healthy.backends.clone();
     broken.queue = Arc::new(crate::support::faults::FlakyQueue::new(broken.queue.clone(), 0, u32::MAX));
-    let app = api::Application::build(&settings, broken).await.expect("api binds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let address = TestApp::serve_api(&settings, broken).await;
     let post = |base: String| {
         healthy
             .http

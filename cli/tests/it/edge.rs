@@ -215,17 +215,7 @@ async fn two_puts_on_one_upload_url_keep_exactly_the_accepted_ones_bytes() {
     let mut second = first.clone();
     let last = second.len() - 1;
     second[last] ^= 0xff;
-    let ticket: serde_json::Value = app
-        .http
-        .post(format!("{}/v1/uploads", app.address))
-        .json(&serde_json::json!({ "content_type": "image/png", "content_length": first.len() }))
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("ticket");
-    let url = ticket["upload"]["url"].as_str().expect("url").to_owned();
+    let (url, job_id) = app.upload_ticket(&app.address, first.len()).await;
     // Both are past the API's checks and streaming before either finishes;
     // the one that started last finishes first.
     let half = first.len() / 2;
@@ -235,7 +225,7 @@ async fn two_puts_on_one_upload_url_keep_exactly_the_accepted_ones_bytes() {
     let fast_status = finish_put(fast, &second, half).await;
     let slow_status = finish_put(slow, &first, half).await;
     assert_eq!((fast_status, slow_status), (200, 409));
-    let job = app.get_json(&format!("/v1/jobs/{}", ticket["job"]["id"].as_str().expect("id")), 200).await;
+    let job = app.get_json(&format!("/v1/jobs/{job_id}"), 200).await;
     let image_id: uuid::Uuid = job["image_id"].as_str().expect("image id").parse().expect("uuid");
     let stored = app.backends.store.get(&pipeline::keys::original(image_id)).await.expect("the original");
     assert!(stored[..] == second[..], "the original is not the accepted upload's bytes");
@@ -252,23 +242,9 @@ async fn an_upload_whose_bytes_cannot_be_placed_is_a_503_its_retry_can_finish() 
     let store = crate::support::faults::FlakyStore::new(backends.store.clone(), 0, false);
     store.failing_copies.store(1, std::sync::atomic::Ordering::SeqCst);
     backends.store = Arc::new(store);
-    let settings = base_settings(dir.path(), db::sqlite(&dir));
-    let broken = api::Application::build(&settings, backends).await.expect("api binds");
-    let address = format!("http://127.0.0.1:{}", broken.port());
-    tokio::spawn(broken.run_until_stopped(std::future::pending()));
+    let address = TestApp::serve_api(&base_settings(dir.path(), db::sqlite(&dir)), backends).await;
     let body = std::fs::read(crate::support::testdata("dice_rgba.png")).expect("testdata");
-    let ticket: serde_json::Value = app
-        .http
-        .post(format!("{address}/v1/uploads"))
-        .json(&serde_json::json!({ "content_type": "image/png", "content_length": body.len() }))
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("ticket");
-    let url = ticket["upload"]["url"].as_str().expect("url").to_owned();
-    let job_id = ticket["job"]["id"].as_str().expect("id").to_owned();
+    let (url, job_id) = app.upload_ticket(&address, body.len()).await;
     let put = || reqwest::Client::new().put(&url).header("content-type", "image/png").body(body.clone()).send();
 
     // Act: the first PUT is claimed but not placed; the client retries the same URL.

@@ -143,3 +143,44 @@ async fn a_webhook_that_is_down_delays_nothing_and_is_retried_with_backoff() {
     assert_eq!(flaky.attempts.load(std::sync::atomic::Ordering::SeqCst), 3, "two failures, then success");
     assert_eq!(hanging.attempts.load(std::sync::atomic::Ordering::SeqCst), 1, "the hanging request is still open");
 }
+
+#[tokio::test]
+async fn a_backlog_of_accepted_deliveries_is_marked_however_large() {
+    use entities::webhook_deliveries::{self, DeliveryState};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    // Arrange: more accepted deliveries than one SQLite expression can
+    // name (its depth limit is 1000), as after the database was away.
+    const BACKLOG: usize = 1100;
+    let dir = TempDir::new().expect("temp dir");
+    let sink = RawSink::start(SinkBehaviour::Accept).await;
+    let mut settings = base_settings(dir.path(), db::sqlite(&dir));
+    settings.webhook_url = Some(sink.url.clone().into());
+    let backends = pipeline::Backends::connect(&settings).await.expect("backends connect");
+    pipeline::db::migrate(&backends.db).await.expect("migrations apply");
+    let outbox = backends.outbox.clone();
+    for _ in 0..BACKLOG {
+        let summary =
+            pipeline::event::ReplaySummary { operation: "test".into(), dry_run: true, counts: Default::default() };
+        let recorded =
+            outbox.record(&backends.db, &Event::replay_summary(summary, "test".into())).await.expect("record");
+        outbox.committed(recorded);
+    }
+    let claimed = outbox.claim_due(&backends.db, BACKLOG as u64).await.expect("claim");
+    assert_eq!(claimed.len(), BACKLOG);
+    for row in &claimed {
+        let round = outbox.attempt(&backends.db, row).await.expect("attempt");
+        assert_eq!(round.delivered, 1);
+    }
+
+    // Act
+    outbox.flush_delivered(&backends.db).await.expect("flush");
+
+    // Assert: every one is marked, so none is sent again when its lease ends.
+    let delivered = webhook_deliveries::Entity::find()
+        .filter(webhook_deliveries::Column::State.eq(DeliveryState::Delivered))
+        .count(&backends.db)
+        .await
+        .expect("count");
+    assert_eq!(delivered, BACKLOG as u64);
+    assert_eq!(sink.attempts.load(std::sync::atomic::Ordering::SeqCst), BACKLOG);
+}

@@ -228,9 +228,7 @@ async fn a_queue_that_refuses_a_send_leaks_nothing_to_the_client_the_job_or_its_
     let mut queue = FlakyQueue::new(broken.queue.clone(), 0, u32::MAX);
     queue.send_error = Some(INTERNAL_TEXT.to_owned());
     broken.queue = Arc::new(queue);
-    let api = api::Application::build(&settings, broken).await.expect("api binds");
-    let address = format!("http://127.0.0.1:{}", api.port());
-    tokio::spawn(api.run_until_stopped(std::future::pending()));
+    let address = TestApp::serve_api(&settings, broken).await;
 
     // Act
     let refused = app

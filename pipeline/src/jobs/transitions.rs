@@ -35,7 +35,7 @@ pub enum Transition {
     /// A presigned upload never came (`upload-expired`).
     UploadExpired,
     /// A presigned upload was claimed but could not be placed: the job
-    /// waits for the client's retry of the same URL again.
+    /// waits again, for the client's retry of the same URL.
     UploadReleased,
     /// A worker starts the job, or restarts one whose worker went away.
     Start,

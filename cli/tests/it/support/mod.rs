@@ -82,6 +82,32 @@ impl TestApp {
         Self { address, backends, worker, http, client_key, admin_key }
     }
 
+    /// Serves a second API on `backends` (the same database, say, with a
+    /// store or queue that fails on purpose); returns its address.
+    pub async fn serve_api(settings: &Settings, backends: Backends) -> String {
+        let app = Application::build(settings, backends).await.expect("api binds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        address
+    }
+
+    /// Asks the API at `base` for a presigned PNG upload of `length` bytes;
+    /// returns the URL to PUT to and the job's id.
+    pub async fn upload_ticket(&self, base: &str, length: usize) -> (String, String) {
+        let ticket: serde_json::Value = self
+            .http
+            .post(format!("{base}/v1/uploads"))
+            .json(&serde_json::json!({ "content_type": "image/png", "content_length": length }))
+            .send()
+            .await
+            .expect("post")
+            .json()
+            .await
+            .expect("ticket");
+        let url = ticket["upload"]["url"].as_str().expect("url").to_owned();
+        (url, ticket["job"]["id"].as_str().expect("job id").to_owned())
+    }
+
     /// Puts a testdata file in the store and enqueues its job directly, as
     /// an upload that never passed through the API's checks would arrive
     /// (a client's direct PUT to S3). Returns the job id.
