@@ -361,8 +361,8 @@ impl Outbox {
 
     /// Delivers forever, up to [`CONCURRENCY`] attempts at once, each on its
     /// own task so a slow receiver holds up no other: it sends what this
-    /// process handed it and claims what is due every `period`, at once when
-    /// an attempt ends or [`Outbox::committed`] is called; marks accepted
+    /// process handed it at once (on [`Outbox::committed`]) and claims what is
+    /// due in the database every `period`; marks accepted
     /// deliveries in batches; and expires overdue rows every [`EXPIRY_SWEEP`]. `count`
     /// hears what each attempt and sweep did.
     pub async fn run(
@@ -375,6 +375,11 @@ impl Outbox {
         let count = Arc::new(count);
         let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
         let mut swept = tokio::time::Instant::now();
+        // The database is polled every `period` (and again at once after a
+        // full claim), not on every wake: a wake is a handover or an ended
+        // attempt, which makes nothing due there.
+        let mut polled: Option<tokio::time::Instant> = None;
+        let mut full = false;
         loop {
             if let Err(err) = self.flush_delivered(&db).await {
                 tracing::warn!(error = %err, "webhook outbox: could not mark deliveries; trying again");
@@ -386,12 +391,15 @@ impl Outbox {
             let mut rows = self.take_handed(free);
             let free = u64::try_from(free).unwrap_or_default();
             let room = free.saturating_sub(u64::try_from(rows.len()).unwrap_or(free));
-            let claimed = self.claim_due(&db, room).await.unwrap_or_else(|err| {
-                tracing::warn!(error = %err, "webhook outbox: the database failed; trying again");
-                Vec::new()
-            });
-            let full = room > 0 && claimed.len() == usize::try_from(room).unwrap_or_default();
-            rows.extend(claimed);
+            if full || polled.is_none_or(|at| at.elapsed() >= period) {
+                polled = Some(tokio::time::Instant::now());
+                let claimed = self.claim_due(&db, room).await.unwrap_or_else(|err| {
+                    tracing::warn!(error = %err, "webhook outbox: the database failed; trying again");
+                    Vec::new()
+                });
+                full = room > 0 && claimed.len() == usize::try_from(room).unwrap_or_default();
+                rows.extend(claimed);
+            }
             for row in rows {
                 let Ok(slot) = slots.clone().try_acquire_owned() else { break };
                 let (outbox, db, count) = (self.clone(), db.clone(), count.clone());
@@ -414,8 +422,9 @@ impl Outbox {
                 }
             }
             if !full {
+                let next_poll = polled.map_or_else(tokio::time::Instant::now, |at| at + period);
                 tokio::select! {
-                    () = tokio::time::sleep(period) => {}
+                    () = tokio::time::sleep_until(next_poll) => {}
                     () = self.wake.notified() => {}
                 }
             }
