@@ -3,6 +3,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use image_service_client::ErrorCode;
+use pipeline::delivery::Refusal;
 use serde::Serialize;
 
 /// Everything a handler can answer with instead of success.
@@ -104,26 +106,32 @@ impl ApiError {
         }
     }
 
-    /// The stable code clients can match on.
-    pub fn code(&self) -> &'static str {
+    /// The stable code clients can match on. Every code is a variant of the
+    /// client crate's [`ErrorCode`], so the typed client knows each one and
+    /// the OpenAPI document lists them all.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::BadRequest(_) => "bad-request",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::UploadRejected(_) => "upload-rejected",
-            Self::DeliveryRefused(refusal) => refusal.code(),
-            Self::RangeNotSatisfiable(_) => "range-not-satisfiable",
-            Self::IdempotencyKeyReused => "idempotency-key-reused",
-            Self::RateLimited(_) => "rate-limited",
-            Self::QuotaExceeded(_) => "quota-exceeded",
-            Self::Conflict(_) => "conflict",
-            Self::ExternalIdTaken(_) => "external-id-taken",
-            Self::Unprocessable(_) => "unprocessable",
-            Self::NotFound(_) => "not-found",
-            Self::PayloadTooLarge(_) => "payload-too-large",
-            Self::UnsupportedMediaType(_) => "unsupported-media-type",
-            Self::Unavailable(_) => "service-unavailable",
-            Self::Internal(_) => "internal-error",
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::UploadRejected(_) => ErrorCode::UploadRejected,
+            Self::DeliveryRefused(refusal) => match refusal {
+                Refusal::Unsigned => ErrorCode::SignatureRequired,
+                Refusal::Expired => ErrorCode::UrlExpired,
+                Refusal::UnknownKey | Refusal::BadSignature => ErrorCode::SignatureInvalid,
+            },
+            Self::RangeNotSatisfiable(_) => ErrorCode::RangeNotSatisfiable,
+            Self::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::ExternalIdTaken(_) => ErrorCode::ExternalIdTaken,
+            Self::Unprocessable(_) => ErrorCode::Unprocessable,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Internal(_) => ErrorCode::InternalError,
         }
     }
 }
@@ -137,9 +145,19 @@ pub struct Problem<'a> {
     title: String,
     status: u16,
     /// Stable kebab-case code to match on (`unauthorized`, `payload-too-large`, …).
+    #[schema(schema_with = code_schema)]
     code: &'a str,
     /// What went wrong with this request.
     detail: String,
+}
+
+/// The `code` field's schema: every code there is.
+fn code_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(ErrorCode::ALL.iter().map(ErrorCode::as_str)))
+        .description(Some("Stable kebab-case code to match on"))
+        .build()
 }
 
 impl IntoResponse for ApiError {
@@ -157,16 +175,17 @@ impl IntoResponse for ApiError {
             Self::Unavailable(cause) | Self::Internal(cause) => {
                 // The cause chain is logged once, here, inside the request span;
                 // the body never carries internal text.
-                tracing::error!(error = format!("{cause:#}"), code = self.code(), "request failed");
+                tracing::error!(error = format!("{cause:#}"), code = %self.code(), "request failed");
                 "see the server logs for this request".to_owned()
             }
             other => other.to_string(),
         };
+        let code = self.code();
         let problem = Problem {
-            r#type: format!("https://image-service.dev/problems/{}", self.code()),
+            r#type: format!("https://image-service.dev/problems/{code}"),
             title: status.canonical_reason().unwrap_or("error").to_owned(),
             status: status.as_u16(),
-            code: self.code(),
+            code: code.as_str(),
             detail,
         };
         let mut response = (status, axum::Json(problem)).into_response();

@@ -8,6 +8,9 @@ use clap::{Subcommand, ValueEnum};
 use entities::api_keys::Scope;
 use pipeline::Settings;
 
+use crate::exit::{Exit, Failure};
+use crate::remote::emit;
+
 /// `image-service keys …`
 #[derive(Subcommand)]
 pub enum Keys {
@@ -120,13 +123,13 @@ pub enum Tenants {
     },
 }
 
-pub async fn tenants(settings: Settings, command: Tenants) -> anyhow::Result<()> {
+pub async fn tenants(settings: Settings, json: bool, command: Tenants) -> anyhow::Result<()> {
     let db = open(&settings).await?;
     match command {
         Tenants::Create { name } => {
             let tenant = pipeline::tenants::create(&db, &name).await?;
             eprintln!("created tenant {:?} ({})", tenant.name, tenant.id);
-            println!("{}", tenant.id);
+            emit(json, &serde_json::json!({ "id": tenant.id, "name": tenant.name }), |_| println!("{}", tenant.id))?;
         }
         Tenants::Delete { name, dry_run } => {
             let tenant = tenant_named(&db, &name).await?;
@@ -172,6 +175,23 @@ pub async fn tenants(settings: Settings, command: Tenants) -> anyhow::Result<()>
                 Some(mode) => mode.as_str().to_owned(),
             };
             eprintln!("variants of tenant {name:?} are delivered {described}; reprocess to move the existing ones");
+        }
+        Tenants::List if json => {
+            let now = chrono::Utc::now();
+            for tenant in pipeline::tenants::list(&db).await? {
+                let uploads_today = pipeline::quota::uploads_on(&db, tenant.id, now).await?;
+                let row = serde_json::json!({
+                    "id": tenant.id,
+                    "name": tenant.name,
+                    "created_at": tenant.created_at,
+                    "uploads_today": uploads_today,
+                    "max_uploads_per_day": tenant.max_uploads_per_day,
+                    "bytes_stored": tenant.bytes_stored,
+                    "max_bytes_stored": tenant.max_bytes_stored,
+                    "originals_retention_days": tenant.originals_retention_days,
+                });
+                println!("{row}");
+            }
         }
         Tenants::List => {
             let now = chrono::Utc::now();
@@ -221,8 +241,11 @@ pub(crate) async fn tenant_named(
     db: &pipeline::db::DatabaseConnection,
     name: &str,
 ) -> anyhow::Result<entities::tenants::Model> {
-    pipeline::tenants::find_by_name(db, name).await?.with_context(|| {
-        format!("no tenant is named {name:?} (`tenants list` shows them; `tenants create {name}` makes one)")
+    pipeline::tenants::find_by_name(db, name).await?.ok_or_else(|| {
+        Failure::error(
+            Exit::NotFound,
+            format!("no tenant is named {name:?} (`tenants list` shows them; `tenants create {name}` makes one)"),
+        )
     })
 }
 
@@ -241,7 +264,7 @@ pub(crate) async fn open(settings: &Settings) -> anyhow::Result<pipeline::db::Da
     Ok(db)
 }
 
-pub async fn keys(settings: Settings, command: Keys) -> anyhow::Result<()> {
+pub async fn keys(settings: Settings, json: bool, command: Keys) -> anyhow::Result<()> {
     let db = open(&settings).await?;
     match command {
         Keys::Create { name, scope, tenant } => {
@@ -254,7 +277,26 @@ pub async fn keys(settings: Settings, command: Keys) -> anyhow::Result<()> {
                 key.id,
                 owner.name
             );
-            println!("{secret}");
+            let created = serde_json::json!({
+                "id": key.id, "name": key.name, "scope": key.scope.as_str(), "tenant": owner.name, "secret": secret,
+            });
+            emit(json, &created, |_| println!("{secret}"))?;
+        }
+        Keys::List if json => {
+            let names: std::collections::HashMap<_, _> =
+                pipeline::tenants::list(&db).await?.into_iter().map(|t| (t.id, t.name)).collect();
+            for key in pipeline::api_keys::list(&db).await? {
+                let row = serde_json::json!({
+                    "id": key.id,
+                    "prefix": key.prefix,
+                    "scope": key.scope.as_str(),
+                    "created_at": key.created_at,
+                    "revoked_at": key.revoked_at,
+                    "tenant": names.get(&key.tenant_id),
+                    "name": key.name,
+                });
+                println!("{row}");
+            }
         }
         Keys::List => {
             let names: std::collections::HashMap<_, _> =
@@ -279,7 +321,7 @@ pub async fn keys(settings: Settings, command: Keys) -> anyhow::Result<()> {
             }
         }
         Keys::Revoke { key } => match pipeline::api_keys::revoke(&db, &key).await? {
-            0 => anyhow::bail!("no live key has the id or prefix {key:?}"),
+            0 => return Err(Failure::error(Exit::NotFound, format!("no live key has the id or prefix {key:?}"))),
             n => eprintln!("revoked {n} key(s)"),
         },
     }

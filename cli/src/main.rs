@@ -10,22 +10,30 @@
 //! - `migrate`: apply (or roll back, or list) the database migrations.
 //! - `replay dlq|jobs` and `reprocess`: the operators' replays (`ops`).
 //! - `keys create|list|revoke`: API keys (`keys`).
-//! - `submit FILE… [--wait]`: upload images and follow their jobs (`submit`).
+//! - `submit PATH… [--wait]`: upload images and follow their jobs (`submit`).
+//! - `jobs get|list|wait`, `images get|list|delete|variant`: the API's
+//!   resources through the typed client (`remote`).
 //! - `openapi`: print the API's OpenAPI document.
 //! - `webhooks secret|failed|replay`: signing secrets and expired deliveries (`webhooks`).
+//! - `completions SHELL`: a completion script for bash, zsh, fish, …
 //!
-//! Settings come from flags or environment variables: see `--help`.
+//! Settings come from flags or environment variables, before or after the
+//! subcommand: see `--help`. `--json` prints results as JSON lines, and the
+//! exit code says what kind of failure it was (`exit`, `docs/cli.md`).
 
+mod exit;
 mod keys;
 mod ops;
+mod remote;
 mod submit;
 mod telemetry;
 mod webhooks;
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use migrations::{Migrator, MigratorTrait};
 use pipeline::{Backends, Settings};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +47,11 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print results as JSON, one value per line, instead of tables.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    api: remote::ApiArgs,
     #[command(flatten)]
     settings: Settings,
 }
@@ -80,11 +93,22 @@ enum Command {
     Tenants(keys::Tenants),
     /// Upload images to a running API; with --wait, follow them to the end.
     Submit(submit::SubmitArgs),
+    /// Read jobs from a running API, or wait for one.
+    #[command(subcommand)]
+    Jobs(remote::Jobs),
+    /// Read or delete images on a running API.
+    #[command(subcommand)]
+    Images(remote::Images),
     /// Print the API's OpenAPI 3.1 document (as served at /openapi.json).
     Openapi,
     /// Webhook signing secrets, and deliveries that expired unaccepted.
     #[command(subcommand)]
     Webhooks(webhooks::Webhooks),
+    /// Print a shell completion script (`image-service completions bash > …`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -99,9 +123,26 @@ enum MigrateAction {
     Reset,
 }
 
+/// The command line: every setting is global, so it may come before or
+/// after the subcommand (`image-service worker --sqs-queue-url …`).
+fn command() -> clap::Command {
+    Cli::command().mut_args(|arg| arg.global(true))
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    let matches = command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            exit::classify(&err).into()
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init();
     // Before any client is built: one crypto provider for every TLS stack.
     pipeline::tls::install_crypto_provider();
@@ -109,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
         // Jobs allocate and free tens of MiB each; keep it for the next job.
         imaging::allocator::retain_large_buffers();
     }
-    let settings = cli.settings;
+    let (settings, api, json) = (cli.settings, cli.api, cli.json);
     match cli.command {
         Command::Run => run_all(settings).await,
         Command::Api => run_api(settings).await,
@@ -118,21 +159,29 @@ async fn main() -> anyhow::Result<()> {
             let app_role = app_role.zip(app_password);
             migrate(settings, action, app_role).await
         }
-        Command::Replay(command) => ops::replay(settings, command).await,
-        Command::Reprocess(args) => ops::reprocess(settings, args).await,
-        Command::Keys(command) => keys::keys(settings, command).await,
-        Command::Tenants(command) => keys::tenants(settings, command).await,
-        Command::Submit(args) => submit::submit(args).await,
+        Command::Replay(command) => ops::replay(settings, json, command).await,
+        Command::Reprocess(args) => ops::reprocess(settings, json, args).await,
+        Command::Keys(command) => keys::keys(settings, json, command).await,
+        Command::Tenants(command) => keys::tenants(settings, json, command).await,
+        Command::Submit(args) => submit::submit(&api, json, args).await,
+        Command::Jobs(command) => remote::jobs(&api, json, command).await,
+        Command::Images(command) => remote::images(&api, json, command).await,
         Command::Openapi => {
             print!("{}", api::openapi::document());
             Ok(())
         }
-        Command::Webhooks(command) => webhooks::webhooks(settings, command).await,
+        Command::Webhooks(command) => webhooks::webhooks(settings, json, command).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "image-service", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Backends> {
-    let backends = Backends::connect(settings).await.context("failed to connect the backends")?;
+    let backends = Backends::connect(settings).await.map_err(|err| {
+        exit::Failure::error(exit::Exit::Unavailable, format!("failed to connect the backends: {err:#}"))
+    })?;
     tracing::info!(backends = %backends.summary, "backends ready");
     Ok(backends)
 }
@@ -298,8 +347,6 @@ async fn migrate(settings: Settings, action: MigrateAction, app_role: Option<(St
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     /// clap checks a command's definition only when that command is parsed;
@@ -307,6 +354,21 @@ mod tests {
     /// value action, for one, panics on first use).
     #[test]
     fn every_command_is_well_formed() {
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn settings_are_taken_after_the_subcommand_too() {
+        let parsed = |args: &[&str]| {
+            let matches = command().try_get_matches_from(args).expect("parses");
+            Cli::from_arg_matches(&matches).expect("matches")
+        };
+
+        let after = parsed(&["image-service", "worker", "--sqs-queue-url", "http://q/1", "--json"]);
+        let before = parsed(&["image-service", "--sqs-queue-url", "http://q/1", "worker"]);
+
+        assert_eq!(after.settings.sqs_queue_url.as_deref(), Some("http://q/1"));
+        assert_eq!(before.settings.sqs_queue_url.as_deref(), Some("http://q/1"));
+        assert!(after.json && !before.json);
     }
 }

@@ -1,14 +1,13 @@
 //! The operators' commands: `replay dlq`, `replay jobs` and `reprocess`.
 //! Each shows a progress bar, accepts `--dry-run`, and prints its summary.
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use entities::jobs::JobStatus;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pipeline::Settings;
 use pipeline::jobs::JobFilter;
 use pipeline::replay::{DlqMode, Operator, Progress};
-use pipeline::{Backends, Settings};
 use uuid::Uuid;
 
 /// `image-service replay …`
@@ -133,14 +132,14 @@ impl Progress for Bar {
 }
 
 async fn operator(settings: &Settings) -> anyhow::Result<Operator> {
-    let backends = Backends::connect(settings).await.context("failed to connect the backends")?;
+    let backends = crate::connect(settings).await?;
     let presets = settings.presets().map_err(anyhow::Error::msg)?;
     Ok(Operator::new(backends, presets, settings.app_env.clone()))
 }
 
-fn print(summary: &pipeline::event::ReplaySummary) -> anyhow::Result<()> {
-    println!("{}", describe(summary)?);
-    Ok(())
+fn print(json: bool, summary: &pipeline::event::ReplaySummary) -> anyhow::Result<()> {
+    let text = describe(summary)?;
+    crate::remote::emit(json, summary, |_| println!("{text}"))
 }
 
 fn describe(summary: &pipeline::event::ReplaySummary) -> anyhow::Result<String> {
@@ -154,7 +153,7 @@ fn describe(summary: &pipeline::event::ReplaySummary) -> anyhow::Result<String> 
 }
 
 /// Runs `replay dlq` or `replay jobs`.
-pub async fn replay(settings: Settings, command: Replay) -> anyhow::Result<()> {
+pub async fn replay(settings: Settings, json: bool, command: Replay) -> anyhow::Result<()> {
     let operator = operator(&settings).await?;
     let bar = Bar::new();
     let summary = match command {
@@ -190,16 +189,16 @@ pub async fn replay(settings: Settings, command: Replay) -> anyhow::Result<()> {
         }
     };
     bar.0.finish_and_clear();
-    print(&summary)
+    print(json, &summary)
 }
 
 /// Runs `reprocess`.
-pub async fn reprocess(settings: Settings, args: ReprocessArgs) -> anyhow::Result<()> {
+pub async fn reprocess(settings: Settings, json: bool, args: ReprocessArgs) -> anyhow::Result<()> {
     let operator = operator(&settings).await?;
     let bar = Bar::new();
     let summary = operator
         .reprocess(&args.preset, args.stale_only, args.resume, args.page_size, args.max_per_second, args.dry_run, &bar)
         .await?;
     bar.0.finish_and_clear();
-    print(&summary)
+    print(json, &summary)
 }

@@ -17,9 +17,6 @@ pub enum Webhooks {
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: u64,
-        /// One JSON object per line instead of a table.
-        #[arg(long)]
-        json: bool,
     },
     /// Send expired deliveries again, retried for WEBHOOK_DELIVERY_TTL_SECS
     /// more: the ones named, or every one with --all. Each keeps its
@@ -34,10 +31,10 @@ pub enum Webhooks {
     },
 }
 
-pub async fn webhooks(settings: Settings, command: Webhooks) -> anyhow::Result<()> {
+pub async fn webhooks(settings: Settings, json: bool, command: Webhooks) -> anyhow::Result<()> {
     match command {
         Webhooks::Secret => println!("{}", pipeline::notify::SigningKey::generate()),
-        Webhooks::Failed { limit, json } => {
+        Webhooks::Failed { limit } => {
             let db = crate::keys::open(&settings).await?;
             let failed = pipeline::outbox::failed(&db, limit).await?;
             if json {
@@ -73,7 +70,7 @@ pub async fn webhooks(settings: Settings, command: Webhooks) -> anyhow::Result<(
                 "{replayed} deliver{} pending again; a worker sends them",
                 if replayed == 1 { "y is" } else { "ies are" }
             );
-            println!("{replayed}");
+            crate::remote::emit(json, &serde_json::json!({ "replayed": replayed }), |_| println!("{replayed}"))?;
         }
     }
     Ok(())

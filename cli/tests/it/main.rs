@@ -5,6 +5,8 @@
 
 mod api_errors;
 mod api_product;
+mod cli;
+mod client;
 mod client_fields;
 mod deletion;
 mod delivery;
