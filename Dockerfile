@@ -10,7 +10,7 @@
 # Base images are pinned by digest so a rebuild uses the bytes that were
 # reviewed; Dependabot (.github/dependabot.yml) proposes new digests.
 
-# Rust 1.95 on Debian bookworm; the workspace asks for rust-version 1.94.
+# Rust 1.95 on Debian bookworm: rust-toolchain.toml's release, and the workspace's rust-version.
 FROM rust:1.95-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082 AS chef
 ARG CARGO_CHEF_VERSION=0.1.77
 # C toolchain extras for the -sys crates: nasm for the SIMD code of the image

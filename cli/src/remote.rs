@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use image_service_client::{Client, ImageQuery, JobQuery, JobStatus};
 use uuid::Uuid;
 
@@ -62,36 +62,12 @@ pub enum Jobs {
 
 #[derive(Args)]
 pub struct ListJobs {
-    /// Only jobs in this state.
-    #[arg(long, value_enum)]
-    status: Option<StatusArg>,
+    /// Only jobs in this state (`queued`, `succeeded`, `failed`, …).
+    #[arg(long)]
+    status: Option<JobStatus>,
     /// At most this many (all pages are followed until then).
     #[arg(long, default_value_t = 50)]
     limit: u64,
-}
-
-/// A job state on the command line.
-#[derive(Clone, Copy, ValueEnum)]
-enum StatusArg {
-    AwaitingUpload,
-    Queued,
-    Processing,
-    Succeeded,
-    Failed,
-    Dead,
-}
-
-impl From<StatusArg> for JobStatus {
-    fn from(status: StatusArg) -> Self {
-        match status {
-            StatusArg::AwaitingUpload => Self::AwaitingUpload,
-            StatusArg::Queued => Self::Queued,
-            StatusArg::Processing => Self::Processing,
-            StatusArg::Succeeded => Self::Succeeded,
-            StatusArg::Failed => Self::Failed,
-            StatusArg::Dead => Self::Dead,
-        }
-    }
 }
 
 /// `image-service images …`
@@ -143,7 +119,7 @@ pub async fn jobs(api: &ApiArgs, json: bool, command: Jobs) -> anyhow::Result<()
     match command {
         Jobs::Get { id } => emit(json, &client.job(id).await?, |job| print_jobs(std::slice::from_ref(job))),
         Jobs::List(list) => {
-            let query = JobQuery { status: list.status.map(Into::into), ..JobQuery::default() };
+            let query = JobQuery { status: list.status, ..JobQuery::default() };
             let mut jobs = Vec::new();
             let mut cursor = None;
             while (jobs.len() as u64) < list.limit {

@@ -45,6 +45,27 @@ impl JobStatus {
     }
 }
 
+impl std::str::FromStr for JobStatus {
+    type Err = String;
+
+    /// The API's names (`awaiting_upload`, `queued`, …); `-` may stand for `_`.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        const ALL: [JobStatus; 6] = [
+            JobStatus::AwaitingUpload,
+            JobStatus::Queued,
+            JobStatus::Processing,
+            JobStatus::Succeeded,
+            JobStatus::Failed,
+            JobStatus::Dead,
+        ];
+        let name = name.replace('-', "_");
+        ALL.into_iter().find(|status| status.as_str() == name).ok_or_else(|| {
+            let names: Vec<_> = ALL.iter().map(|s| s.as_str()).collect();
+            format!("{name:?} is not a job status ({})", names.join(", "))
+        })
+    }
+}
+
 impl std::fmt::Display for JobStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -361,4 +382,17 @@ pub struct Reprocess {
     pub max_per_second: Option<u32>,
     /// Only report what it would do.
     pub dry_run: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_reads_back_from_its_name_and_a_wrong_name_lists_the_right_ones() {
+        assert_eq!("awaiting-upload".parse::<JobStatus>(), Ok(JobStatus::AwaitingUpload));
+        assert_eq!(JobStatus::Dead.as_str().parse::<JobStatus>(), Ok(JobStatus::Dead));
+        let wrong = "done".parse::<JobStatus>().expect_err("not a status");
+        assert!(wrong.contains("succeeded"), "{wrong}");
+    }
 }

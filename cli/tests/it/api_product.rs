@@ -335,7 +335,7 @@ async fn a_presigned_upload_to_s3_is_started_by_the_bucket_notification() {
 #[tokio::test]
 async fn reads_are_cached_in_redis_and_invalidated_when_the_job_moves() {
     // Arrange
-    let (app, _dir) = embedded(|s| s.redis_url = Some("redis://127.0.0.1:6379/".into())).await;
+    let (app, _dir) = embedded(|s| s.redis_url = Some(crate::support::redis_url().into())).await;
     let job_id = app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
     let get = || app.http.get(format!("{}/v1/jobs/{job_id}", app.address)).send();
 
@@ -347,7 +347,7 @@ async fn reads_are_cached_in_redis_and_invalidated_when_the_job_moves() {
 
     // Assert
     assert_eq!(first.headers()["x-cache"], "miss");
-    assert_eq!(second.headers()["x-cache"], "hit", "Redis must be running at 127.0.0.1:6379");
+    assert_eq!(second.headers()["x-cache"], "hit", "Redis must be running at TEST_REDIS_URL");
     let second: serde_json::Value = second.json().await.expect("json");
     assert_eq!(second["status"], "queued");
     assert_eq!(after.headers()["x-cache"], "miss", "the worker invalidated the entry");
@@ -454,11 +454,12 @@ async fn the_cli_creates_keys_and_submits_files_until_they_finish() {
 async fn an_invalidation_reaches_every_process_memory_tier() {
     use pipeline::cache::{Cache, RedisCache};
     // Arrange: two processes' caches on one Redis; the reader has the entry in memory.
-    let url = "redis://127.0.0.1:6379/";
+    let url = crate::support::redis_url();
+    let url = url.as_str();
     let (reader, writer) = (RedisCache::new(url).expect("url"), RedisCache::new(url).expect("url"));
     let key = pipeline::cache::job_key(pipeline::tenants::DEFAULT_TENANT, Uuid::now_v7());
     reader.put(&key, bytes::Bytes::from_static(b"old"), Duration::from_secs(60)).await;
-    assert_eq!(reader.get(&key).await.as_deref(), Some(&b"old"[..]), "Redis must be running at 127.0.0.1:6379");
+    assert_eq!(reader.get(&key).await.as_deref(), Some(&b"old"[..]), "Redis must be running at TEST_REDIS_URL");
     tokio::time::sleep(Duration::from_millis(200)).await; // the reader subscribes
     reader.put(&key, bytes::Bytes::from_static(b"old"), Duration::from_secs(60)).await;
 

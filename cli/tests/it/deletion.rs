@@ -94,7 +94,7 @@ async fn embedded() -> (Settings, Objects, Option<WebhookSink>, TempDir) {
     let sink = WebhookSink::start().await;
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
     settings.webhook_url = Some(sink.url.clone().into());
-    settings.redis_url = Some("redis://127.0.0.1:6379/".into());
+    settings.redis_url = Some(crate::support::redis_url().into());
     let objects = Objects::Disk(settings.storage_dir());
     (settings, objects, Some(sink), dir)
 }

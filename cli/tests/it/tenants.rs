@@ -14,8 +14,6 @@ use uuid::Uuid;
 use crate::support::aws::AwsFixture;
 use crate::support::{TestApp, WebhookSink, base_settings, db, testdata};
 
-const REDIS: &str = "redis://127.0.0.1:6379/";
-
 /// What a caller sees: the status, the cache header and the body.
 #[derive(Debug)]
 struct Answer {
@@ -109,7 +107,12 @@ async fn isolation_matrix(settings: Settings, sink: Option<WebhookSink>) {
         // Assert
         assert_eq!(by_owner.status, *own_status, "{path} by its owner: {by_owner:?}");
         if settings.redis_url.is_some() && *cached {
-            assert_eq!(again.cache.as_deref(), Some("hit"), "{path}: Redis must be running at {REDIS}");
+            assert_eq!(
+                again.cache.as_deref(),
+                Some("hit"),
+                "{path}: Redis must be running at {}",
+                crate::support::redis_url()
+            );
         }
         assert_eq!(not_there.status, 404, "{missing_path}");
         assert_eq!(not_there.body["code"], "not-found");
@@ -162,7 +165,7 @@ async fn embedded(redis: bool) {
     let sink = WebhookSink::start().await;
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
     settings.webhook_url = Some(sink.url.clone().into());
-    settings.redis_url = redis.then(|| REDIS.into());
+    settings.redis_url = redis.then(|| crate::support::redis_url().into());
     isolation_matrix(settings, Some(sink)).await;
 }
 
@@ -171,7 +174,7 @@ async fn aws(redis: bool) {
     let aws = AwsFixture::create().await;
     let mut settings = base_settings(dir.path(), db::postgres().await);
     aws.configure(&mut settings);
-    settings.redis_url = redis.then(|| REDIS.into());
+    settings.redis_url = redis.then(|| crate::support::redis_url().into());
     isolation_matrix(settings, None).await;
 }
 

@@ -21,6 +21,12 @@ pub fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata").join(name)
 }
 
+/// The shared Redis the cache tests use: `TEST_REDIS_URL` (which
+/// `scripts/test` sets from `REDIS_URL`), else the machine's own.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+}
+
 /// Settings for a test: port 0, short long-polls, and everything else as given.
 pub fn base_settings(data_dir: &Path, database_url: String) -> Settings {
     let mut settings = Settings::embedded(data_dir.to_path_buf());
