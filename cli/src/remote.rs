@@ -104,6 +104,25 @@ pub enum Images {
     },
 }
 
+/// Up to `limit` items of a listing, following its cursors: `page(cursor,
+/// size)` fetches one page (at most 200, the API's largest) and its next cursor.
+async fn collect_pages<T, F, Fut>(limit: u64, mut page: F) -> Result<Vec<T>, image_service_client::Error>
+where
+    F: FnMut(Option<String>, u64) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), image_service_client::Error>>,
+{
+    let (mut items, mut cursor) = (Vec::new(), None);
+    while (items.len() as u64) < limit {
+        let (batch, next) = page(cursor.take(), (limit - items.len() as u64).min(200)).await?;
+        items.extend(batch);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(items)
+}
+
 /// Prints one value: as a JSON line with `--json`, else as `text` says.
 pub fn emit<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce(&T)) -> anyhow::Result<()> {
     if json {
@@ -120,19 +139,12 @@ pub async fn jobs(api: &ApiArgs, json: bool, command: Jobs) -> anyhow::Result<()
         Jobs::Get { id } => emit(json, &client.job(id).await?, |job| print_jobs(std::slice::from_ref(job))),
         Jobs::List(list) => {
             let query = JobQuery { status: list.status, ..JobQuery::default() };
-            let mut jobs = Vec::new();
-            let mut cursor = None;
-            while (jobs.len() as u64) < list.limit {
-                let remaining = list.limit - jobs.len() as u64;
-                let page = client
-                    .jobs(&JobQuery { cursor: cursor.take(), limit: Some(remaining.min(200)), ..query.clone() })
-                    .await?;
-                jobs.extend(page.jobs);
-                match page.next_cursor {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
-            }
+            let jobs = collect_pages(list.limit, |cursor, limit| {
+                let query = JobQuery { cursor, limit: Some(limit), ..query.clone() };
+                let client = &client;
+                async move { client.jobs(&query).await.map(|page| (page.jobs, page.next_cursor)) }
+            })
+            .await?;
             if json {
                 jobs.iter().try_for_each(|job| emit(true, job, |_| {}))
             } else {
@@ -171,22 +183,12 @@ pub async fn images(api: &ApiArgs, json: bool, command: Images) -> anyhow::Resul
     match command {
         Images::Get { id } => emit(json, &client.image(id).await?, |image| print_image(&client, image)),
         Images::List { external_id, limit } => {
-            let mut images = Vec::new();
-            let mut cursor = None;
-            while (images.len() as u64) < limit {
-                let remaining = limit - images.len() as u64;
-                let query = ImageQuery {
-                    external_id: external_id.clone(),
-                    cursor: cursor.take(),
-                    limit: Some(remaining.min(200)),
-                };
-                let page = client.images(&query).await?;
-                images.extend(page.images);
-                match page.next_cursor {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
-            }
+            let images = collect_pages(limit, |cursor, limit| {
+                let query = ImageQuery { external_id: external_id.clone(), cursor, limit: Some(limit) };
+                let client = &client;
+                async move { client.images(&query).await.map(|page| (page.images, page.next_cursor)) }
+            })
+            .await?;
             if json {
                 return images.iter().try_for_each(|image| emit(true, image, |_| {}));
             }

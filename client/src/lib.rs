@@ -212,19 +212,17 @@ impl Client {
         self.call::<serde_json::Value>(Method::GET, "/healthz", &[], Body::Empty, &HeaderMap::new()).await.map(drop)
     }
 
-    /// `GET /readyz`: whether the backends answer. An unready service is
-    /// an [`ErrorCode::ServiceUnavailable`]-free answer: its checks say which
-    /// backend failed, so this returns the readiness either way.
+    /// `GET /readyz`: whether the backends answer. An unready service
+    /// answers 503 with the same body, its checks saying which backend
+    /// failed, so this returns the readiness either way, without retrying.
     ///
     /// # Errors
     /// As every call: see [`Error`].
     pub async fn readyz(&self) -> Result<Readiness, Error> {
-        let response = self.send(Method::GET, "/readyz", &[], &Body::Empty, &HeaderMap::new(), false).await;
-        match response {
-            Ok(response) => decode(response).await,
-            Err(Error::Unexpected { status: 503, detail }) => serde_json::from_str(&detail)
-                .map_err(|err| Error::Unexpected { status: 503, detail: format!("not a readiness body: {err}") }),
-            Err(err) => Err(err),
+        let response = self.http.get(format!("{}/readyz", self.base)).send().await?;
+        match response.status().as_u16() {
+            200 | 503 => decode(response).await,
+            _ => Err(failure(response).await),
         }
     }
 
@@ -242,7 +240,7 @@ impl Client {
             headers.insert(HeaderName::from_static(METADATA_HEADER), header_value(&metadata.to_string())?);
         }
         let body = Body::Bytes { bytes: &bytes, content_type };
-        let response = self.send(Method::POST, "/v1/images", &[], &body, &headers, true).await?;
+        let response = self.send(Method::POST, "/v1/images", &[], &body, &headers).await?;
         let replayed = response.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
         Ok(Accepted { job: decode(response).await?, replayed })
     }
@@ -362,7 +360,7 @@ impl Client {
     /// [`ErrorCode::NotFound`] for an image that is gone or not the caller's.
     pub async fn delete_image(&self, id: Uuid) -> Result<(), Error> {
         let path = format!("/v1/images/{id}");
-        self.send(Method::DELETE, &path, &[], &Body::Empty, &HeaderMap::new(), true).await.map(drop)
+        self.send(Method::DELETE, &path, &[], &Body::Empty, &HeaderMap::new()).await.map(drop)
     }
 
     /// `GET /v1/images/{id}/variants/{preset}`: the variant's bytes,
@@ -372,7 +370,7 @@ impl Client {
     /// [`ErrorCode::NotFound`] for a preset the image has no variant of.
     pub async fn variant(&self, id: Uuid, preset: &str) -> Result<Bytes, Error> {
         let path = format!("/v1/images/{id}/variants/{}", segment(preset));
-        let response = self.send(Method::GET, &path, &[], &Body::Empty, &HeaderMap::new(), true).await?;
+        let response = self.send(Method::GET, &path, &[], &Body::Empty, &HeaderMap::new()).await?;
         Ok(response.bytes().await?)
     }
 
@@ -450,11 +448,11 @@ impl Client {
         body: Body<'_>,
         headers: &HeaderMap,
     ) -> Result<T, Error> {
-        decode(self.send(method, path, params, &body, headers, true).await?).await
+        decode(self.send(method, path, params, &body, headers).await?).await
     }
 
-    /// Sends to the API with the key and the tenant, retrying (when `retry`)
-    /// what is worth retrying. A non-2xx answer is an error.
+    /// Sends to the API with the key and the tenant, retrying what is worth
+    /// retrying. A non-2xx answer is an error.
     async fn send(
         &self,
         method: Method,
@@ -462,7 +460,6 @@ impl Client {
         params: &[(&str, String)],
         body: &Body<'_>,
         headers: &HeaderMap,
-        retry: bool,
     ) -> Result<reqwest::Response, Error> {
         let mut url = Url::parse(&format!("{}{path}", self.base))
             .map_err(|err| Error::Unexpected { status: 0, detail: format!("bad path {path:?}: {err}") })?;
@@ -496,7 +493,7 @@ impl Client {
             }
             Err(failure(response).await)
         };
-        if retry { self.retrying(attempt).await } else { attempt().await }
+        self.retrying(attempt).await
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or runs out of retries.
@@ -600,11 +597,9 @@ fn push(params: &mut Vec<(&'static str, String)>, name: &'static str, value: Opt
 /// A path segment, percent-encoded.
 fn segment(value: &str) -> String {
     let mut url = Url::parse("http://x/").unwrap_or_else(|_| unreachable!("a constant URL parses"));
-    url.path_segments_mut()
-        .map(|mut s| {
-            s.push(value);
-        })
-        .ok();
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.push(value);
+    }
     url.path().trim_start_matches('/').to_owned()
 }
 
