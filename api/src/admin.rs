@@ -50,6 +50,7 @@ fn failed(err: ReplayError) -> ApiError {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(crate::examples::dlq_request))]
 pub(crate) struct DlqRequest {
     #[serde(default)]
     mode: Option<String>,
@@ -59,7 +60,12 @@ pub(crate) struct DlqRequest {
     dry_run: bool,
 }
 
-/// Moves the dead-letter queue's messages back to the job queue.
+/// Redrive the dead-letter queue.
+///
+/// Moves the dead-letter queue's messages back to the job queue, at most
+/// `max_per_second`. `mode` picks how: SQS's own move task, a copy by the
+/// operator, or `auto` (the move task where the queue offers it).
+/// `dry_run` counts without moving.
 #[utoipa::path(post, path = "/v1/admin/replay/dlq", tag = "admin", request_body = DlqRequest,
     responses((status = 200, description = "What the run did", body = ReplaySummary),
               AdminProblems))]
@@ -81,6 +87,7 @@ pub(crate) async fn replay_dlq(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(crate::examples::jobs_request))]
 pub(crate) struct JobsRequest {
     #[serde(default)]
     statuses: Vec<String>,
@@ -94,8 +101,12 @@ pub(crate) struct JobsRequest {
     dry_run: bool,
 }
 
-/// Re-enqueues past failed or dead jobs that match a filter: every tenant's,
-/// or with `?tenant=NAME` only that tenant's. Each replay keeps its job's tenant.
+/// Replay past jobs.
+///
+/// Re-enqueues past failed or dead jobs that match a filter (statuses, a
+/// time range, an error code, an image): every tenant's, or with
+/// `?tenant=NAME` only that tenant's. Each replay keeps its job's tenant.
+/// `dry_run` counts without enqueueing.
 #[utoipa::path(post, path = "/v1/admin/replay/jobs", tag = "admin", request_body = JobsRequest,
     responses((status = 200, description = "What the run did", body = ReplaySummary),
               AdminProblems))]
@@ -129,6 +140,7 @@ pub(crate) async fn replay_jobs(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(crate::examples::reprocess_request))]
 pub(crate) struct ReprocessRequest {
     preset: String,
     #[serde(default)]
@@ -143,7 +155,12 @@ pub(crate) struct ReprocessRequest {
     dry_run: bool,
 }
 
-/// Regenerates one preset's variants, e.g. after the preset changed.
+/// Reprocess a preset.
+///
+/// Regenerates one preset's variants, e.g. after the preset changed:
+/// every image's, or with `stale_only` only those made by an older version
+/// of the preset. `resume` carries on where an interrupted run stopped.
+/// `dry_run` counts without enqueueing.
 #[utoipa::path(post, path = "/v1/admin/reprocess", tag = "admin", request_body = ReprocessRequest,
     responses((status = 200, description = "What the run did", body = ReplaySummary),
               AdminProblems))]

@@ -25,7 +25,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,14 +35,13 @@ use axum::http::{Uri, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use entities::api_keys::Scope;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
 use pipeline::settings::{AuthMode, Secret};
 use pipeline::tenants::DEFAULT_TENANT;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::limits::{Limiter, Rate, Usage};
 
 /// How long a key lookup (found or not) is remembered.
 pub(crate) const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
@@ -84,21 +82,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ScopedId {
     }
 }
 
-/// A token bucket's average rate and burst.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Rate {
-    pub per_second: u32,
-    pub burst: u32,
-}
-
-impl Rate {
-    fn limiter<K: std::hash::Hash + Eq + Clone>(self) -> DefaultKeyedRateLimiter<K> {
-        let rate = NonZeroU32::new(self.per_second).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(self.burst).unwrap_or(rate);
-        DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
-    }
-}
-
 impl Principal {
     /// The namespace of this caller's idempotency keys.
     pub fn idempotency_scope(&self) -> String {
@@ -112,9 +95,9 @@ pub(crate) struct Auth {
     bootstrap: Option<Secret>,
     found: Mutex<HashMap<String, (Principal, Instant)>>,
     not_found: Mutex<HashMap<String, Instant>>,
-    per_key: DefaultKeyedRateLimiter<Uuid>,
-    per_tenant: DefaultKeyedRateLimiter<Uuid>,
-    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    per_key: Limiter<Uuid>,
+    per_tenant: Limiter<Uuid>,
+    per_address: Limiter<IpAddr>,
     trusted_proxy_header: Option<header::HeaderName>,
 }
 
@@ -188,7 +171,10 @@ impl Auth {
 
     /// Charges a request without a valid key to its address's bucket.
     fn admit_anonymous(&self, address: IpAddr) -> Result<(), ApiError> {
-        self.per_address.check_key(&address).map_err(come_back_later)
+        self.per_address
+            .check_key(&address)
+            .map(drop)
+            .map_err(|refused| ApiError::RateLimited(Usage::refused("address", &refused)))
     }
 
     /// The principal a presented secret stands for, if any. A secret this
@@ -224,19 +210,15 @@ impl Auth {
     }
 
     /// Takes one request from the key's bucket and one from its tenant's,
-    /// or says when to come back. (A request refused by the tenant's bucket
-    /// has still spent the key's token: the key was over nothing, but it
-    /// asked.)
-    fn admit(&self, key_id: Uuid, tenant: Uuid) -> Result<(), ApiError> {
-        self.per_key.check_key(&key_id).map_err(come_back_later)?;
-        self.per_tenant.check_key(&tenant).map_err(come_back_later)
+    /// and says what both have left; or which refused, and when to come
+    /// back. (A request refused by the tenant's bucket has still spent the
+    /// key's token: the key was over nothing, but it asked.)
+    fn admit(&self, key_id: Uuid, tenant: Uuid) -> Result<[Usage; 2], ApiError> {
+        let refused = |policy| move |refused| ApiError::RateLimited(Usage::refused(policy, &refused));
+        let key = self.per_key.check_key(&key_id).map_err(refused("key"))?;
+        let tenant = self.per_tenant.check_key(&tenant).map_err(refused("tenant"))?;
+        Ok([Usage::allowed("key", &key), Usage::allowed("tenant", &tenant)])
     }
-}
-
-/// A 429 saying when the bucket that refused will have a token again.
-fn come_back_later(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> ApiError {
-    let wait = not_until.wait_time_from(DefaultClock::default().now());
-    ApiError::RateLimited(wait.as_secs().max(1))
 }
 
 /// Compares in constant time, so response timing does not reveal a secret.
@@ -258,19 +240,21 @@ fn bearer(request: &Request) -> Result<Option<String>, ApiError> {
     Ok(Some(token.to_owned()))
 }
 
-/// Resolves the caller and checks it may use an endpoint that needs `needed`.
+/// Resolves the caller and checks it may use an endpoint that needs `needed`,
+/// with what its rate-limit buckets have left (none when no key was sent).
 async fn authorize(
     state: &AppState,
     bearer: Option<String>,
     address: IpAddr,
     needed: Scope,
-) -> Result<Principal, ApiError> {
+) -> Result<(Principal, Vec<Usage>), ApiError> {
     let auth = &state.auth;
     let principal = match bearer {
         Some(secret) => auth.principal(state, &secret, address).await?.ok_or(ApiError::Unauthorized)?,
         // With auth off, client endpoints are open; admin ones never are.
         None if auth.mode == AuthMode::Off && needed == Scope::Client => {
-            return Ok(Principal { key_id: None, scope: Scope::Client, tenant: DEFAULT_TENANT, acting_for: None });
+            let open = Principal { key_id: None, scope: Scope::Client, tenant: DEFAULT_TENANT, acting_for: None };
+            return Ok((open, Vec::new()));
         }
         None => {
             auth.admit_anonymous(address)?;
@@ -280,10 +264,11 @@ async fn authorize(
     if !principal.scope.allows(needed) {
         return Err(ApiError::Forbidden("this key's scope does not allow this endpoint"));
     }
-    if let Some(key_id) = principal.key_id {
-        auth.admit(key_id, principal.tenant)?;
-    }
-    Ok(principal)
+    let usages = match principal.key_id {
+        Some(key_id) => auth.admit(key_id, principal.tenant)?.to_vec(),
+        None => Vec::new(),
+    };
+    Ok((principal, usages))
 }
 
 /// Takes `tenant=NAME` off the request's query, leaving the rest as it was.
@@ -339,11 +324,13 @@ async fn admit_request(
             return Err(unauthorized);
         }
     };
-    let principal = authorize(state, bearer, address, needed).await?;
+    let (principal, usages) = authorize(state, bearer, address, needed).await?;
     let named = take_tenant(&mut request)?;
     let principal = act_for(state, principal, named).await?;
     request.extensions_mut().insert(principal);
-    Ok(next.run(request).await)
+    let mut response = next.run(request).await;
+    crate::limits::insert_headers(response.headers_mut(), &usages);
+    Ok(response)
 }
 
 /// Middleware for the client endpoints.
@@ -383,7 +370,9 @@ mod tests {
         let (key, tenant) = (Uuid::now_v7(), Uuid::now_v7());
         assert!(auth.admit(key, tenant).is_ok());
         assert!(auth.admit(key, tenant).is_ok());
-        assert!(matches!(auth.admit(key, tenant), Err(ApiError::RateLimited(secs)) if secs >= 1));
+        assert!(
+            matches!(auth.admit(key, tenant), Err(ApiError::RateLimited(usage)) if usage.reset_secs >= 1 && usage.policy == "key")
+        );
         // Another key has its own bucket.
         assert!(auth.admit(Uuid::now_v7(), tenant).is_ok());
     }
@@ -397,7 +386,9 @@ mod tests {
         for _ in 0..3 {
             assert!(auth.admit(Uuid::now_v7(), tenant).is_ok());
         }
-        assert!(matches!(auth.admit(Uuid::now_v7(), tenant), Err(ApiError::RateLimited(_))));
+        assert!(
+            matches!(auth.admit(Uuid::now_v7(), tenant), Err(ApiError::RateLimited(usage)) if usage.policy == "tenant")
+        );
         // Another tenant's keys are not held back.
         assert!(auth.admit(Uuid::now_v7(), other).is_ok());
     }

@@ -24,7 +24,11 @@ use crate::SharedState;
 use crate::error::ApiError;
 use crate::responses::{DeliveryRefused, NotFound, RangeNotSatisfiable};
 
-/// A public tenant's variant, by its delivery URL: no key needed.
+/// A public tenant's variant.
+///
+/// By its delivery URL (`url` in the image's variants): no key needed, so it
+/// goes straight into `<img src>`. The URL names one immutable rendition, so
+/// it is cached for a year; `If-None-Match` and one `Range` are honoured.
 #[utoipa::path(get, path = "/variants/{image}/{token}/{file}", tag = "delivery", security(()),
     params(("image" = uuid::Uuid, Path, description = "Image id"),
            ("token" = String, Path, description = "The image's random delivery token"),
@@ -44,8 +48,11 @@ pub(crate) async fn public(
     serve(state, format!("{}{rest}", keys::VARIANTS_PREFIX), query, headers).await
 }
 
-/// A signed tenant's variant, by its signed delivery URL (a CloudFront
-/// canned-policy signature).
+/// A signed tenant's variant.
+///
+/// By its signed delivery URL: a CloudFront canned-policy signature that
+/// expires, so the same URL works against CloudFront on AWS and against the
+/// API locally. Without a valid, unexpired signature it is `403`.
 #[utoipa::path(get, path = "/private/{image}/{token}/{file}", tag = "delivery", security(()),
     params(("image" = uuid::Uuid, Path, description = "Image id"),
            ("token" = String, Path, description = "The image's random delivery token"),

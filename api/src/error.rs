@@ -33,9 +33,10 @@ pub enum ApiError {
     /// 422: an `Idempotency-Key` reused with a different request.
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
-    /// 429: the key is over its rate; retry after this many seconds.
-    #[error("too many requests for this key; retry in {0} s")]
-    RateLimited(u64),
+    /// 429: a bucket (the key's, its tenant's, or an address's) is empty;
+    /// it says which and when it has a token again.
+    #[error("too many requests for this {}; retry in {} s", .0.policy, .0.reset_secs)]
+    RateLimited(crate::limits::Usage),
     /// 429: the tenant is over a quota (with when to retry, if waiting helps).
     #[error("{0}")]
     QuotaExceeded(pipeline::quota::Refusal),
@@ -138,6 +139,7 @@ impl ApiError {
 
 /// An RFC 9457 problem: every error the API answers with.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(examples(crate::examples::problem))]
 pub struct Problem<'a> {
     /// A URL naming the problem type; ends with `code`.
     r#type: String,
@@ -164,7 +166,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let retry_after = match &self {
-            Self::RateLimited(secs) => Some(*secs),
+            Self::RateLimited(usage) => Some(usage.reset_secs),
             Self::QuotaExceeded(pipeline::quota::Refusal::UploadsPerDay { retry_after_secs, .. }) => {
                 Some(*retry_after_secs)
             }
@@ -197,11 +199,70 @@ impl IntoResponse for ApiError {
         if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let Self::RateLimited(usage) = &self {
+            crate::limits::insert_headers(headers, std::slice::from_ref(usage));
+        }
         if let Self::RangeNotSatisfiable(length) = &self
             && let Ok(value) = HeaderValue::from_str(&format!("bytes */{length}"))
         {
             headers.insert(header::CONTENT_RANGE, value);
         }
         response
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::limits::Usage;
+
+    /// One error of every kind the API answers with, each code at least once.
+    pub(crate) fn one_of_each() -> Vec<ApiError> {
+        let usage = Usage { policy: "key", quota: 1, window_secs: 1, remaining: 0, reset_secs: 1 };
+        let quota = pipeline::quota::Refusal::UploadsPerDay { limit: 1, retry_after_secs: 1 };
+        vec![
+            ApiError::BadRequest("bad".into()),
+            ApiError::Unauthorized,
+            ApiError::Forbidden("no"),
+            ApiError::UploadRejected("no".into()),
+            ApiError::DeliveryRefused(Refusal::Unsigned),
+            ApiError::DeliveryRefused(Refusal::Expired),
+            ApiError::DeliveryRefused(Refusal::BadSignature),
+            ApiError::RangeNotSatisfiable(1),
+            ApiError::IdempotencyKeyReused,
+            ApiError::RateLimited(usage),
+            ApiError::QuotaExceeded(quota),
+            ApiError::ExternalIdTaken(uuid::Uuid::nil()),
+            ApiError::Conflict("no".into()),
+            ApiError::Unprocessable("no".into()),
+            ApiError::NotFound("image"),
+            ApiError::PayloadTooLarge(1),
+            ApiError::UnsupportedMediaType("no".into()),
+            ApiError::Unavailable(anyhow::anyhow!("down")),
+            ApiError::Internal(anyhow::anyhow!("bug")),
+        ]
+    }
+
+    /// The status each code is answered with.
+    pub(crate) fn status_of(code: &str) -> Option<u16> {
+        one_of_each().into_iter().find(|e| e.code().as_str() == code).map(|e| e.status().as_u16())
+    }
+
+    #[test]
+    fn every_code_the_client_knows_is_one_the_api_answers_with() {
+        let answered: Vec<ErrorCode> = one_of_each().iter().map(ApiError::code).collect();
+        for code in ErrorCode::ALL {
+            assert!(answered.contains(code), "no ApiError answers with `{code}`");
+        }
+    }
+
+    #[test]
+    fn a_rate_limited_answer_names_the_bucket_and_when_to_return() {
+        let usage = Usage { policy: "tenant", quota: 100, window_secs: 5, remaining: 0, reset_secs: 3 };
+        let response = ApiError::RateLimited(usage).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+        assert_eq!(response.headers()["ratelimit"], "\"tenant\";r=0;t=3");
+        assert_eq!(response.headers()["ratelimit-policy"], "\"tenant\";q=100;w=5");
     }
 }

@@ -13,26 +13,33 @@ use crate::{AppState, SharedState};
 
 /// Liveness.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(crate::examples::health))]
 pub(crate) struct Health {
     status: &'static str,
 }
 
 /// Readiness and what it checked.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(crate::examples::readiness))]
 pub(crate) struct Readiness {
     /// `ready` or `unavailable`.
     status: &'static str,
     checks: ReadinessChecks,
 }
 
+/// Whether each dependency answered.
 #[derive(Clone, Copy, Serialize, ToSchema)]
+#[schema(examples(crate::examples::readiness_checks))]
 pub(crate) struct ReadinessChecks {
     database: bool,
     queue: bool,
     store: bool,
 }
 
-/// The process answers.
+/// Liveness: the process answers.
+///
+/// Always `200` while the process runs; it checks nothing behind it, so a
+/// load balancer or ECS can tell a hung task from a slow dependency.
 #[utoipa::path(get, path = "/healthz", tag = "health", security(()),
     responses((status = 200, description = "The process is alive", body = Health)))]
 pub(crate) async fn healthz() -> Json<Health> {
@@ -67,8 +74,11 @@ impl ReadinessCache {
     }
 }
 
-/// The database, the queue and the store all answer (checked at most once
-/// a second). A 503 names the failing dependency, never its internal error.
+/// Readiness: the database, the queue and the store all answer.
+///
+/// The checks run at most once a second, whatever the polling rate. A `503`
+/// names the dependency that failed (`false` in `checks`), never its
+/// internal error; the server's logs carry that.
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses((status = 200, description = "Ready", body = Readiness),
               (status = 503, description = "A dependency is unreachable", body = Readiness)))]

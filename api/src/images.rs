@@ -24,7 +24,8 @@ use crate::intake::{
 use crate::meter::Meter;
 use crate::read_cache::{IMAGE_TTL, read_through};
 use crate::responses::{
-    BadRequest, KeyReused, NotFound, RateLimited, TooLarge, Unauthorized, Unavailable, UnsupportedMediaType,
+    BadRequest, ExternalIdTaken, KeyReused, NotFound, OverQuota, RateLimited, TooLarge, Unauthorized, Unavailable,
+    UnsupportedMediaType,
 };
 use crate::views::{ImagePage, ImageView, JobView, PageBounds};
 use crate::{SharedState, parse_id};
@@ -32,17 +33,26 @@ use crate::{SharedState, parse_id};
 /// The multipart form of `POST /v1/images`.
 #[derive(ToSchema)]
 #[allow(dead_code)]
+#[schema(examples(crate::examples::upload_form))]
 pub(crate) struct UploadForm {
     /// The image.
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     file: String,
 }
 
-/// Uploads an image through the API: a raw body with an `image/*`
-/// Content-Type, or a multipart form with a `file` field. The body streams
-/// into the store; the job is queued at once.
+/// Upload an image.
+///
+/// A raw body with an `image/*` Content-Type, or a multipart form with a
+/// `file` field. The body streams into the store and the job is queued at
+/// once: the answer is `202` with the job to poll. Bytes the tenant has
+/// uploaded before answer `200` with that image's job and `deduplicated:
+/// true`. The `Image-External-Id` and `Image-Metadata` headers (or the form
+/// fields `external_id` and `metadata`) attach the caller's own id and
+/// metadata. Send an `Idempotency-Key` to retry safely.
 #[utoipa::path(post, path = "/v1/images", tag = "images",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat the request safely: the same key and image return the same job")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat the request safely: the same key and image return the same job"),
+           ("Image-External-Id" = Option<String>, Header, description = "The caller's own id for the image, unique within the tenant (raw bodies; a form sends the field `external_id`)"),
+           ("Image-Metadata" = Option<String>, Header, description = "A JSON object of the caller's own metadata, kept with the image (raw bodies; a form sends the field `metadata`)")),
     request_body(content(
         (Vec<u8> = "image/*"),
         (UploadForm = "multipart/form-data"),
@@ -51,7 +61,7 @@ pub(crate) struct UploadForm {
                 headers(("Location" = String, description = "The job"))),
               (status = 200, description = "The tenant has these bytes already: its image's job, with `deduplicated: true`",
                 body = JobView, headers(("Location" = String, description = "The job"))),
-              BadRequest, Unauthorized, TooLarge, UnsupportedMediaType, KeyReused, RateLimited, Unavailable))]
+              BadRequest, Unauthorized, TooLarge, UnsupportedMediaType, ExternalIdTaken, KeyReused, OverQuota, Unavailable))]
 #[tracing::instrument(skip_all, fields(job_id, image_id))]
 pub(crate) async fn create_image(
     State(state): State<SharedState>,
@@ -184,7 +194,11 @@ pub(crate) struct ListQuery {
     limit: Option<u64>,
 }
 
-/// Lists the caller's tenant's images, newest first, one page at a time.
+/// List images.
+///
+/// The caller's tenant's images with their variants, newest first, one page
+/// at a time: pass the answer's `next_cursor` as `cursor` for the next page,
+/// until it is `null`. `external_id` finds the image of that id.
 #[utoipa::path(get, path = "/v1/images", tag = "images", params(ListQuery),
     responses((status = 200, description = "A page of images", body = ImagePage),
               BadRequest, Unauthorized, RateLimited, Unavailable))]
@@ -204,7 +218,10 @@ pub(crate) async fn list_images(
     Ok(Json(ImagePage { images, next_cursor }))
 }
 
-/// One image and its variants.
+/// Get an image.
+///
+/// One image and its variants, with their delivery URLs and a placeholder
+/// to show while they load. Another tenant's image is `404`.
 #[utoipa::path(get, path = "/v1/images/{id}", tag = "images", params(("id" = Uuid, Path, description = "Image id")),
     responses((status = 200, description = "The image", body = ImageView),
               BadRequest, Unauthorized, NotFound, RateLimited, Unavailable))]
@@ -218,6 +235,8 @@ pub(crate) async fn get_image(State(state): State<SharedState>, scoped: ScopedId
     .await
 }
 
+/// Delete an image.
+///
 /// Deletes one of the caller's tenant's images: its original, any staged
 /// upload, every variant of every preset version, its jobs, its rows and its
 /// cache entries; then announces `image.deleted`. A job still running for it
@@ -238,8 +257,11 @@ pub(crate) async fn delete_image(State(state): State<SharedState>, scoped: Scope
 /// How long a redirect to a variant stays valid.
 const VARIANT_URL_TTL: Duration = Duration::from_secs(300);
 
-/// A variant: a short-lived redirect to the object on S3, or the bytes
-/// themselves from local disk.
+/// Get a variant's bytes.
+///
+/// A `302` to a short-lived presigned GET when objects are on S3, or the
+/// bytes themselves from local disk. For web pages use the variant's
+/// delivery `url` instead, which needs no key and caches for a year.
 #[utoipa::path(get, path = "/v1/images/{id}/variants/{preset}", tag = "images",
     params(("id" = Uuid, Path, description = "Image id"), ("preset" = String, Path, description = "Preset name")),
     responses((status = 302, description = "Redirect to a presigned GET (S3)"),

@@ -30,7 +30,10 @@ pub(crate) struct ListQuery {
     limit: Option<u64>,
 }
 
-/// Lists the caller's tenant's jobs, newest first, one page at a time.
+/// List jobs.
+///
+/// The caller's tenant's jobs, newest first, one page at a time: pass the
+/// answer's `next_cursor` as `cursor` for the next page, until it is `null`.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
     responses((status = 200, description = "A page of jobs", body = JobPage),
               BadRequest, Unauthorized, RateLimited, Unavailable))]
@@ -48,8 +51,12 @@ pub(crate) async fn list_jobs(
     Ok(Json(JobPage { jobs: jobs.into_iter().map(JobView::from).collect(), next_cursor }))
 }
 
-/// One of the caller's tenant's jobs. Another tenant's job is `404`, exactly as
-/// a job that does not exist.
+/// Get a job.
+///
+/// One of the caller's tenant's jobs, with its status, attempts and, once it
+/// failed, the error's code. Another tenant's job is `404`, exactly as a job
+/// that does not exist. Poll it until `status` is terminal (`succeeded`,
+/// `failed`, `dead`), or subscribe to the events.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = uuid::Uuid, Path, description = "Job id")),
     responses((status = 200, description = "The job", body = JobView),
               BadRequest, Unauthorized, NotFound, RateLimited, Unavailable))]

@@ -31,13 +31,16 @@ mod admin;
 mod auth;
 mod delivery;
 pub mod error;
+mod examples;
 mod health;
 mod images;
 mod intake;
 mod jobs;
+pub mod limits;
 mod meter;
 mod metrics;
 pub mod openapi;
+mod openapi_3_0;
 mod presigned;
 mod read_cache;
 mod responses;
@@ -121,6 +124,7 @@ fn router(state: SharedState, request_timeout: Duration, upload_cors: CorsLayer)
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve))
         .route("/openapi.json", get(openapi::serve))
+        .route("/openapi-3.0.json", get(openapi::serve_3_0))
         // Authenticated by the URL's own signature, like a presigned S3 PUT.
         .route(
             "/v1/uploads/{id}",
@@ -192,15 +196,15 @@ impl Application {
                 settings.api_auth,
                 settings.admin_api_key.clone(),
                 auth::Rates {
-                    per_key: auth::Rate {
+                    per_key: limits::Rate {
                         per_second: settings.rate_limit_per_second,
                         burst: settings.rate_limit_burst,
                     },
-                    per_tenant: auth::Rate {
+                    per_tenant: limits::Rate {
                         per_second: settings.tenant_rate_limit_per_second,
                         burst: settings.tenant_rate_limit_burst,
                     },
-                    anonymous: auth::Rate {
+                    anonymous: limits::Rate {
                         per_second: settings.edge.anonymous_rate_limit_per_second,
                         burst: settings.edge.anonymous_rate_limit_burst,
                     },

@@ -34,7 +34,7 @@ use crate::intake::{
 };
 use crate::meter::Meter;
 use crate::responses::{
-    AlreadyReceived, BadRequest, KeyReused, NotFound, RateLimited, TooLarge, Unauthorized, Unavailable,
+    AlreadyReceived, BadRequest, ExternalIdTaken, KeyReused, NotFound, OverQuota, TooLarge, Unauthorized, Unavailable,
     UnsupportedMediaType, UploadRejected,
 };
 use crate::views::JobView;
@@ -46,9 +46,10 @@ const ACCEPTED_TYPES: [&str; 6] = ["image/jpeg", "image/png", "image/webp", "ima
 /// What the client is about to upload.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(crate::examples::upload_request))]
 pub(crate) struct UploadRequest {
     /// The image's media type; the PUT must send exactly this Content-Type.
-    #[schema(example = "image/jpeg")]
+    #[schema(examples("image/jpeg"))]
     content_type: String,
     /// The image's size in bytes; the PUT must send exactly this many.
     #[schema(minimum = 1)]
@@ -65,6 +66,7 @@ pub(crate) struct UploadRequest {
 
 /// The job and how to send its bytes.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(crate::examples::upload_ticket))]
 pub(crate) struct UploadTicket {
     job: JobView,
     /// How to upload; absent once the upload has arrived.
@@ -77,6 +79,7 @@ pub(crate) struct UploadTicket {
 
 /// One HTTP request for the client to make.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(crate::examples::upload_instructions))]
 pub(crate) struct UploadInstructions {
     /// Always `PUT`.
     method: &'static str,
@@ -86,13 +89,18 @@ pub(crate) struct UploadInstructions {
     expires_at: DateTime<Utc>,
 }
 
-/// Creates a job that waits for its image, and a presigned PUT for it.
+/// Start a presigned upload.
+///
+/// Creates a job that waits for its image, and a presigned PUT for the
+/// bytes: send exactly the `method`, `url` and `headers` of `upload` before
+/// `expires_at`. On S3 the bytes go straight to the bucket and the API is
+/// not in the data path; the job starts when they land.
 #[utoipa::path(post, path = "/v1/uploads", tag = "images",
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeat the request safely: the same key and body return the same job")),
     request_body = UploadRequest,
     responses((status = 201, description = "The job, awaiting its upload, and how to upload", body = UploadTicket,
                 headers(("Location" = String, description = "The job"))),
-              BadRequest, Unauthorized, TooLarge, UnsupportedMediaType, KeyReused, RateLimited, Unavailable))]
+              BadRequest, Unauthorized, TooLarge, UnsupportedMediaType, ExternalIdTaken, KeyReused, OverQuota, Unavailable))]
 pub(crate) async fn create_upload(
     State(state): State<SharedState>,
     Extension(principal): Extension<Principal>,
@@ -263,9 +271,11 @@ pub(crate) struct Signed {
     signature: String,
 }
 
-/// Receives the bytes of a presigned upload when objects are on local disk
-/// (on S3 the client PUTs to the bucket instead). The URL's signature is
-/// the credential: no API key.
+/// Receive a presigned upload's bytes.
+///
+/// The target of `upload.url` when objects are on local disk (on S3 the
+/// client PUTs to the bucket instead). The URL's signature is the
+/// credential: no API key. The job is queued once the bytes are stored.
 #[utoipa::path(put, path = "/v1/uploads/{id}", tag = "images", security(()),
     params(("id" = Uuid, Path, description = "Job id"), Signed),
     request_body(content = Vec<u8>, content_type = "image/*"),

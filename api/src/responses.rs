@@ -5,22 +5,32 @@
 
 use std::collections::BTreeMap;
 
+use image_service_client::ErrorCode;
 use utoipa::IntoResponses;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{Ref, RefOr};
 
 type Responses = BTreeMap<String, RefOr<Response>>;
 
-/// One problem+json response; `retry_after` when it carries that header.
-fn problem(status: &str, description: &str, retry_after: bool) -> Responses {
-    let mut response = ResponseBuilder::new().description(description).content(
-        "application/problem+json",
-        ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One problem+json response that answers with one of `codes`: a
+/// [`Problem`](crate::error::Problem) whose `code` is narrowed to those, so
+/// a generated client knows which codes each status can carry. 429 and 503
+/// say when to try again.
+pub(crate) fn problem(status: &str, description: &str, codes: &[ErrorCode]) -> Responses {
+    let narrowed = ObjectBuilder::new().property(
+        "code",
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes.iter().map(ErrorCode::as_str))),
     );
-    if retry_after {
+    let schema = AllOfBuilder::new().item(Ref::from_schema_name("Problem")).item(narrowed);
+    let mut response = ResponseBuilder::new()
+        .description(description)
+        .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(schema)).build());
+    if matches!(status, "429" | "503") {
         let seconds = HeaderBuilder::new()
             .schema(ObjectBuilder::new().schema_type(Type::Integer))
             .description(Some("Seconds to wait before trying again"))
@@ -30,34 +40,54 @@ fn problem(status: &str, description: &str, retry_after: bool) -> Responses {
     BTreeMap::from([(status.to_owned(), RefOr::T(response.build()))])
 }
 
+/// The codes a problem response built by [`problem`] lists.
+pub(crate) fn listed_codes(response: &Response) -> Vec<String> {
+    let narrowed = response.content.get(PROBLEM_JSON).and_then(|content| match &content.schema {
+        Some(RefOr::T(Schema::AllOf(all))) => all.items.iter().find_map(|item| match item {
+            RefOr::T(Schema::Object(object)) => object.properties.get("code"),
+            _ => None,
+        }),
+        _ => None,
+    });
+    match narrowed {
+        Some(RefOr::T(Schema::Object(code))) => {
+            code.enum_values.iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 macro_rules! problems {
-    ($($name:ident($status:literal, $description:literal, retry_after: $retry:literal)),* $(,)?) => {$(
+    ($($name:ident($status:literal, $description:literal, [$($code:ident),+])),* $(,)?) => {$(
         #[doc = concat!("The ", $status, " problem: ", $description, ".")]
         pub(crate) struct $name;
 
         impl IntoResponses for $name {
             fn responses() -> Responses {
-                problem($status, $description, $retry)
+                problem($status, $description, &[$(ErrorCode::$code),+])
             }
         }
     )*};
 }
 
 // One line for each family: the request itself, who asks, what it names,
-// and the two that say when to try again.
+// and the ones that say when to try again.
 #[rustfmt::skip]
 problems! {
-    BadRequest("400", "Malformed request", retry_after: false), TooLarge("413", "Over MAX_UPLOAD_BYTES", retry_after: false),
-        UnsupportedMediaType("415", "Not a supported image, or not the media type this endpoint takes", retry_after: false),
-    Unauthorized("401", "No valid API key", retry_after: false), NotAdmin("403", "Not an admin key", retry_after: false),
-        UploadRejected("403", "Bad or expired signature, or the request differs from what was signed", retry_after: false),
-        DeliveryRefused("403", "A signed URL without a valid signature (`signature-required`, `signature-invalid`) or past its expiry (`url-expired`)", retry_after: false),
-        RangeNotSatisfiable("416", "No byte of the range lies inside the object", retry_after: false),
-    NotFound("404", "No such resource", retry_after: false), AlreadyReceived("409", "The upload was already received", retry_after: false),
-        NotPossible("409", "Not possible with this setup", retry_after: false),
-        KeyReused("422", "Idempotency-Key reused with a different request", retry_after: false),
-        Unprocessable("422", "Names something that does not exist", retry_after: false),
-    RateLimited("429", "Rate limited (`rate-limited`), or over a tenant quota (`quota-exceeded`)", retry_after: true), Unavailable("503", "A backing service is unavailable", retry_after: true),
+    BadRequest("400", "Malformed request", [BadRequest]), TooLarge("413", "Over MAX_UPLOAD_BYTES", [PayloadTooLarge]),
+        UnsupportedMediaType("415", "Not a supported image, or not the media type this endpoint takes", [UnsupportedMediaType]),
+    Unauthorized("401", "No valid API key", [Unauthorized]), NotAdmin("403", "Not an admin key", [Forbidden]),
+        UploadRejected("403", "Bad or expired signature, or the request differs from what was signed", [UploadRejected]),
+        DeliveryRefused("403", "A signed URL without a valid signature, or past its expiry", [SignatureRequired, SignatureInvalid, UrlExpired]),
+        RangeNotSatisfiable("416", "No byte of the range lies inside the object", [RangeNotSatisfiable]),
+    NotFound("404", "No such resource", [NotFound]), AlreadyReceived("409", "The upload was already received", [Conflict]),
+        NotPossible("409", "Not possible with this setup", [Conflict]),
+        ExternalIdTaken("409", "The tenant has an image with this `external_id` already", [ExternalIdTaken]),
+        KeyReused("422", "Idempotency-Key reused with a different request", [IdempotencyKeyReused]),
+        Unprocessable("422", "Names something that does not exist", [Unprocessable]),
+    RateLimited("429", "Over the key's, the tenant's or the address's rate", [RateLimited]),
+        OverQuota("429", "Over a rate, or over a tenant quota", [RateLimited, QuotaExceeded]),
+        Unavailable("503", "A backing service is unavailable", [ServiceUnavailable]),
 }
 
 /// What `?tenant=NAME` adds to any endpoint: a client key that names a
@@ -67,8 +97,8 @@ pub(crate) struct TenantProblems;
 impl IntoResponses for TenantProblems {
     fn responses() -> Responses {
         [
-            problem("403", "Not an admin key, or a client key that named a tenant", false),
-            problem("404", "No such resource, or no tenant of that name", false),
+            problem("403", "A client key that named a tenant", &[ErrorCode::Forbidden]),
+            problem("404", "No tenant of that name", &[ErrorCode::NotFound]),
         ]
         .into_iter()
         .flatten()

@@ -27,6 +27,7 @@ pub(crate) const STATUS_URL_TTL_SECS: i64 = 3600;
 
 /// A job and, once it succeeded, its image.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(crate::examples::status))]
 pub(crate) struct StatusView {
     job: JobView,
     /// The image with its placeholder, `srcset` and delivery URLs; present once the job succeeded.
@@ -38,7 +39,11 @@ pub(crate) fn status_url(state: &crate::AppState, base: &str, job_id: Uuid) -> O
     state.backends.delivery.status_url(&Links::at(base), job_id, STATUS_URL_TTL_SECS, Utc::now())
 }
 
-/// One job's status, for the page that uploaded it.
+/// A job's status, for the page that uploaded it.
+///
+/// The `status_url` of an upload's answer: its signature is the credential,
+/// so a browser can poll it without the API key. Once the job succeeded it
+/// carries the image and its variants.
 #[utoipa::path(get, path = "/v1/status/{id}", tag = "jobs", security(()),
     params(("id" = Uuid, Path, description = "Job id"),
            ("Expires" = i64, Query, description = "From the upload's `status_url`"),

@@ -13,6 +13,7 @@ use uuid::Uuid;
 /// Where a job stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(examples(crate::examples::job_status))]
 pub(crate) enum JobStatusView {
     /// Created by `POST /v1/uploads`; waits for the client's PUT.
     AwaitingUpload,
@@ -56,6 +57,7 @@ impl From<JobStatusView> for JobStatus {
 
 /// A job as clients see it.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(crate::examples::job))]
 pub(crate) struct JobView {
     id: Uuid,
     image_id: Uuid,
@@ -76,12 +78,14 @@ pub(crate) struct JobView {
 
 /// A job's error: a stable code and a human-readable message.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(crate::examples::error_view))]
 pub(crate) struct ErrorView {
     code: String,
     message: String,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(examples(crate::examples::job_links))]
 pub(crate) struct JobLinks {
     #[serde(rename = "self")]
     this: String,
@@ -137,6 +141,7 @@ impl PageBounds {
 
 /// A page of jobs and the cursor of the next one.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(crate::examples::job_page))]
 pub(crate) struct JobPage {
     pub(crate) jobs: Vec<JobView>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -145,6 +150,7 @@ pub(crate) struct JobPage {
 
 /// An image and its variants as clients see them.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(crate::examples::image))]
 pub(crate) struct ImageView {
     id: Uuid,
     /// Hex SHA-256 of the original; absent until known (presigned uploads).
@@ -177,6 +183,7 @@ pub(crate) struct ImageView {
 
 /// A placeholder for the image, to show while its variants load.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(crate::examples::placeholder))]
 pub(crate) struct PlaceholderView {
     /// The ThumbHash, base64 (decode it with any ThumbHash library).
     thumbhash: String,
@@ -186,6 +193,7 @@ pub(crate) struct PlaceholderView {
 
 /// A page of images and the cursor of the next one.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(crate::examples::image_page))]
 pub(crate) struct ImagePage {
     pub(crate) images: Vec<ImageView>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -194,6 +202,7 @@ pub(crate) struct ImagePage {
 
 /// One encoded output.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(crate::examples::variant))]
 pub(crate) struct VariantView {
     preset: String,
     /// Derived from the preset's settings; changes when they do.

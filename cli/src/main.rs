@@ -99,8 +99,13 @@ enum Command {
     /// Read or delete images on a running API.
     #[command(subcommand)]
     Images(remote::Images),
-    /// Print the API's OpenAPI 3.1 document (as served at /openapi.json).
-    Openapi,
+    /// Print the API's OpenAPI document (as served at /openapi.json, or its
+    /// 3.0 rendering at /openapi-3.0.json).
+    Openapi {
+        /// `3.1`, or `3.0` for generators that read only 3.0.
+        #[arg(long, default_value = "3.1", value_parser = ["3.1", "3.0"])]
+        spec_version: String,
+    },
     /// Webhook signing secrets, and deliveries that expired unaccepted.
     #[command(subcommand)]
     Webhooks(webhooks::Webhooks),
@@ -166,8 +171,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Submit(args) => submit::submit(&api, json, args).await,
         Command::Jobs(command) => remote::jobs(&api, json, command).await,
         Command::Images(command) => remote::images(&api, json, command).await,
-        Command::Openapi => {
-            print!("{}", api::openapi::document());
+        Command::Openapi { spec_version } => {
+            let document = if spec_version == "3.0" { api::openapi::document_3_0() } else { api::openapi::document() };
+            print!("{document}");
             Ok(())
         }
         Command::Webhooks(command) => webhooks::webhooks(settings, json, command).await,

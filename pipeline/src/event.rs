@@ -105,6 +105,7 @@ pub struct Timings {
 
 /// What an operator's replay run did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({ "operation": "replay jobs", "dry_run": false, "counts": { "matched": 12, "enqueued": 12 } })))]
 pub struct ReplaySummary {
     /// `replay dlq`, `replay jobs` or `reprocess`.
     pub operation: String,

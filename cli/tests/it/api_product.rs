@@ -84,8 +84,15 @@ async fn each_key_has_its_own_rate_limit() {
 
     // Assert
     assert!(statuses.iter().all(|r| r.status() == 200));
-    let retry_after: u64 = limited.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    let header = |r: &reqwest::Response, name: &str| r.headers()[name].to_str().expect("ascii").to_owned();
+    // Each answer says what the key's bucket (2, refilled at 1/s) and its
+    // tenant's have left, in the IETF RateLimit headers.
+    assert!(header(&statuses[0], "ratelimit-policy").starts_with("\"key\";q=2;w=2, \"tenant\";"));
+    assert!(header(&statuses[0], "ratelimit").starts_with("\"key\";r=1;t=1, \"tenant\";"));
+    assert!(header(&statuses[1], "ratelimit").starts_with("\"key\";r=0;t=2, "));
+    let retry_after: u64 = header(&limited, "retry-after").parse().expect("seconds");
     assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert_eq!(header(&limited, "ratelimit"), format!("\"key\";r=0;t={retry_after}"), "the bucket that refused");
     assert_problem(limited, 429, "rate-limited").await;
     assert_eq!(other_key.status(), 200, "another key is not limited by this one");
 }
@@ -404,6 +411,18 @@ async fn the_served_openapi_document_is_the_committed_one() {
     .expect("valid json");
     assert_eq!(served["openapi"], "3.1.0");
     assert_eq!(served, committed, "run `image-service openapi > docs/openapi.json` and commit it");
+
+    let served: serde_json::Value =
+        reqwest::get(format!("{}/openapi-3.0.json", app.address)).await.expect("get").json().await.expect("json");
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi-3.0.json")).expect("committed"),
+    )
+    .expect("valid json");
+    assert_eq!(served["openapi"], "3.0.3");
+    assert_eq!(
+        served, committed,
+        "run `image-service openapi --spec-version 3.0 > docs/openapi-3.0.json` and commit it"
+    );
 }
 
 #[tokio::test]
