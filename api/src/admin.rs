@@ -138,6 +138,9 @@ pub(crate) async fn replay_jobs(
     Ok(Json(summary))
 }
 
+/// The most images a reprocess run reads per page: a page is held in memory.
+const MAX_PAGE_SIZE: u64 = 10_000;
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(crate::examples::reprocess_request))]
@@ -147,7 +150,9 @@ pub(crate) struct ReprocessRequest {
     stale_only: bool,
     #[serde(default)]
     resume: bool,
+    /// Images read per page (default 500).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
     page_size: Option<u64>,
     #[serde(default)]
     max_per_second: Option<u32>,
@@ -169,16 +174,12 @@ pub(crate) async fn reprocess(
     body: Result<Json<ReprocessRequest>, JsonRejection>,
 ) -> Result<Json<ReplaySummary>, ApiError> {
     let body = json_body(body)?;
+    let page_size = body.page_size.unwrap_or(500);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(ApiError::BadRequest(format!("page_size must be 1 to {MAX_PAGE_SIZE}")));
+    }
     let summary = operator(&state)
-        .reprocess(
-            &body.preset,
-            body.stale_only,
-            body.resume,
-            body.page_size.unwrap_or(500),
-            body.max_per_second,
-            body.dry_run,
-            &Silent,
-        )
+        .reprocess(&body.preset, body.stale_only, body.resume, page_size, body.max_per_second, body.dry_run, &Silent)
         .await
         .map_err(failed)?;
     Ok(Json(summary))

@@ -269,6 +269,15 @@ async fn admin_endpoints_need_an_admin_key_and_dry_runs_change_nothing() {
         .send()
         .await
         .expect("post");
+    // Found by schemathesis: a page size past i64 was a 500.
+    let huge_page = app
+        .http
+        .post(format!("{}/v1/admin/reprocess", app.address))
+        .bearer_auth("s3cret-admin-key")
+        .json(&serde_json::json!({ "preset": "thumb", "page_size": 9_223_372_036_854_775_808_u64 }))
+        .send()
+        .await
+        .expect("post");
 
     // Assert
     assert_eq!(anonymous.status(), 401);
@@ -276,6 +285,7 @@ async fn admin_endpoints_need_an_admin_key_and_dry_runs_change_nothing() {
     assert_eq!(wrong.status(), 401, "an unknown key");
     assert_eq!(client.status(), 403, "a client key on an admin endpoint");
     assert_eq!(unknown.status(), 422);
+    assert_eq!(huge_page.status(), 400, "a page size past the bound is the caller's error");
     assert_eq!(dry.status(), 200);
     let summary: serde_json::Value = dry.json().await.expect("json");
     assert_eq!(summary["dry_run"], true);
