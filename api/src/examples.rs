@@ -129,3 +129,7 @@ pub(crate) fn job_status() -> Value {
 pub(crate) fn upload_form() -> Value {
     json!({ "file": "(the image file's bytes)" })
 }
+
+pub(crate) fn image_bytes() -> Value {
+    json!("(the image file's bytes)")
+}

@@ -30,6 +30,13 @@ use crate::responses::{
 use crate::views::{ImagePage, ImageView, JobView, PageBounds};
 use crate::{SharedState, parse_id};
 
+/// An image's bytes as a request body: `POST /v1/images` with an `image/*`
+/// Content-Type, and a presigned upload's PUT.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(value_type = String, format = Binary, examples(crate::examples::image_bytes))]
+pub(crate) struct ImageBytes(Vec<u8>);
+
 /// The multipart form of `POST /v1/images`.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -54,7 +61,7 @@ pub(crate) struct UploadForm {
            ("Image-External-Id" = Option<String>, Header, description = "The caller's own id for the image, unique within the tenant (raw bodies; a form sends the field `external_id`)"),
            ("Image-Metadata" = Option<String>, Header, description = "A JSON object of the caller's own metadata, kept with the image (raw bodies; a form sends the field `metadata`)")),
     request_body(content(
-        (Vec<u8> = "image/*"),
+        (ImageBytes = "image/*"),
         (UploadForm = "multipart/form-data"),
     )),
     responses((status = 202, description = "Accepted; poll the job", body = JobView,

@@ -278,7 +278,7 @@ pub(crate) struct Signed {
 /// credential: no API key. The job is queued once the bytes are stored.
 #[utoipa::path(put, path = "/v1/uploads/{id}", tag = "images", security(()),
     params(("id" = Uuid, Path, description = "Job id"), Signed),
-    request_body(content = Vec<u8>, content_type = "image/*"),
+    request_body(content = crate::images::ImageBytes, content_type = "image/*"),
     responses((status = 200, description = "Received; the job is queued", body = JobView),
               BadRequest, UploadRejected, NotFound, AlreadyReceived, UnsupportedMediaType, Unavailable))]
 pub(crate) async fn receive_upload(
