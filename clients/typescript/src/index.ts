@@ -137,7 +137,8 @@ export function retryingFetch(
       try {
         response = await inner(request);
       } catch (err) {
-        if (attempt >= maxRetries) throw err;
+        // The caller's abort is an answer, not a failed connection: every retry would abort too.
+        if (attempt >= maxRetries || input.signal.aborted) throw err;
         await sleep(backoff(attempt));
         continue;
       }

@@ -98,6 +98,22 @@ describe("errors", () => {
   });
 });
 
+describe("admin", () => {
+  it("dry runs of the replays and reprocessing report what they would do", async () => {
+    const api = client();
+
+    const dlq = await api.replayDlq({ dry_run: true });
+    const jobs = await api.replayJobs({ dry_run: true, statuses: ["failed", "dead"] });
+    const reprocess = await api.reprocess({ preset: "thumb", dry_run: true });
+
+    assert.deepEqual(
+      [dlq, jobs, reprocess].map(({ operation, dry_run }) => [operation, dry_run]),
+      [["replay dlq", true], ["replay jobs", true], ["reprocess", true]],
+    );
+    assert.equal(dlq.counts.would_move, 0, "nothing is dead-lettered on a fresh service");
+  });
+});
+
 describe("health", () => {
   it("the service is alive and ready", async () => {
     const api = client({ apiKey: undefined });

@@ -7,7 +7,8 @@ import { describe, it } from "node:test";
 
 import { ApiError, createImageServiceClient } from "../src/index.js";
 
-type Answer = { status: number; headers?: Record<string, string>; body?: unknown };
+/** An HTTP answer; `drop` closes the connection without one, `hang` never answers. */
+type Answer = { status: number; headers?: Record<string, string>; body?: unknown } | "drop" | "hang";
 
 /** A server answering each request with the next of `answers`, recording what it got. */
 async function scripted(answers: Answer[]) {
@@ -18,6 +19,8 @@ async function scripted(answers: Answer[]) {
     request.on("end", () => {
       seen.push({ method: request.method ?? "", url: request.url ?? "", headers: request.headers, body });
       const answer = answers[Math.min(seen.length - 1, answers.length - 1)]!;
+      if (answer === "hang") return;
+      if (answer === "drop") return void request.socket.destroy();
       const isProblem = answer.status >= 400;
       response.writeHead(answer.status, {
         "content-type": isProblem ? "application/problem+json" : "application/json",
@@ -28,7 +31,9 @@ async function scripted(answers: Answer[]) {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
-  return { baseUrl: `http://127.0.0.1:${port}`, seen, close: () => new Promise((r) => server.close(r)) };
+  // closeAllConnections: a hanging request would otherwise keep close() waiting.
+  const close = () => new Promise((r) => (server.close(r), server.closeAllConnections()));
+  return { baseUrl: `http://127.0.0.1:${port}`, seen, close };
 }
 
 const problem = (status: number, code: string) => ({ type: `https://image-service.dev/problems/${code}`, title: "", status, code, detail: code });
@@ -42,6 +47,35 @@ describe("retries", () => {
 
       assert.deepEqual(health, { status: "ok" });
       assert.equal(server.seen.length, 3);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("a connection dropped before the answer is retried", async () => {
+    const server = await scripted(["drop", { status: 200, body: { status: "ok" } }]);
+    try {
+      const health = await createImageServiceClient({ baseUrl: server.baseUrl, baseDelayMs: 1 }).healthz();
+
+      assert.deepEqual(health, { status: "ok" });
+      assert.equal(server.seen.length, 2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("a request the caller aborted is not retried", { timeout: 5_000 }, async () => {
+    const server = await scripted(["hang"]);
+    try {
+      // Backoff this long would make any retry show in the elapsed time.
+      const api = createImageServiceClient({ baseUrl: server.baseUrl, baseDelayMs: 5_000 });
+      const started = Date.now();
+
+      const call = api.raw.GET("/healthz", { signal: AbortSignal.timeout(100) });
+
+      await assert.rejects(call, (err: unknown) => err instanceof DOMException && err.name === "TimeoutError");
+      assert.ok(Date.now() - started < 1_000, "no backoff after the abort");
+      assert.equal(server.seen.length, 1);
     } finally {
       await server.close();
     }
@@ -66,7 +100,7 @@ describe("retries", () => {
     }
   });
 
-  it("a 429 whose Retry-After is past the longest wait is returned at once", async () => {
+  it("a 429 whose Retry-After is past the longest wait is returned at once", { timeout: 5_000 }, async () => {
     const quota = { status: 429, headers: { "retry-after": "3600" }, body: problem(429, "quota-exceeded") };
     const server = await scripted([quota]);
     try {
