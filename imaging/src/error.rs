@@ -21,6 +21,10 @@ pub enum ImagingError {
     /// The image is larger than the configured limits.
     #[error("the image is too large: {0}")]
     TooLarge(String),
+    /// The image is within the size limits but would cost too much to
+    /// decode: a JPEG with more scans than [`crate::Limits::max_scans`].
+    #[error("the image is too complex to decode: {0}")]
+    TooComplex(String),
     /// The job ran past [`crate::Limits::deadline`]. Permanent like the rest:
     /// an input that needs more time than the budget will need it again.
     #[error("the image took longer than the {0:?} budget")]
@@ -42,6 +46,7 @@ impl ImagingError {
             Self::Truncated => "truncated-image",
             Self::Corrupt(_) => "corrupt-image",
             Self::TooLarge(_) => "image-too-large",
+            Self::TooComplex(_) => "image-too-complex",
             Self::DeadlineExceeded(_) => "deadline-exceeded",
             Self::Encode(_) => "encode-failed",
             Self::Panicked => "engine-panic",

@@ -15,10 +15,22 @@
 //! version. From the first scan on, any warning means the pixels would be
 //! wrong, so the image is `corrupt-image` rather than a silently damaged
 //! variant.
+//!
+//! # Scans and the deadline
+//! A valid progressive JPEG may carry any number of scans, and libjpeg reads
+//! them all inside `jpeg_start_decompress`, one call that can run for
+//! minutes on a few hundred kilobytes (libjpeg-turbo's LJT-01-003). libjpeg
+//! announces every scan through the error manager (a `JTRC_SOS` trace
+//! message, sent whatever the trace level), so [`emit_message`] counts them
+//! and checks the deadline there: past [`Limits::max_scans`] the decode
+//! stops with `image-too-complex`, past the deadline with
+//! `deadline-exceeded`, in both cases by unwinding out of libjpeg at once,
+//! so the CPU is free again when the error returns.
 
 use std::cell::Cell;
 use std::os::raw::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::time::Instant;
 
 use mozjpeg::{ColorSpace, Compress, Decompress, Marker};
 use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
@@ -32,37 +44,82 @@ use crate::{Clock, ImagingError, Limits, colour, orient, probe};
 enum LibjpegFailure {
     Fatal,
     CorruptData,
+    TooManyScans(u32),
+    Deadline,
+}
+
+/// What this thread's decode allows, and how far it got (see the module docs).
+#[derive(Clone, Copy)]
+struct Watch {
+    /// Whether a libjpeg warning is fatal.
+    strict: bool,
+    /// Scans read so far.
+    scans: u32,
+    max_scans: u32,
+    deadline: Option<Instant>,
 }
 
 thread_local! {
-    /// Whether a libjpeg warning on this thread is fatal (see the module docs).
-    static STRICT: Cell<bool> = const { Cell::new(false) };
+    static WATCH: Cell<Watch> =
+        const { Cell::new(Watch { strict: false, scans: 0, max_scans: u32::MAX, deadline: None }) };
 }
 
-/// Sets [`STRICT`] for a scope and clears it on every exit, unwinds included.
-struct Strict;
+/// Watches one decode on this thread, and forgets it on every exit, unwinds included.
+struct Watched;
 
-impl Strict {
-    fn enter() -> Self {
-        STRICT.set(true);
+impl Watched {
+    fn start(max_scans: u32, deadline: Instant) -> Self {
+        WATCH.set(Watch { strict: false, scans: 0, max_scans, deadline: Some(deadline) });
         Self
     }
 }
 
-impl Drop for Strict {
+/// From here on in this decode, a warning is fatal.
+fn strict() {
+    WATCH.set(Watch { strict: true, ..WATCH.get() });
+}
+
+impl Drop for Watched {
     fn drop(&mut self) {
-        STRICT.set(false);
+        WATCH.set(Watch { strict: false, max_scans: u32::MAX, deadline: None, ..WATCH.get() });
     }
+}
+
+/// Scans the last decode on this thread read (kept after it ends, for tests).
+#[cfg(test)]
+fn scans_read() -> u32 {
+    WATCH.get().scans
+}
+
+/// The code of the message libjpeg is emitting (`msg_code` of its error manager).
+#[allow(unsafe_code)]
+fn message_code(cinfo: &jpeg_common_struct) -> Option<c_int> {
+    // SAFETY: libjpeg sets `err` to the manager it was given before any call
+    // into it, and that manager lives as long as the (de)compressor that is
+    // calling; it is only read here, on the thread libjpeg runs on.
+    unsafe { cinfo.err.as_ref() }.map(|err| err.msg_code)
 }
 
 extern "C-unwind" fn error_exit(_cinfo: &mut jpeg_common_struct) {
     resume_unwind(Box::new(LibjpegFailure::Fatal));
 }
 
-extern "C-unwind" fn emit_message(_cinfo: &mut jpeg_common_struct, level: c_int) {
+extern "C-unwind" fn emit_message(cinfo: &mut jpeg_common_struct, level: c_int) {
+    let mut watch = WATCH.get();
     // Level -1 is a warning; levels 0 and up are trace messages.
-    if level < 0 && STRICT.get() {
+    if level < 0 && watch.strict {
         resume_unwind(Box::new(LibjpegFailure::CorruptData));
+    }
+    if message_code(cinfo) != Some(mozjpeg_sys::JTRC_SOS as c_int) {
+        return;
+    }
+    watch.scans += 1;
+    WATCH.set(watch);
+    if watch.scans > watch.max_scans {
+        resume_unwind(Box::new(LibjpegFailure::TooManyScans(watch.max_scans)));
+    }
+    if watch.deadline.is_some_and(|deadline| Instant::now() > deadline) {
+        resume_unwind(Box::new(LibjpegFailure::Deadline));
     }
 }
 
@@ -93,7 +150,7 @@ fn error_manager() -> jpeg_error_mgr {
 
 /// Runs libjpeg work, turning its unwinds into errors. Any other panic keeps
 /// unwinding to [`crate::process`], which reports it as `engine-panic`.
-fn catch<T>(work: impl FnOnce() -> Result<T, ImagingError>) -> Result<T, ImagingError> {
+fn catch<T>(clock: Option<&Clock>, work: impl FnOnce() -> Result<T, ImagingError>) -> Result<T, ImagingError> {
     match catch_unwind(AssertUnwindSafe(work)) {
         Ok(result) => result,
         Err(payload) => match payload.downcast_ref::<LibjpegFailure>() {
@@ -101,6 +158,13 @@ fn catch<T>(work: impl FnOnce() -> Result<T, ImagingError>) -> Result<T, Imaging
             Some(LibjpegFailure::CorruptData) => {
                 Err(ImagingError::Corrupt("damaged entropy-coded data (libjpeg warning)".into()))
             }
+            Some(LibjpegFailure::TooManyScans(max)) => {
+                Err(ImagingError::TooComplex(format!("the JPEG has more than {max} scans")))
+            }
+            Some(LibjpegFailure::Deadline) => match clock {
+                Some(clock) => Err(clock.exceeded()),
+                None => resume_unwind(payload),
+            },
             None => resume_unwind(payload),
         },
     }
@@ -126,7 +190,8 @@ pub(crate) fn decode(
     target_edge: u32,
     clock: &Clock,
 ) -> Result<DecodedJpeg, ImagingError> {
-    catch(|| decode_inner(input, limits, target_edge, clock))
+    let _watched = Watched::start(limits.max_scans, clock.deadline());
+    catch(Some(clock), || decode_inner(input, limits, target_edge, clock))
 }
 
 fn decode_inner(input: &[u8], limits: &Limits, target_edge: u32, clock: &Clock) -> Result<DecodedJpeg, ImagingError> {
@@ -157,14 +222,14 @@ fn decode_inner(input: &[u8], limits: &Limits, target_edge: u32, clock: &Clock) 
         )));
     }
 
-    let _strict = Strict::enter();
+    strict();
     let mut started = if cmyk { decompress.to_colorspace(ColorSpace::JCS_CMYK) } else { decompress.rgb() }
         .map_err(io_error("JPEG start"))?;
     let (out_w, out_h) = (dim(started.width())?, dim(started.height())?);
-    // For a progressive JPEG, every scan was decoded by the start above and
-    // the deadline is checked on either side of it; what remains (inverse
-    // DCT and colour conversion) is linear in the output pixels, which the
-    // budget above bounds. Read into uninitialised memory: zeroing 15 MB for
+    // For a progressive JPEG, every scan was decoded by the start above,
+    // under the scan cap and the deadline (the module docs); what remains
+    // (inverse DCT and colour conversion) is linear in the output pixels,
+    // which the budget above bounds. Read into uninitialised memory: zeroing 15 MB for
     // a 20 MP photo that libjpeg overwrites at once cost about 1% of a job.
     clock.check()?;
     let mut data: Vec<u8> = started.read_scanlines().map_err(|e| match e.kind() {
@@ -176,7 +241,6 @@ fn decode_inner(input: &[u8], limits: &Limits, target_edge: u32, clock: &Clock) 
         return Err(ImagingError::Corrupt("JPEG scanlines: fewer rows than the header declares".into()));
     }
     started.finish().map_err(io_error("JPEG end"))?;
-    drop(_strict);
 
     let icc = (!icc.is_empty()).then_some(icc.as_slice());
     let pixels = if cmyk {
@@ -269,7 +333,7 @@ pub(crate) fn encode(
     quality: u8,
     effort: Effort,
 ) -> Result<Vec<u8>, ImagingError> {
-    catch(|| {
+    catch(None, || {
         let mut compress = Compress::new_err(Box::new(error_manager()), ColorSpace::JCS_RGB);
         if effort != Effort::Max {
             compress.set_fastest_defaults();
@@ -293,6 +357,43 @@ pub(crate) fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn many_scans() -> Vec<u8> {
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/progressive_66_scans.jpg")).expect("testdata")
+    }
+
+    #[test]
+    fn every_scan_is_counted_as_libjpeg_reads_it() {
+        let clock = Clock::start(std::time::Duration::from_secs(30));
+
+        decode(&many_scans(), &Limits::default(), u32::MAX, &clock).expect("decodes");
+
+        assert_eq!(scans_read(), 66);
+    }
+
+    #[test]
+    fn the_deadline_stops_libjpeg_at_the_next_scan_not_after_all_of_them() {
+        // Spent before the decode starts: libjpeg unwinds at the first scan
+        // it announces, and reads none of the other 65.
+        let clock = Clock::start(std::time::Duration::ZERO);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+
+        let result = decode(&many_scans(), &Limits::default(), u32::MAX, &clock);
+
+        assert_eq!(result.map(|_| ()).map_err(|e| e.code()), Err("deadline-exceeded"));
+        assert_eq!(scans_read(), 1);
+    }
+
+    #[test]
+    fn the_cap_stops_libjpeg_at_the_first_scan_past_it() {
+        let clock = Clock::start(std::time::Duration::from_secs(30));
+        let limits = Limits { max_scans: 10, ..Limits::default() };
+
+        let result = decode(&many_scans(), &limits, u32::MAX, &clock);
+
+        assert_eq!(result.map(|_| ()).map_err(|e| e.code()), Err("image-too-complex"));
+        assert_eq!(scans_read(), 11);
+    }
 
     #[test]
     fn the_scaled_decode_is_never_smaller_than_the_largest_variant() {

@@ -99,8 +99,13 @@ pub struct Limits {
     /// Most frames an animated GIF or WebP may declare (only the first is
     /// used, but a file with millions of frames is not a photo).
     pub max_frames: u32,
+    /// Most scans a JPEG may have. A real progressive JPEG has 10 or so
+    /// (libjpeg's default script has 10, mozjpeg's a dozen); each scan is a
+    /// pass over the whole image, so thousands of them hold a CPU for
+    /// minutes on a small file. Over it: `image-too-complex`.
+    pub max_scans: u32,
     /// Wall-clock budget for one call to [`process`]; checked while decoding
-    /// JPEG, between every step, and handed to the PNG optimiser.
+    /// JPEG (at every scan), between every step, and handed to the PNG optimiser.
     pub deadline: Duration,
 }
 
@@ -114,6 +119,7 @@ impl Default for Limits {
             // 50 MP of RGBA at 8 bits per channel, twice over, plus headroom.
             max_alloc_bytes: 512 * 1024 * 1024,
             max_frames: 1_000,
+            max_scans: 100,
             deadline: Duration::from_secs(30),
         }
     }
@@ -126,16 +132,26 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    fn start(budget: Duration) -> Self {
+    pub(crate) fn start(budget: Duration) -> Self {
         Self { started: Instant::now(), budget }
     }
 
     /// Fails once the budget is spent.
     pub(crate) fn check(&self) -> Result<(), ImagingError> {
         if self.started.elapsed() > self.budget {
-            return Err(ImagingError::DeadlineExceeded(self.budget));
+            return Err(self.exceeded());
         }
         Ok(())
+    }
+
+    /// The error of a spent budget.
+    pub(crate) fn exceeded(&self) -> ImagingError {
+        ImagingError::DeadlineExceeded(self.budget)
+    }
+
+    /// When the budget is spent.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.started + self.budget
     }
 
     pub(crate) fn remaining(&self) -> Duration {

@@ -129,3 +129,19 @@ fn an_animated_gif_with_too_many_frames_is_refused() {
     let result = imaging::process(&testdata("anim.gif"), &imaging::default_presets(), &few_frames);
     assert_eq!(result.map(|_| ()).map_err(|e| e.code()), Err("image-too-large"));
 }
+
+#[test]
+fn a_jpeg_with_more_scans_than_the_cap_is_too_complex_and_one_within_it_decodes() {
+    // 66 valid scans: within the default cap of 100, over a cap of 50.
+    let many = testdata("progressive_66_scans.jpg");
+    let capped = Limits { max_scans: 50, ..Limits::default() };
+
+    let within = imaging::process(&many, &imaging::default_presets(), &Limits::default());
+    let over = imaging::process(&many, &imaging::default_presets(), &capped);
+
+    let within = within.expect("66 scans are a real, if odd, progressive JPEG");
+    assert_eq!((within.source.width, within.source.height), (754, 424));
+    let over = over.map(|_| ()).expect_err("51 scans are over the cap");
+    assert_eq!(over.code(), "image-too-complex");
+    assert!(over.to_string().contains("more than 50 scans"), "{over}");
+}
