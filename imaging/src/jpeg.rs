@@ -214,7 +214,7 @@ fn decode_inner(input: &[u8], limits: &Limits, target_edge: u32, clock: &Clock) 
         matches!(decompress.color_space(), mozjpeg_sys::J_COLOR_SPACE::JCS_CMYK | mozjpeg_sys::J_COLOR_SPACE::JCS_YCCK);
     let components = if cmyk { 4 } else { 3 };
     let (out_w, out_h) = (scaled(width, numerator), scaled(height, numerator));
-    let budget = u64::from(out_w) * u64::from(out_h) * (components + 4);
+    let budget = decode_bytes(&decompress, input, (out_w, out_h), components, orientation, icc.len());
     if budget > limits.max_alloc_bytes {
         return Err(ImagingError::TooLarge(format!(
             "decoding needs about {budget} bytes, over the {}-byte budget",
@@ -260,6 +260,35 @@ fn decode_inner(input: &[u8], limits: &Limits, target_edge: u32, clock: &Clock) 
     let pixels = orient::apply(pixels, orientation);
     let full_size = if orientation >= 5 { (height, width) } else { (width, height) };
     Ok(DecodedJpeg { pixels, full_size })
+}
+
+/// What decoding will allocate, from the headers: the output (libjpeg's
+/// samples, then the 8-bit RGB(A) the resizer takes), a second copy when the
+/// EXIF orientation turns it, the ICC profile, and for a stream of more than
+/// one scan (progressive, or non-interleaved) the whole image's DCT
+/// coefficients, which libjpeg holds at full size whatever the output scale:
+/// 64 coefficients of 2 bytes per 8x8 block of each component.
+fn decode_bytes<R>(
+    decompress: &Decompress<R>,
+    input: &[u8],
+    (out_w, out_h): (u32, u32),
+    components: u64,
+    orientation: u8,
+    icc: usize,
+) -> u64 {
+    let out = u64::from(out_w) * u64::from(out_h);
+    let turned = if orientation > 1 { out * 4 } else { 0 };
+    let coefficients = if crate::jpeg_scan::scans(input) > 1 {
+        let block = |c: &mozjpeg_sys::jpeg_component_info| {
+            // libjpeg rounds each component up to whole MCUs of its sampling factors.
+            let round = |blocks: u32, factor: i32| u64::from(blocks).next_multiple_of(factor.max(1) as u64);
+            round(c.width_in_blocks, c.h_samp_factor) * round(c.height_in_blocks, c.v_samp_factor) * 128
+        };
+        decompress.components().iter().map(block).sum()
+    } else {
+        0
+    };
+    out * (components + 4) + turned + coefficients + icc as u64
 }
 
 /// What the saved APP markers say about how to read the pixels.
@@ -382,6 +411,23 @@ mod tests {
 
         assert_eq!(result.map(|_| ()).map_err(|e| e.code()), Err("deadline-exceeded"));
         assert_eq!(scans_read(), 1);
+    }
+
+    #[test]
+    fn a_progressive_jpeg_is_charged_its_full_size_coefficients_whatever_the_scale() {
+        // Both decode at 1/8 to a few tens of kilobytes; only the progressive
+        // one keeps its ~1 MB of coefficients (754x424, three components).
+        let clock = Clock::start(std::time::Duration::from_secs(30));
+        let budget = Limits { max_alloc_bytes: 500_000, ..Limits::default() };
+        let baseline =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/orient3.jpg")).expect("testdata");
+        assert_eq!(crate::jpeg_scan::scans(&baseline), 1, "orient3.jpg is a one-scan JPEG");
+
+        let progressive = decode(&many_scans(), &budget, 64, &clock);
+        let one_scan = decode(&baseline, &budget, 64, &clock);
+
+        assert_eq!(progressive.map(|_| ()).map_err(|e| e.code()), Err("image-too-large"));
+        assert!(one_scan.is_ok(), "{:?}", one_scan.err());
     }
 
     #[test]

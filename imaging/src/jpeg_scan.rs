@@ -1,4 +1,4 @@
-//! Does a JPEG stream reach its end-of-image marker?
+//! Does a JPEG stream reach its end-of-image marker, and how many scans has it?
 //!
 //! The pure-Rust decoder fills missing scans with grey instead of failing, so
 //! a half-uploaded JPEG would otherwise become a half-grey variant. Walking the
@@ -13,14 +13,31 @@ const TEM: u8 = 0x01;
 
 /// True when the stream starts with SOI and reaches EOI.
 pub(crate) fn reaches_end_of_image(data: &[u8]) -> bool {
+    walk(data).complete
+}
+
+/// How many scans the stream has (up to where its marker walk ends). More
+/// than one means libjpeg keeps the whole image's DCT coefficients in memory.
+pub(crate) fn scans(data: &[u8]) -> u32 {
+    walk(data).scans
+}
+
+/// What one pass over the markers found.
+struct Walk {
+    complete: bool,
+    scans: u32,
+}
+
+fn walk(data: &[u8]) -> Walk {
+    let mut scans = 0;
     if data.len() < 4 || data[0] != 0xFF || data[1] != SOI {
-        return false;
+        return Walk { complete: false, scans: 0 };
     }
     let mut pos = 2;
     loop {
         // Tolerate junk between segments the way libjpeg does: skip to the next 0xFF.
         let Some(offset) = data[pos..].iter().position(|&b| b == 0xFF) else {
-            return false;
+            return Walk { complete: false, scans };
         };
         pos += offset;
         // Any number of 0xFF fill bytes may precede a marker.
@@ -28,29 +45,30 @@ pub(crate) fn reaches_end_of_image(data: &[u8]) -> bool {
             pos += 1;
         }
         let Some(&marker) = data.get(pos) else {
-            return false;
+            return Walk { complete: false, scans };
         };
         pos += 1;
         match marker {
-            EOI => return true,
+            EOI => return Walk { complete: true, scans },
             0x00 => continue,
             TEM | 0xD0..=0xD7 => continue,
             _ => {}
         }
         let Some(len) = data.get(pos..pos + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else {
-            return false;
+            return Walk { complete: false, scans };
         };
         if len < 2 {
-            return false;
+            return Walk { complete: false, scans };
         }
         pos += len;
         if pos > data.len() {
-            return false;
+            return Walk { complete: false, scans };
         }
         if marker == SOS {
+            scans += 1;
             match skip_entropy_coded_data(data, pos) {
                 Some(next_marker) => pos = next_marker,
-                None => return false,
+                None => return Walk { complete: false, scans },
             }
         }
     }
@@ -103,6 +121,13 @@ mod tests {
         for cut in 0..jpeg.len() - 1 {
             assert!(!reaches_end_of_image(&jpeg[..cut]), "cut at {cut} was taken as complete");
         }
+    }
+
+    #[test]
+    fn every_scan_is_counted() {
+        let many = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/progressive_66_scans.jpg"));
+        assert_eq!(scans(&many.expect("testdata")), 66);
+        assert_eq!(scans(&minimal_jpeg()), 2, "its two SOS segments, not the EOI bytes inside APP1");
     }
 
     #[test]
