@@ -190,11 +190,23 @@ pub(crate) fn decode(
     target_edge: u32,
     clock: &Clock,
 ) -> Result<DecodedJpeg, ImagingError> {
+    // One walk of the markers: libjpeg would pad a cut stream with grey (see
+    // `jpeg_scan`), and the scan count says what the decode will hold.
+    let walk = crate::jpeg_scan::walk(input);
+    if !walk.complete {
+        return Err(ImagingError::Truncated);
+    }
     let _watched = Watched::start(limits.max_scans, clock.deadline());
-    catch(Some(clock), || decode_inner(input, limits, target_edge, clock))
+    catch(Some(clock), || decode_inner(input, walk.scans > 1, limits, target_edge, clock))
 }
 
-fn decode_inner(input: &[u8], limits: &Limits, target_edge: u32, clock: &Clock) -> Result<DecodedJpeg, ImagingError> {
+fn decode_inner(
+    input: &[u8],
+    multi_scan: bool,
+    limits: &Limits,
+    target_edge: u32,
+    clock: &Clock,
+) -> Result<DecodedJpeg, ImagingError> {
     const SAVED: [Marker; 3] = [Marker::APP(1), Marker::APP(2), Marker::APP(14)];
     let mut decompress = Decompress::builder()
         .with_err(error_manager())
@@ -214,7 +226,7 @@ fn decode_inner(input: &[u8], limits: &Limits, target_edge: u32, clock: &Clock) 
         matches!(decompress.color_space(), mozjpeg_sys::J_COLOR_SPACE::JCS_CMYK | mozjpeg_sys::J_COLOR_SPACE::JCS_YCCK);
     let components = if cmyk { 4 } else { 3 };
     let (out_w, out_h) = (scaled(width, numerator), scaled(height, numerator));
-    let budget = decode_bytes(&decompress, input, (out_w, out_h), components, orientation, icc.len());
+    let budget = decode_bytes(&decompress, multi_scan, (out_w, out_h), components, orientation, icc.len());
     if budget > limits.max_alloc_bytes {
         return Err(ImagingError::TooLarge(format!(
             "decoding needs about {budget} bytes, over the {}-byte budget",
@@ -270,7 +282,7 @@ fn decode_inner(input: &[u8], limits: &Limits, target_edge: u32, clock: &Clock) 
 /// 64 coefficients of 2 bytes per 8x8 block of each component.
 fn decode_bytes<R>(
     decompress: &Decompress<R>,
-    input: &[u8],
+    multi_scan: bool,
     (out_w, out_h): (u32, u32),
     components: u64,
     orientation: u8,
@@ -278,7 +290,7 @@ fn decode_bytes<R>(
 ) -> u64 {
     let out = u64::from(out_w) * u64::from(out_h);
     let turned = if orientation > 1 { out * 4 } else { 0 };
-    let coefficients = if crate::jpeg_scan::scans(input) > 1 {
+    let coefficients = if multi_scan {
         let block = |c: &mozjpeg_sys::jpeg_component_info| {
             // libjpeg rounds each component up to whole MCUs of its sampling factors.
             let round = |blocks: u32, factor: i32| u64::from(blocks).next_multiple_of(factor.max(1) as u64);
@@ -421,7 +433,7 @@ mod tests {
         let budget = Limits { max_alloc_bytes: 500_000, ..Limits::default() };
         let baseline =
             std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/orient3.jpg")).expect("testdata");
-        assert_eq!(crate::jpeg_scan::scans(&baseline), 1, "orient3.jpg is a one-scan JPEG");
+        assert_eq!(crate::jpeg_scan::walk(&baseline).scans, 1, "orient3.jpg is a one-scan JPEG");
 
         let progressive = decode(&many_scans(), &budget, 64, &clock);
         let one_scan = decode(&baseline, &budget, 64, &clock);

@@ -11,24 +11,17 @@ const EOI: u8 = 0xD9;
 const SOS: u8 = 0xDA;
 const TEM: u8 = 0x01;
 
-/// True when the stream starts with SOI and reaches EOI.
-pub(crate) fn reaches_end_of_image(data: &[u8]) -> bool {
-    walk(data).complete
-}
-
-/// How many scans the stream has (up to where its marker walk ends). More
-/// than one means libjpeg keeps the whole image's DCT coefficients in memory.
-pub(crate) fn scans(data: &[u8]) -> u32 {
-    walk(data).scans
-}
-
 /// What one pass over the markers found.
-struct Walk {
-    complete: bool,
-    scans: u32,
+pub(crate) struct Walk {
+    /// The stream starts with SOI and reaches EOI.
+    pub complete: bool,
+    /// Scans up to where the walk ended. More than one means libjpeg keeps
+    /// the whole image's DCT coefficients in memory.
+    pub scans: u32,
 }
 
-fn walk(data: &[u8]) -> Walk {
+/// Walks the stream's markers once, skipping entropy-coded data.
+pub(crate) fn walk(data: &[u8]) -> Walk {
     let mut scans = 0;
     if data.len() < 4 || data[0] != 0xFF || data[1] != SOI {
         return Walk { complete: false, scans: 0 };
@@ -112,28 +105,28 @@ mod tests {
 
     #[test]
     fn complete_stream_reaches_eoi_even_with_eoi_bytes_inside_a_segment() {
-        assert!(reaches_end_of_image(&minimal_jpeg()));
+        assert!(walk(&minimal_jpeg()).complete);
     }
 
     #[test]
     fn every_cut_before_the_final_marker_is_detected() {
         let jpeg = minimal_jpeg();
         for cut in 0..jpeg.len() - 1 {
-            assert!(!reaches_end_of_image(&jpeg[..cut]), "cut at {cut} was taken as complete");
+            assert!(!walk(&jpeg[..cut]).complete, "cut at {cut} was taken as complete");
         }
     }
 
     #[test]
     fn every_scan_is_counted() {
         let many = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/progressive_66_scans.jpg"));
-        assert_eq!(scans(&many.expect("testdata")), 66);
-        assert_eq!(scans(&minimal_jpeg()), 2, "its two SOS segments, not the EOI bytes inside APP1");
+        assert_eq!(walk(&many.expect("testdata")).scans, 66);
+        assert_eq!(walk(&minimal_jpeg()).scans, 2, "its two SOS segments, not the EOI bytes inside APP1");
     }
 
     #[test]
     fn trailing_bytes_after_eoi_are_accepted() {
         let mut jpeg = minimal_jpeg();
         jpeg.extend_from_slice(b"trailer written by some cameras");
-        assert!(reaches_end_of_image(&jpeg));
+        assert!(walk(&jpeg).complete);
     }
 }
