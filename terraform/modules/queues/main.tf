@@ -1,5 +1,19 @@
-# The job queue and its dead-letter queue. Messages are small JSON (ids and keys only); a job that
-# fails max_receive_count times lands in the DLQ, where `image-service replay dlq` picks it up.
+# Two lanes, each a standard queue with its own dead-letter queue. Messages are small JSON (ids
+# and keys only); a job that fails max_receive_count times lands in its lane's DLQ, where
+# `image-service replay dlq` picks it up.
+#
+# - jobs: live uploads (the api, and S3's uploads/ notifications);
+# - jobs-bulk: operators' replays and reprocessing (issue #27), so a backfill of a million images
+#   never sits in front of a live upload. Workers receive from both, the live lane first and the
+#   bulk lane for a bounded share of their slots. `replay dlq` redrives BOTH dead-letter queues
+#   into the bulk lane (StartMessageMoveTask with DestinationArn, or receive/send/delete), so a
+#   replayed poison job waits behind live traffic too.
+#
+# Both lanes are fair queues: the services send every job with MessageGroupId = its tenant id,
+# and on a standard queue that alone makes SQS keep one tenant's backlog from raising the other
+# tenants' dwell time (no queue attribute and no IAM action turns it on). S3's notifications carry
+# no group id; SQS counts each as a tenant of its own.
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fair-queues.html
 
 data "aws_caller_identity" "current" {}
 
@@ -126,6 +140,106 @@ data "aws_iam_policy_document" "dlq" {
 resource "aws_sqs_queue_policy" "dlq" {
   queue_url = aws_sqs_queue.dlq.id
   policy    = data.aws_iam_policy_document.dlq.json
+}
+
+# --- The bulk lane ------------------------------------------------------------------------------
+# The same settings as the live pair: a replayed job takes as long as a live one, and its DLQ must
+# outlive the queue for the same reason.
+
+resource "aws_sqs_queue" "bulk_dlq" {
+  name                              = "${var.name}-jobs-bulk-dlq"
+  message_retention_seconds         = var.dlq_message_retention_seconds
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = 300
+
+  tags = var.tags
+
+  lifecycle {
+    # As for the live DLQ: the original enqueue timestamp travels with a dead-lettered message.
+    precondition {
+      condition     = var.dlq_message_retention_seconds > var.message_retention_seconds
+      error_message = "The DLQ must retain messages longer than the main queue."
+    }
+  }
+}
+
+resource "aws_sqs_queue" "bulk" {
+  name                              = "${var.name}-jobs-bulk"
+  visibility_timeout_seconds        = local.visibility_timeout_seconds
+  message_retention_seconds         = var.message_retention_seconds
+  receive_wait_time_seconds         = 20 # long polling: fewer empty receives, lower cost
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = 300
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.bulk_dlq.arn
+    maxReceiveCount     = var.max_receive_count
+  })
+
+  tags = var.tags
+}
+
+# Only the bulk queue may use the bulk DLQ. (This policy says which queues may dead-letter into a
+# queue; the redrive of both DLQs into the bulk queue needs no queue policy: a move task acts
+# with its caller's sqs:SendMessage on the destination, an identity grant of the same account.)
+resource "aws_sqs_queue_redrive_allow_policy" "bulk_dlq" {
+  queue_url = aws_sqs_queue.bulk_dlq.id
+
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.bulk.arn]
+  })
+}
+
+# No S3 statement: uploads/ notifications go to the live queue only.
+data "aws_iam_policy_document" "bulk" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.bulk.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "bulk" {
+  queue_url = aws_sqs_queue.bulk.id
+  policy    = data.aws_iam_policy_document.bulk.json
+}
+
+data "aws_iam_policy_document" "bulk_dlq" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.bulk_dlq.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "bulk_dlq" {
+  queue_url = aws_sqs_queue.bulk_dlq.id
+  policy    = data.aws_iam_policy_document.bulk_dlq.json
 }
 
 # Presigned PUTs land in uploads/; S3 tells the job queue. The notification lives here, next to

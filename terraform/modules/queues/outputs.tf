@@ -32,3 +32,33 @@ output "visibility_timeout_seconds" {
   description = "Visibility timeout of the job queue."
   value       = aws_sqs_queue.jobs.visibility_timeout_seconds
 }
+
+output "bulk_queue_url" {
+  description = "Bulk lane URL (SQS_BULK_QUEUE_URL): replays and reprocessing."
+  value       = aws_sqs_queue.bulk.url
+}
+
+output "bulk_queue_arn" {
+  description = "Bulk lane ARN."
+  value       = aws_sqs_queue.bulk.arn
+}
+
+output "bulk_queue_name" {
+  description = "Bulk lane name (CloudWatch dimension QueueName)."
+  value       = aws_sqs_queue.bulk.name
+}
+
+output "bulk_dlq_url" {
+  description = "The bulk lane's dead-letter queue URL (SQS_BULK_DLQ_URL)."
+  value       = aws_sqs_queue.bulk_dlq.url
+}
+
+output "bulk_dlq_arn" {
+  description = "The bulk lane's dead-letter queue ARN."
+  value       = aws_sqs_queue.bulk_dlq.arn
+}
+
+output "bulk_dlq_name" {
+  description = "The bulk lane's dead-letter queue name (CloudWatch dimension QueueName)."
+  value       = aws_sqs_queue.bulk_dlq.name
+}

@@ -4,7 +4,7 @@ variable "name" {
 }
 
 variable "kms_key_arn" {
-  description = "KMS key encrypting both queues (SSE-KMS)."
+  description = "KMS key encrypting every queue (SSE-KMS)."
   type        = string
 }
 
@@ -42,13 +42,13 @@ variable "max_receive_count" {
 }
 
 variable "message_retention_seconds" {
-  description = "How long an unprocessed job stays on the main queue (default 4 days)."
+  description = "How long an unprocessed job stays on the live or the bulk queue (default 4 days)."
   type        = number
   default     = 345600
 }
 
 variable "dlq_message_retention_seconds" {
-  description = "How long a poison job waits in the DLQ for replay (default and maximum 14 days)."
+  description = "How long a poison job waits in either DLQ for replay (default and maximum 14 days)."
   type        = number
   default     = 1209600
 }
