@@ -30,6 +30,16 @@ output "sqs_dlq_url" {
   value       = module.stack.sqs_dlq_url
 }
 
+output "sqs_bulk_queue_url" {
+  description = "SQS_BULK_QUEUE_URL."
+  value       = module.stack.sqs_bulk_queue_url
+}
+
+output "sqs_bulk_dlq_url" {
+  description = "SQS_BULK_DLQ_URL."
+  value       = module.stack.sqs_bulk_dlq_url
+}
+
 output "sns_topic_arn" {
   description = "SNS_TOPIC_ARN."
   value       = module.stack.sns_topic_arn

@@ -2,10 +2,12 @@
 #
 #   clients ──HTTPS──> ALB ──> api tasks ──> S3 (originals/, uploads/ via presigned PUT)
 #                                  │              │ ObjectCreated uploads/*
-#                                  └──SendMessage─┴──────> SQS jobs ──(maxReceiveCount)──> DLQ
+#                                  └──SendMessage─┴──────> SQS jobs ───────(maxReceiveCount)──> DLQ
+#   replays, reprocessing ─────────SendMessage───────────> SQS jobs-bulk ──(maxReceiveCount)──> bulk DLQ
+#   (api admin endpoints, replay task; `replay dlq` moves both DLQs into jobs-bulk)
 #                                                            │
-#                               worker tasks <──Receive──────┘ ──> S3 variants/ + private/, Postgres,
-#                                                                  SNS events + chat topic (-> Chatbot)
+#                               worker tasks <──Receive──────┘ (both lanes, the live one first)
+#                                   ──> S3 variants/ + private/, Postgres, SNS events + chat topic (-> Chatbot)
 #
 #   web pages ──HTTPS──> CloudFront (delivery) ──OAC──> S3 variants/ (public), private/ (signed URLs)
 
@@ -163,6 +165,8 @@ module "compute" {
     s3_kms_key_id      = module.storage.kms_key_arn
     sqs_queue_url      = module.queues.queue_url
     sqs_dlq_url        = module.queues.dlq_url
+    sqs_bulk_queue_url = module.queues.bulk_queue_url
+    sqs_bulk_dlq_url   = module.queues.bulk_dlq_url
     sns_topic_arn      = module.notifications.events_topic_arn
     sns_chat_topic_arn = module.notifications.chat_topic_arn
     database_url       = module.data.database_url

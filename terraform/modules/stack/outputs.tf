@@ -30,6 +30,16 @@ output "sqs_dlq_url" {
   value       = module.queues.dlq_url
 }
 
+output "sqs_bulk_queue_url" {
+  description = "SQS_BULK_QUEUE_URL: the bulk lane (replays and reprocessing)."
+  value       = module.queues.bulk_queue_url
+}
+
+output "sqs_bulk_dlq_url" {
+  description = "SQS_BULK_DLQ_URL: the bulk lane's dead-letter queue."
+  value       = module.queues.bulk_dlq_url
+}
+
 output "sns_topic_arn" {
   description = "SNS_TOPIC_ARN."
   value       = module.notifications.events_topic_arn

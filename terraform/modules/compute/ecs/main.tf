@@ -33,6 +33,10 @@ locals {
     SQS_QUEUE_URL = var.config.sqs_queue_url
     SQS_DLQ_URL   = var.config.sqs_dlq_url
     SNS_TOPIC_ARN = var.config.sns_topic_arn
+    # The bulk lane (issue #27): the api's admin replays and the replay task send there, the
+    # worker receives from it after the live queue, and `replay dlq` redrives both DLQs into it.
+    SQS_BULK_QUEUE_URL = var.config.sqs_bulk_queue_url
+    SQS_BULK_DLQ_URL   = var.config.sqs_bulk_dlq_url
     # The api reads through the cache; the worker invalidates entries when a job changes state.
     REDIS_URL = var.config.redis_url
     # Chat (AWS Chatbot) gets its own topic; the services publish there only the events named in

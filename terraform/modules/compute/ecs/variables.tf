@@ -81,6 +81,8 @@ variable "config" {
     s3_kms_key_id      = string
     sqs_queue_url      = string
     sqs_dlq_url        = string
+    sqs_bulk_queue_url = string
+    sqs_bulk_dlq_url   = string
     sns_topic_arn      = string
     sns_chat_topic_arn = string
     database_url       = string
