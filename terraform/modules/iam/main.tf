@@ -19,6 +19,13 @@ locals {
     topic_arn      = var.topic_arn
     chat_topic_arn = var.chat_topic_arn
     kms_key_arn    = var.kms_key_arn
+    # The bulk lane: replays and reprocessing are sent to it, and `replay dlq` moves both DLQs
+    # into it (the move task's caller needs sqs:SendMessage on the destination, and reads its ARN
+    # with sqs:GetQueueAttributes), so the api and replay roles send there and work both DLQs;
+    # the worker consumes it as it does the live queue.
+    # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html
+    bulk_queue_arn = var.bulk_queue_arn
+    bulk_dlq_arn   = var.bulk_dlq_arn
     # The key is used only on the role's behalf by S3, SQS and SNS (kms:ViaService).
     region = local.region
     # The cluster is named like the stack (compute/ecs), so its tasks' ARNs

@@ -18,6 +18,16 @@ variable "dlq_arn" {
   type        = string
 }
 
+variable "bulk_queue_arn" {
+  description = "Bulk lane ARN (replays and reprocessing)."
+  type        = string
+}
+
+variable "bulk_dlq_arn" {
+  description = "The bulk lane's dead-letter queue ARN."
+  type        = string
+}
+
 variable "topic_arn" {
   description = "Event topic ARN."
   type        = string

@@ -104,6 +104,8 @@ module "iam" {
   bucket_arn               = module.storage.bucket_arn
   queue_arn                = module.queues.queue_arn
   dlq_arn                  = module.queues.dlq_arn
+  bulk_queue_arn           = module.queues.bulk_queue_arn
+  bulk_dlq_arn             = module.queues.bulk_dlq_arn
   topic_arn                = module.notifications.events_topic_arn
   chat_topic_arn           = module.notifications.chat_topic_arn
   kms_key_arn              = module.storage.kms_key_arn

@@ -39,6 +39,12 @@
       "Resource": ["${queue_arn}"]
     },
     {
+      "Sid": "AdminReplayEnqueuesOnTheBulkLane",
+      "Effect": "Allow",
+      "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes"],
+      "Resource": ["${bulk_queue_arn}"]
+    },
+    {
       "Sid": "AdminReplayRedrivesDeadLetters",
       "Effect": "Allow",
       "Action": [
@@ -48,7 +54,7 @@
         "sqs:StartMessageMoveTask",
         "sqs:ListMessageMoveTasks"
       ],
-      "Resource": ["${dlq_arn}"]
+      "Resource": ["${dlq_arn}", "${bulk_dlq_arn}"]
     },
     {
       "Sid": "AdminReplayPublishesSummary",

@@ -12,13 +12,13 @@
         "sqs:ListMessageMoveTasks",
         "sqs:CancelMessageMoveTask"
       ],
-      "Resource": ["${dlq_arn}"]
+      "Resource": ["${dlq_arn}", "${bulk_dlq_arn}"]
     },
     {
-      "Sid": "ReEnqueueJobs",
+      "Sid": "ReEnqueueJobsOnTheBulkLane",
       "Effect": "Allow",
-      "Action": ["sqs:SendMessage"],
-      "Resource": ["${queue_arn}"]
+      "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes"],
+      "Resource": ["${bulk_queue_arn}"]
     },
     {
       "Sid": "PublishReplaySummary",

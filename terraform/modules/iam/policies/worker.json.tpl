@@ -41,7 +41,7 @@
         "sqs:ChangeMessageVisibility",
         "sqs:GetQueueAttributes"
       ],
-      "Resource": ["${queue_arn}"]
+      "Resource": ["${queue_arn}", "${bulk_queue_arn}"]
     },
     {
       "Sid": "PublishEvents",
