@@ -1,6 +1,11 @@
 # Worker: target tracking on backlog per task, the metric AWS recommends for queue consumers
 # https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-using-sqs-queue.html
 # plus a step policy that wakes the service from zero tasks, where backlog per task is undefined.
+# The backlog is both lanes' (the live queue and the bulk lane of replays and reprocessing): the
+# same workers drain both, so a replay of a million jobs must add tasks as a burst of uploads does.
+# SQS reports a queue's metrics only while the queue is active, so each lane's series is FILLed
+# with 0: the bulk lane is idle most of the time, and a silent lane must not blank the other's.
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html
 # API: target tracking on CPU.
 
 locals {
@@ -38,8 +43,8 @@ resource "aws_appautoscaling_policy" "worker_backlog_per_task" {
 
     customized_metric_specification {
       metrics {
-        id          = "visible"
-        label       = "Jobs waiting (ApproximateNumberOfMessagesVisible)"
+        id          = "live"
+        label       = "Live jobs waiting (ApproximateNumberOfMessagesVisible)"
         return_data = false
 
         metric_stat {
@@ -55,6 +60,33 @@ resource "aws_appautoscaling_policy" "worker_backlog_per_task" {
             }
           }
         }
+      }
+
+      metrics {
+        id          = "bulk"
+        label       = "Bulk jobs waiting (ApproximateNumberOfMessagesVisible)"
+        return_data = false
+
+        metric_stat {
+          stat = "Sum"
+
+          metric {
+            namespace   = "AWS/SQS"
+            metric_name = "ApproximateNumberOfMessagesVisible"
+
+            dimensions {
+              name  = "QueueName"
+              value = var.bulk_queue_name
+            }
+          }
+        }
+      }
+
+      metrics {
+        id          = "visible"
+        label       = "Jobs waiting in both lanes"
+        expression  = "FILL(live, 0) + FILL(bulk, 0)"
+        return_data = false
       }
 
       metrics {
@@ -93,9 +125,9 @@ resource "aws_appautoscaling_policy" "worker_backlog_per_task" {
 }
 
 # At zero tasks `visible / tasks` has no value, so target tracking cannot act. This alarm fires
-# when jobs are visible (ApproximateNumberOfMessagesVisible > 0) while no worker runs, and the
-# step policy sets one task; target tracking takes over from there. Limiting it to "no task
-# running" keeps it from fighting target tracking during normal operation.
+# when jobs are visible in either lane (ApproximateNumberOfMessagesVisible > 0) while no worker
+# runs, and the step policy sets one task; target tracking takes over from there. Limiting it to
+# "no task running" keeps it from fighting target tracking during normal operation.
 resource "aws_cloudwatch_metric_alarm" "worker_wake_up" {
   alarm_name          = "${var.name}-worker-wake-up"
   alarm_description   = "Jobs are waiting and no worker task runs: start one."
@@ -107,7 +139,7 @@ resource "aws_cloudwatch_metric_alarm" "worker_wake_up" {
   alarm_actions       = [aws_appautoscaling_policy.worker_wake_up.arn]
 
   metric_query {
-    id          = "visible"
+    id          = "live"
     return_data = false
 
     metric {
@@ -119,6 +151,28 @@ resource "aws_cloudwatch_metric_alarm" "worker_wake_up" {
         QueueName = var.queue_name
       }
     }
+  }
+
+  metric_query {
+    id          = "bulk"
+    return_data = false
+
+    metric {
+      namespace   = "AWS/SQS"
+      metric_name = "ApproximateNumberOfMessagesVisible"
+      period      = 60
+      stat        = "Maximum"
+      dimensions = {
+        QueueName = var.bulk_queue_name
+      }
+    }
+  }
+
+  metric_query {
+    id          = "visible"
+    label       = "Jobs visible in both lanes"
+    expression  = "FILL(live, 0) + FILL(bulk, 0)"
+    return_data = false
   }
 
   metric_query {

@@ -23,6 +23,11 @@ variable "queue_name" {
   type        = string
 }
 
+variable "bulk_queue_name" {
+  description = "Bulk lane name (CloudWatch dimension QueueName): its backlog counts like the job queue's."
+  type        = string
+}
+
 variable "worker_min_tasks" {
   description = "Fewest worker tasks; 0 lets the service scale to zero when the queue is empty."
   type        = number

@@ -22,6 +22,28 @@ resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
   tags = var.tags
 }
 
+# The bulk lane's own dead letters: replays or reprocessing jobs that failed max_receive_count
+# times. `replay dlq` redrives this DLQ too, into the bulk queue.
+resource "aws_cloudwatch_metric_alarm" "bulk_dlq_not_empty" {
+  alarm_name          = "${var.name}-bulk-dlq-not-empty"
+  alarm_description   = "Poison replay or reprocessing jobs are waiting in the bulk DLQ: inspect, then `image-service replay dlq`."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = var.bulk_dlq_name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  tags = var.tags
+}
+
+# The live queue only: the bulk lane gets a bounded share of the workers, so a large replay is
+# expected to wait there (the dashboard shows its age).
 resource "aws_cloudwatch_metric_alarm" "oldest_job_age" {
   alarm_name          = "${var.name}-oldest-job-age"
   alarm_description   = "The oldest job has waited over ${var.oldest_message_age_threshold_seconds} s: workers are stuck or at their maximum."
@@ -41,8 +63,9 @@ resource "aws_cloudwatch_metric_alarm" "oldest_job_age" {
   tags = var.tags
 }
 
-# Error rate = ERROR log lines per received job, in percent. MAX([received, 1]) keeps an idle
-# queue from dividing by zero.
+# Error rate = ERROR log lines per received job, in percent, over both lanes (the log lines do
+# not say which lane a job came from). MAX([received, 1]) keeps an idle queue from dividing by
+# zero; FILL keeps a lane that reports nothing (an idle bulk lane) from blanking the sum.
 resource "aws_cloudwatch_metric_alarm" "worker_error_rate" {
   alarm_name          = "${var.name}-worker-error-rate"
   alarm_description   = "Worker ERROR lines exceed ${var.worker_error_rate_threshold_percent}% of received jobs."
@@ -79,9 +102,22 @@ resource "aws_cloudwatch_metric_alarm" "worker_error_rate" {
   }
 
   metric_query {
+    id          = "received_bulk"
+    return_data = false
+
+    metric {
+      namespace   = "AWS/SQS"
+      metric_name = "NumberOfMessagesReceived"
+      period      = 300
+      stat        = "Sum"
+      dimensions  = { QueueName = var.bulk_queue_name }
+    }
+  }
+
+  metric_query {
     id          = "error_rate"
     label       = "Worker error rate (%)"
-    expression  = "100 * FILL(errors, 0) / MAX([FILL(received, 0), 1])"
+    expression  = "100 * FILL(errors, 0) / MAX([FILL(received, 0) + FILL(received_bulk, 0), 1])"
     return_data = true
   }
 

@@ -1,4 +1,4 @@
-# One page for the pipeline: queue, workers, API, database.
+# One page for the pipeline: both queue lanes, workers, API, database.
 
 data "aws_region" "current" {}
 
@@ -15,10 +15,24 @@ locals {
       ]
       stat = "Maximum"
     },
+    # The bulk lane (replays, reprocessing) beside the live one: a growing bulk backlog is
+    # expected during a replay; a live one is not.
     {
-      title   = "Oldest job age (s)"
-      metrics = [["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", var.queue_name]]
-      stat    = "Maximum"
+      title = "Bulk lane: visible, in flight, dead-lettered"
+      metrics = [
+        ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.bulk_queue_name],
+        ["AWS/SQS", "ApproximateNumberOfMessagesNotVisible", "QueueName", var.bulk_queue_name],
+        ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.bulk_dlq_name, { label = "bulk DLQ visible" }],
+      ]
+      stat = "Maximum"
+    },
+    {
+      title = "Oldest job age (s)"
+      metrics = [
+        ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", var.queue_name, { label = "live" }],
+        ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", var.bulk_queue_name, { label = "bulk" }],
+      ]
+      stat = "Maximum"
     },
     {
       title = "Running tasks"
@@ -31,8 +45,10 @@ locals {
     {
       title = "Backlog per worker task"
       metrics = [
-        [{ expression = "visible / tasks", label = "backlog per task", id = "backlog" }],
-        ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.queue_name, { id = "visible", visible = false }],
+        # Both lanes, as the worker autoscaling counts them (modules/autoscaling).
+        [{ expression = "(FILL(live, 0) + FILL(bulk, 0)) / tasks", label = "backlog per task", id = "backlog" }],
+        ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.queue_name, { id = "live", visible = false }],
+        ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.bulk_queue_name, { id = "bulk", visible = false }],
         ["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", var.cluster_name, "ServiceName", var.worker_service_name, { id = "tasks", visible = false }],
       ]
       stat = "Average"

@@ -29,6 +29,16 @@ variable "dlq_name" {
   type        = string
 }
 
+variable "bulk_queue_name" {
+  description = "Bulk lane name (replays and reprocessing)."
+  type        = string
+}
+
+variable "bulk_dlq_name" {
+  description = "The bulk lane's dead-letter queue name."
+  type        = string
+}
+
 variable "cluster_name" {
   description = "ECS cluster name."
   type        = string

@@ -186,6 +186,7 @@ module "autoscaling" {
   worker_service_name        = module.compute.worker_service_name
   api_service_name           = module.compute.api_service_name
   queue_name                 = module.queues.queue_name
+  bulk_queue_name            = module.queues.bulk_queue_name
   worker_min_tasks           = var.worker_min_tasks
   worker_max_tasks           = var.worker_max_tasks
   api_min_tasks              = var.api_min_tasks
@@ -205,6 +206,8 @@ module "observability" {
   ops_topic_arn           = module.notifications.ops_topic_arn
   queue_name              = module.queues.queue_name
   dlq_name                = module.queues.dlq_name
+  bulk_queue_name         = module.queues.bulk_queue_name
+  bulk_dlq_name           = module.queues.bulk_dlq_name
   cluster_name            = module.compute.cluster_name
   worker_service_name     = module.compute.worker_service_name
   api_service_name        = module.compute.api_service_name
