@@ -202,6 +202,15 @@ def test_autoscaling_on_queue_depth_alone_is_caught(copy):
     assert violations and "is not a / b" in violations[0]
 
 
+def test_autoscaling_that_forgets_the_bulk_lane_is_caught(copy):
+    # A replay of a million jobs on the bulk lane would then never add a worker.
+    replace(copy / "modules/autoscaling/main.tf", 'expression  = "FILL(live, 0) + FILL(bulk, 0)"', 'expression  = "FILL(live, 0)"')
+
+    violations = backlog_policy_violations(Tree(copy))
+
+    assert violations and "the backlog counts queues ['${var.queue_name}']" in violations[0], violations
+
+
 # The DenyNonKmsEncryption statement as it was before presigned uploads: ...IfExists makes a missing
 # header count as "not aws:kms", so every header-less (presigned, browser) PUT was denied.
 DENY_NON_KMS_WITH_NULL = """    condition {

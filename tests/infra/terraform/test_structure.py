@@ -18,6 +18,7 @@ from tfhcl import (
     RETENTION_TAG,
     SAMPLE_ARNS,
     attr,
+    BACKLOG_QUEUES,
     backlog_policy_violations,
     blocks,
     granted,
@@ -25,6 +26,7 @@ from tfhcl import (
     lifecycle_rules,
     media_put_object_violations,
     originals_retention_violations,
+    policy_document,
     refers_to,
     render_template,
     retention_choices,
@@ -42,6 +44,8 @@ CONTRACT_ENV = {
     "S3_KMS_KEY_ID",
     "SQS_QUEUE_URL",
     "SQS_DLQ_URL",
+    "SQS_BULK_QUEUE_URL",
+    "SQS_BULK_DLQ_URL",
     "SNS_TOPIC_ARN",
     "SNS_CHAT_TOPIC_ARN",
     "CHAT_EVENTS",
@@ -409,6 +413,8 @@ def test_task_role_templates_use_only_the_simple_variables():
             "bucket_arn",
             "queue_arn",
             "dlq_arn",
+            "bulk_queue_arn",
+            "bulk_dlq_arn",
             "topic_arn",
             "chat_topic_arn",
             "kms_key_arn",
@@ -430,6 +436,13 @@ def test_iam_module_passes_every_template_variable(tree):
 
 
 B, Q, D, T, C, K = (SAMPLE_ARNS[k] for k in ("bucket_arn", "queue_arn", "dlq_arn", "topic_arn", "chat_topic_arn", "kms_key_arn"))
+# The bulk lane (issue #27) and its dead-letter queue: replays and reprocessing go there, and
+# `replay dlq` moves both DLQs into it.
+BQ, BD = SAMPLE_ARNS["bulk_queue_arn"], SAMPLE_ARNS["bulk_dlq_arn"]
+# What a DLQ redrive needs on its source: receive, delete and the queue's ARN and depth for the
+# copy, the move task's start and progress.
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html
+REDRIVE = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:StartMessageMoveTask", "sqs:ListMessageMoveTasks")
 KMS = {("kms:GenerateDataKey", K), ("kms:Decrypt", K)}
 # Events go to the event topic and, for those in CHAT_EVENTS, to the chat topic (AWS Chatbot).
 PUBLISH = {("sns:Publish", T), ("sns:Publish", C)}
@@ -454,18 +467,12 @@ CONTRACT_GRANTS = {
         ("sqs:SendMessage", Q),
         ("sqs:GetQueueAttributes", Q),
         # The admin endpoints (POST /v1/admin/replay/dlq, /replay/jobs, /reprocess) run the same
-        # replays as the replay task, inside the api task: DLQ redrive (move task, or copy with
-        # receive + send to the job queue + delete), and one replay.summary event per run.
-        *{
-            (a, D)
-            for a in (
-                "sqs:ReceiveMessage",
-                "sqs:DeleteMessage",
-                "sqs:GetQueueAttributes",
-                "sqs:StartMessageMoveTask",
-                "sqs:ListMessageMoveTasks",
-            )
-        },
+        # replays as the replay task, inside the api task: they send to the bulk lane (its ARN is
+        # the move task's destination), redrive both DLQs (move task, or copy with receive + send
+        # to the bulk lane + delete), and publish one replay.summary event per run.
+        ("sqs:SendMessage", BQ),
+        ("sqs:GetQueueAttributes", BQ),
+        *{(a, dlq) for a in REDRIVE for dlq in (D, BD)},
     }
     | PUBLISH
     | KMS,
@@ -483,28 +490,23 @@ CONTRACT_GRANTS = {
         # Originals retention: once a job succeeded, the retention tag on its original (only that
         # key: a condition, which moto ignores; test_retention_tag_is_the_one_the_worker_may_set).
         ("s3:PutObjectTagging", f"{B}/originals/*"),
-        ("sqs:ReceiveMessage", Q),
-        ("sqs:DeleteMessage", Q),
-        ("sqs:ChangeMessageVisibility", Q),
-        ("sqs:GetQueueAttributes", Q),
+        # Both lanes, the same way: the live queue first, the bulk lane for a bounded share.
+        *{
+            (a, queue)
+            for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
+            for queue in (Q, BQ)
+        },
         # The ECS agent calls UpdateTaskProtection with the task role's credentials.
         ("ecs:UpdateTaskProtection", SAMPLE_ARNS["ecs_tasks_arn"]),
     }
     | PUBLISH
     | KMS,
     "replay": {
-        *{
-            (a, D)
-            for a in (
-                "sqs:ReceiveMessage",
-                "sqs:DeleteMessage",
-                "sqs:GetQueueAttributes",
-                "sqs:StartMessageMoveTask",
-                "sqs:ListMessageMoveTasks",
-                "sqs:CancelMessageMoveTask",
-            )
-        },
-        ("sqs:SendMessage", Q),
+        # Both DLQs, into the bulk lane; replays jobs and reprocessing send to it too. Nothing on
+        # the live queue: no replay competes with uploads.
+        *{(a, dlq) for a in (*REDRIVE, "sqs:CancelMessageMoveTask") for dlq in (D, BD)},
+        ("sqs:SendMessage", BQ),
+        ("sqs:GetQueueAttributes", BQ),
     }
     | PUBLISH
     | KMS,
@@ -514,6 +516,36 @@ CONTRACT_GRANTS = {
 @pytest.mark.parametrize("role", sorted(CONTRACT_GRANTS))
 def test_task_role_grants_exactly_the_contract_actions_on_our_arns(role):
     assert granted(render_template(POLICY_TEMPLATES / f"{role}.json.tpl")) == CONTRACT_GRANTS[role]
+
+
+def on(pairs: set[tuple[str, str]], resource: str) -> set[str]:
+    return {a for a, r in pairs if r == resource}
+
+
+@pytest.mark.parametrize("role", ["api", "worker", "replay"])
+def test_each_role_works_the_bulk_pair_as_it_works_the_live_pair(role):
+    """The bulk DLQ is redriven exactly like the live one; the worker consumes the bulk lane
+    exactly like the live queue; the api enqueues on it what it enqueues on the live queue (its
+    replays), and the replay task, which never enqueues live work, sends to the bulk lane only."""
+    pairs = granted(render_template(POLICY_TEMPLATES / f"{role}.json.tpl"))
+    assert on(pairs, BD) == on(pairs, D), role
+    if role == "replay":
+        assert on(pairs, Q) == set() and on(pairs, BQ) == {"sqs:SendMessage", "sqs:GetQueueAttributes"}
+    else:
+        assert on(pairs, BQ) == on(pairs, Q) and on(pairs, Q), role
+    # A move task's destination must accept the caller's SendMessage: whoever redrives a DLQ
+    # may send to the bulk lane.
+    if on(pairs, D):
+        assert {"sqs:StartMessageMoveTask", "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= on(pairs, D)
+        assert "sqs:SendMessage" in on(pairs, BQ), role
+
+
+def test_iam_module_gets_the_bulk_pairs_arns(tree):
+    variables = tree.locals("modules/iam")["task_policy_vars"]
+    assert variables["bulk_queue_arn"] == "${var.bulk_queue_arn}" and variables["bulk_dlq_arn"] == "${var.bulk_dlq_arn}"
+    call = tree.module_calls("modules/stack")["iam"]
+    assert attr(call, "bulk_queue_arn") == "${module.queues.bulk_queue_arn}"
+    assert attr(call, "bulk_dlq_arn") == "${module.queues.bulk_dlq_arn}"
 
 
 def test_presigned_uploads_sign_with_the_api_role_and_the_worker_moves_them():
@@ -602,6 +634,130 @@ def test_visibility_timeout_is_well_above_the_worst_case_job_time(tree):
     assert multiplier["default"][0] >= 2 and multiplier.get("validation")
 
 
+# --- The bulk lane (issue #27) -------------------------------------------------------------------
+# Replays and reprocessing get their own queue and DLQ; workers receive from both lanes.
+
+LANES = {"jobs": "dlq", "bulk": "bulk_dlq"}
+
+
+@pytest.mark.parametrize("queue", sorted(LANES))
+def test_each_lane_redrives_to_its_own_dlq_after_max_receive_count(tree, queue):
+    dlq = LANES[queue]
+    redrive = attr(tree.resource("aws_sqs_queue", queue, "modules/queues").body, "redrive_policy")
+    assert refers_to(redrive, f"aws_sqs_queue.{dlq}.arn") and "deadLetterTargetArn" in redrive, redrive
+    assert not refers_to(redrive, f"aws_sqs_queue.{LANES[next(q for q in LANES if q != queue)]}.arn"), redrive
+    assert re.search(r"maxReceiveCount'?\s*:\s*'?\$\{var\.max_receive_count\}", redrive), redrive
+
+
+@pytest.mark.parametrize("queue", sorted(LANES))
+def test_each_dlq_admits_only_its_own_lane(tree, queue):
+    """A DLQ's redrive allow policy names the queues that may dead-letter into it: its lane's."""
+    dlq = LANES[queue]
+    (allow,) = [
+        a for a in tree.resources("aws_sqs_queue_redrive_allow_policy", "modules/queues")
+        if attr(a.body, "queue_url") == f"${{aws_sqs_queue.{dlq}.id}}"
+    ]
+    policy = re.sub(r"\s", "", attr(allow.body, "redrive_allow_policy"))
+    assert "'redrivePermission':'byQueue'" in policy, policy
+    assert f"'sourceQueueArns':['${{aws_sqs_queue.{queue}.arn}}']" in policy, policy
+
+
+def test_the_bulk_dlq_keeps_messages_as_long_as_the_live_one(tree):
+    live, bulk = (tree.resource("aws_sqs_queue", name, "modules/queues").body for name in ("dlq", "bulk_dlq"))
+    assert attr(bulk, "name") == "${var.name}-jobs-bulk-dlq"
+    for setting in ("message_retention_seconds", "kms_master_key_id", "kms_data_key_reuse_period_seconds"):
+        assert attr(bulk, setting) == attr(live, setting), setting
+    # The same guard: SQS keeps the original enqueue time when a message is dead-lettered.
+    conditions = [attr(p, "condition") for lc in blocks(bulk, "lifecycle") for p in blocks(lc, "precondition")]
+    assert "${var.dlq_message_retention_seconds > var.message_retention_seconds}" in conditions
+
+
+def test_the_bulk_lane_has_the_live_queues_settings(tree):
+    """A replayed job runs as long as a live one: same visibility timeout, retention, long
+    polling and key."""
+    live, bulk = (tree.resource("aws_sqs_queue", name, "modules/queues").body for name in ("jobs", "bulk"))
+    assert attr(bulk, "name") == "${var.name}-jobs-bulk"
+    settings = {k for k in live if not k.startswith("__")}  # python-hcl2 adds __start_line__ ...
+    assert settings == {k for k in bulk if not k.startswith("__")}
+    for setting in settings - {"name", "redrive_policy", "tags"}:
+        assert attr(bulk, setting) == attr(live, setting), setting
+    assert attr(bulk, "visibility_timeout_seconds") == "${local.visibility_timeout_seconds}"
+
+
+def test_every_queue_has_a_policy_that_denies_insecure_transport(tree):
+    queues = {q.name for q in tree.resources("aws_sqs_queue", "modules/queues")}
+    assert {"jobs", "dlq", "bulk", "bulk_dlq"} <= queues
+    covered = set()
+    for policy in tree.resources("aws_sqs_queue_policy", "modules/queues"):
+        (queue,) = re.fullmatch(r"\$\{aws_sqs_queue\.(\w+)\.id\}", attr(policy.body, "queue_url")).groups()
+        doc = policy_document(tree, "aws_sqs_queue_policy", policy.name, "modules/queues")
+        denies = [
+            st for st in blocks(doc.body, "statement")
+            if attr(st, "effect") == "Deny" and attr(st, "resources") == [f"${{aws_sqs_queue.{queue}.arn}}"]
+            and ("Bool", "aws:SecureTransport", ["false"]) in [(attr(c, "test"), attr(c, "variable"), attr(c, "values")) for c in blocks(st, "condition")]
+        ]
+        assert denies, f"{policy}: no Deny of insecure transport on its own queue"
+        covered.add(queue)
+    assert covered == queues
+
+
+def test_only_the_live_queue_admits_s3_events(tree):
+    """uploads/ notifications feed the live queue; nothing may send to the bulk pair but the
+    roles' own grants (no Allow in their queue policies)."""
+    for name in ("bulk", "bulk_dlq", "dlq"):
+        doc = policy_document(tree, "aws_sqs_queue_policy", name, "modules/queues")
+        assert [attr(st, "effect", "Allow") for st in blocks(doc.body, "statement")] == ["Deny"], name
+
+
+def test_the_queue_definition_says_why_messages_carry_a_group(tree):
+    """Fair queues need no attribute: the comment at the queues is the only place that says so."""
+    text = tree.text("modules/queues")
+    assert "MessageGroupId" in text and "sqs-fair-queues.html" in text
+
+
+QUEUE_OUTPUTS = {
+    # modules/queues output: the resource attribute it exports
+    "bulk_queue_url": "${aws_sqs_queue.bulk.url}",
+    "bulk_queue_arn": "${aws_sqs_queue.bulk.arn}",
+    "bulk_queue_name": "${aws_sqs_queue.bulk.name}",
+    "bulk_dlq_url": "${aws_sqs_queue.bulk_dlq.url}",
+    "bulk_dlq_arn": "${aws_sqs_queue.bulk_dlq.arn}",
+    "bulk_dlq_name": "${aws_sqs_queue.bulk_dlq.name}",
+}
+
+
+def test_the_bulk_pair_is_exported_and_reaches_the_env_roots(tree):
+    outputs = tree.outputs("modules/queues")
+    for name, value in QUEUE_OUTPUTS.items():
+        assert attr(outputs[name], "value") == value, name
+    stack = tree.outputs("modules/stack")
+    assert attr(stack["sqs_bulk_queue_url"], "value") == "${module.queues.bulk_queue_url}"
+    assert attr(stack["sqs_bulk_dlq_url"], "value") == "${module.queues.bulk_dlq_url}"
+    for env in ENVS:
+        for name in ("sqs_bulk_queue_url", "sqs_bulk_dlq_url"):
+            assert attr(tree.outputs(env)[name], "value") == f"${{module.stack.{name}}}", (env, name)
+
+
+def test_every_task_gets_both_lanes_and_both_dlqs(tree):
+    """api, worker, replay and migrate: every task that gets SQS_QUEUE_URL and SQS_DLQ_URL gets the
+    bulk pair beside them, from the queues module's outputs."""
+    local = tree.locals("modules/compute/ecs")
+    common = local["common_environment"]
+    for setting, key in (("SQS_QUEUE_URL", "sqs_queue_url"), ("SQS_DLQ_URL", "sqs_dlq_url"),
+                         ("SQS_BULK_QUEUE_URL", "sqs_bulk_queue_url"), ("SQS_BULK_DLQ_URL", "sqs_bulk_dlq_url")):
+        assert common[setting] == f"${{var.config.{key}}}", setting
+    config = tree.module_calls("modules/stack")["compute"]["config"][0]
+    assert config["sqs_bulk_queue_url"] == "${module.queues.bulk_queue_url}"
+    assert config["sqs_bulk_dlq_url"] == "${module.queues.bulk_dlq_url}"
+    # The services merge the common environment without overriding the queues; the one-off
+    # tasks take it as it is (or, migrate, with only the database settings on top).
+    for role in ("api", "worker"):
+        assert re.match(r"\$\{merge\(local\.common_environment,", local[f"{role}_environment"]), role
+        assert not {"SQS_QUEUE_URL", "SQS_DLQ_URL", "SQS_BULK_QUEUE_URL", "SQS_BULK_DLQ_URL"} & env_names(local[f"{role}_environment"])
+        assert f"local.{role}_environment" in local[f"{role}_container"]["environment"], role
+    assert_ops_tasks_take_the_common_environment(tree)
+
+
 def test_queue_policy_lets_only_our_bucket_in_our_account_send(tree):
     (doc,) = [d for d in tree.data("aws_iam_policy_document", "modules/queues") if d.name == "jobs"]
     (allow,) = [s for s in blocks(doc.body, "statement") if attr(s, "effect", "Allow") == "Allow"]
@@ -657,6 +813,16 @@ def test_worker_scales_on_backlog_per_task(tree):
     assert backlog_policy_violations(tree) == []
 
 
+def test_worker_backlog_counts_both_lanes(tree):
+    """Replays and reprocessing wait on the bulk lane, drained by the same workers: its backlog
+    adds tasks like the live queue's. modules/stack passes each lane's queue name."""
+    assert BACKLOG_QUEUES == ("${var.queue_name}", "${var.bulk_queue_name}")
+    assert backlog_policy_violations(tree, ("${var.queue_name}",)) != [], "the check must see the bulk lane"
+    call = tree.module_calls("modules/stack")["autoscaling"]
+    assert attr(call, "queue_name") == "${module.queues.queue_name}"
+    assert attr(call, "bulk_queue_name") == "${module.queues.bulk_queue_name}"
+
+
 def test_backlog_target_is_derived_from_latency_and_job_time(tree):
     expr = tree.locals("modules/autoscaling")["backlog_per_task_target"]
     for var in ("acceptable_latency_seconds", "worker_concurrency", "seconds_per_job"):
@@ -678,6 +844,16 @@ def test_worker_wakes_from_zero_through_a_step_policy_on_queue_depth(tree):
     assert attr(alarm.body, "comparison_operator") == "GreaterThanThreshold" and attr(alarm.body, "threshold") == 0
     expression = [attr(q, "expression") for q in blocks(alarm.body, "metric_query") if attr(q, "return_data") is True]
     assert expression and "visible > 0" in expression[0]
+    # `visible` is both lanes' backlog: a replay waiting while no worker runs wakes one too.
+    queries = {attr(q, "id"): q for q in blocks(alarm.body, "metric_query")}
+    assert re.sub(r"\s", "", attr(queries["visible"], "expression")) == "FILL(live,0)+FILL(bulk,0)"
+    queues = {
+        qid: attr(m, "dimensions")["QueueName"]
+        for qid, q in queries.items()
+        for m in blocks(q, "metric")
+        if attr(m, "metric_name") == "ApproximateNumberOfMessagesVisible"
+    }
+    assert queues == {"live": "${var.queue_name}", "bulk": "${var.bulk_queue_name}"}
     worker_target = tree.resource("aws_appautoscaling_target", "worker")
     assert attr(worker_target.body, "min_capacity") == "${var.worker_min_tasks}"
     assert attr(worker_target.body, "max_capacity") == "${var.worker_max_tasks}"
@@ -797,7 +973,16 @@ def test_container_environment_uses_contract_names_and_no_secrets(tree):
     names = env_names(local["common_environment"]) | env_names(local["api_environment"]) | env_names(local["worker_environment"])
     assert names <= CONTRACT_ENV, names - CONTRACT_ENV
     assert not names & SECRET_ENV
-    assert {"DATABASE_URL", "S3_BUCKET", "S3_KMS_KEY_ID", "SQS_QUEUE_URL", "SQS_DLQ_URL", "SNS_TOPIC_ARN"} <= names
+    assert {
+        "DATABASE_URL",
+        "S3_BUCKET",
+        "S3_KMS_KEY_ID",
+        "SQS_QUEUE_URL",
+        "SQS_DLQ_URL",
+        "SQS_BULK_QUEUE_URL",
+        "SQS_BULK_DLQ_URL",
+        "SNS_TOPIC_ARN",
+    } <= names
 
 
 def test_secrets_reach_tasks_through_ecs_secrets(tree):
@@ -904,6 +1089,11 @@ def test_alarms_cover_the_pipeline_and_notify_the_ops_topic(tree):
     metric = {n: attr(a.body, "metric_name") for n, a in alarms.items()}
     assert metric["dlq_not_empty"] == "ApproximateNumberOfMessagesVisible"
     assert attr(alarms["dlq_not_empty"].body, "dimensions") == {"QueueName": "${var.dlq_name}"}
+    # The bulk lane's dead letters alarm the same way.
+    for setting in ("namespace", "metric_name", "statistic", "period", "evaluation_periods", "comparison_operator",
+                    "threshold", "treat_missing_data", "ok_actions"):
+        assert attr(alarms["bulk_dlq_not_empty"].body, setting) == attr(alarms["dlq_not_empty"].body, setting), setting
+    assert attr(alarms["bulk_dlq_not_empty"].body, "dimensions") == {"QueueName": "${var.bulk_dlq_name}"}
     assert metric["oldest_job_age"] == "ApproximateAgeOfOldestMessage"
     assert metric["api_5xx"] == "HTTPCode_Target_5XX_Count"
     assert metric["rds_cpu"] == "CPUUtilization"
@@ -913,6 +1103,36 @@ def test_alarms_cover_the_pipeline_and_notify_the_ops_topic(tree):
         assert attr(alarm.body, "alarm_actions") == "${local.alarm_actions}", name
     assert tree.locals("modules/observability")["alarm_actions"] == ["${var.ops_topic_arn}"]
     assert tree.resources("aws_cloudwatch_dashboard")
+
+
+def test_observability_watches_the_bulk_lane(tree):
+    """Its depth, in-flight count, DLQ and age on the dashboard, its receives in the worker error
+    rate (errors of replayed jobs count against every job received), its names from the stack."""
+    dashboard = tree.text("modules/observability").split('resource "aws_cloudwatch_dashboard"')[0]
+    widgets = tree.locals("modules/observability")["widgets"]
+    shown = {
+        (m[1], m[3])
+        for w in widgets
+        for m in w["metrics"]
+        if isinstance(m, list) and len(m) >= 4 and m[0] == "AWS/SQS" and m[2] == "QueueName"
+    }
+    for metric in ("ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible", "ApproximateAgeOfOldestMessage"):
+        assert (metric, "${var.bulk_queue_name}") in shown, metric
+    assert ("ApproximateNumberOfMessagesVisible", "${var.bulk_dlq_name}") in shown
+    assert "FILL(live, 0) + FILL(bulk, 0)" in dashboard, "the backlog widget counts both lanes"
+    alarm = tree.resource("aws_cloudwatch_metric_alarm", "worker_error_rate", "modules/observability")
+    received = {
+        attr(m, "dimensions")["QueueName"]
+        for q in blocks(alarm.body, "metric_query")
+        for m in blocks(q, "metric")
+        if attr(m, "metric_name") == "NumberOfMessagesReceived"
+    }
+    assert received == {"${var.queue_name}", "${var.bulk_queue_name}"}
+    (rate,) = [attr(q, "expression") for q in blocks(alarm.body, "metric_query") if attr(q, "return_data") is True]
+    assert "FILL(received, 0) + FILL(received_bulk, 0)" in rate, rate
+    call = tree.module_calls("modules/stack")["observability"]
+    assert attr(call, "bulk_queue_name") == "${module.queues.bulk_queue_name}"
+    assert attr(call, "bulk_dlq_name") == "${module.queues.bulk_dlq_name}"
 
 
 def test_ops_topic_is_encrypted_and_lets_cloudwatch_publish(tree):
@@ -948,6 +1168,8 @@ def test_env_outputs_are_named_like_config_keys(tree, env):
         "s3_kms_key_id",
         "sqs_queue_url",
         "sqs_dlq_url",
+        "sqs_bulk_queue_url",
+        "sqs_bulk_dlq_url",
         "sns_topic_arn",
         "sns_chat_topic_arn",
         "chat_events",

@@ -35,6 +35,8 @@ SAMPLE_ARNS = {
     "bucket_arn": "arn:aws:s3:::image-service-test-media",
     "queue_arn": "arn:aws:sqs:eu-west-1:123456789012:image-service-test-jobs",
     "dlq_arn": "arn:aws:sqs:eu-west-1:123456789012:image-service-test-jobs-dlq",
+    "bulk_queue_arn": "arn:aws:sqs:eu-west-1:123456789012:image-service-test-jobs-bulk",
+    "bulk_dlq_arn": "arn:aws:sqs:eu-west-1:123456789012:image-service-test-jobs-bulk-dlq",
     "topic_arn": "arn:aws:sns:eu-west-1:123456789012:image-service-test-events",
     "chat_topic_arn": "arn:aws:sns:eu-west-1:123456789012:image-service-test-chat",
     "kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000",
@@ -392,8 +394,40 @@ def media_put_object_violations(tree: Tree) -> list[str]:
 # --- Autoscaling --------------------------------------------------------------------------------
 
 
-def backlog_policy_violations(tree: Tree) -> list[str]:
-    """A target-tracking policy scales on ApproximateNumberOfMessagesVisible / RunningTaskCount."""
+# The queues whose visible messages are the workers' backlog: the live lane and the bulk lane
+# (replays, reprocessing), which the same workers drain.
+BACKLOG_QUEUES = ("${var.queue_name}", "${var.bulk_queue_name}")
+_SUM_TERM = re.compile(r"\s*(?:FILL\(\s*(\w+)\s*,\s*0\s*\)|(\w+))\s*")
+
+
+def _summed_metrics(mid: str, by_id: dict[str, dict], seen: frozenset = frozenset()) -> list[tuple] | None:
+    """The (namespace, metric name, QueueName) of every metric that metric `mid` adds up: itself
+    when it is a metric, else the terms of its expression, each an id or FILL(id, 0), joined by
+    `+`. None when it is anything else (or refers to itself)."""
+    metric = by_id.get(mid)
+    if metric is None or mid in seen:
+        return None
+    expression = attr(metric, "expression")
+    if expression:
+        found: list[tuple] = []
+        for term in str(expression).split("+"):
+            match = _SUM_TERM.fullmatch(term)
+            inner = match and _summed_metrics(match.group(1) or match.group(2), by_id, seen | {mid})
+            if not inner:
+                return None
+            found += inner
+        return found
+    found = []
+    for stat in blocks(metric, "metric_stat"):
+        for m in blocks(stat, "metric"):
+            queues = [attr(d, "value") for d in blocks(m, "dimensions") if attr(d, "name") == "QueueName"]
+            found.append((attr(m, "namespace"), attr(m, "metric_name"), queues[0] if len(queues) == 1 else None))
+    return found or None
+
+
+def backlog_policy_violations(tree: Tree, queues: tuple[str, ...] = BACKLOG_QUEUES) -> list[str]:
+    """A target-tracking policy scales on visible / tasks: visible the sum of
+    ApproximateNumberOfMessagesVisible over exactly `queues` (each once), tasks RunningTaskCount."""
     candidates = [
         p for p in tree.resources("aws_appautoscaling_policy") if attr(p.body, "policy_type") == "TargetTrackingScaling"
     ]
@@ -402,11 +436,6 @@ def backlog_policy_violations(tree: Tree) -> list[str]:
         for cfg in blocks(policy.body, "target_tracking_scaling_policy_configuration"):
             for spec in blocks(cfg, "customized_metric_specification"):
                 by_id = {attr(m, "id"): m for m in blocks(spec, "metrics")}
-                metric_of = {}
-                for mid, m in by_id.items():
-                    for stat in blocks(m, "metric_stat"):
-                        for metric in blocks(stat, "metric"):
-                            metric_of[mid] = (attr(metric, "namespace"), attr(metric, "metric_name"))
                 returned = [m for m in by_id.values() if attr(m, "return_data") is True]
                 if len(returned) != 1 or not attr(returned[0], "expression"):
                     problems.append(f"{policy}: exactly one returned metric must be an expression")
@@ -415,13 +444,19 @@ def backlog_policy_violations(tree: Tree) -> list[str]:
                 if not match:
                     problems.append(f"{policy}: expression {attr(returned[0], 'expression')!r} is not a / b")
                     continue
-                numerator, denominator = (metric_of.get(match.group(1)), metric_of.get(match.group(2)))
-                if numerator == ("AWS/SQS", "ApproximateNumberOfMessagesVisible") and denominator == (
-                    "ECS/ContainerInsights",
-                    "RunningTaskCount",
-                ):
-                    return []
-                problems.append(f"{policy}: expression divides {numerator} by {denominator}")
+                numerator = _summed_metrics(match.group(1), by_id) or []
+                denominator = _summed_metrics(match.group(2), by_id) or []
+                summed = [q for ns, name, q in numerator if (ns, name) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")]
+                if not numerator or len(summed) != len(numerator):
+                    problems.append(f"{policy}: {match.group(1)} is not a sum of ApproximateNumberOfMessagesVisible: {numerator}")
+                    continue
+                if sorted(summed) != sorted(queues):
+                    problems.append(f"{policy}: the backlog counts queues {sorted(map(str, summed))}, want {sorted(queues)}")
+                    continue
+                if [(ns, name) for ns, name, _ in denominator] != [("ECS/ContainerInsights", "RunningTaskCount")]:
+                    problems.append(f"{policy}: the backlog is divided by {denominator}, not RunningTaskCount")
+                    continue
+                return []
     return problems or ["no target-tracking policy on backlog per task"]
 
 
