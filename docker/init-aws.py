@@ -9,7 +9,8 @@ closely enough for the services to take the same code path:
 
 - a KMS key with an alias; the bucket's default encryption is SSE-KMS with it
 - the bucket, with `uploads/` ObjectCreated events sent to the job queue
-- the job queue and its dead-letter queue, joined by a redrive policy
+- the job queue and its dead-letter queue, joined by a redrive policy, and the same pair
+  for the bulk lane (replays and reprocessing)
 - the SNS event topic, with an SQS subscription (`image-events-tap`) so a
   developer can read every event the worker publishes
 
@@ -37,6 +38,8 @@ NAMES = aws.Names(
     kms_alias=os.environ.get("KMS_ALIAS", "alias/image-service-local"),
     queue=os.environ.get("JOB_QUEUE_NAME", "image-jobs"),
     dlq=os.environ.get("DLQ_NAME", "image-jobs-dlq"),
+    bulk_queue=os.environ.get("BULK_QUEUE_NAME", "image-jobs-bulk"),
+    bulk_dlq=os.environ.get("BULK_DLQ_NAME", "image-jobs-bulk-dlq"),
     topic=os.environ.get("TOPIC_NAME", "image-events"),
     tap=os.environ.get("TAP_QUEUE_NAME", "image-events-tap"),
 )
@@ -64,6 +67,8 @@ def main() -> int:
         ("KMS key ARN", made.key_arn),
         ("SQS_QUEUE_URL", made.queue_url),
         ("SQS_DLQ_URL", made.dlq_url),
+        ("SQS_BULK_QUEUE_URL", made.bulk_queue_url),
+        ("SQS_BULK_DLQ_URL", made.bulk_dlq_url),
         ("SNS_TOPIC_ARN", made.topic_arn),
         ("event tap queue", made.tap_url),
     ]:

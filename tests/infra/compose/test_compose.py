@@ -1,6 +1,7 @@
 """What docker-compose.yml must provide beyond being valid (scripts/check-infra validates it
 against the Compose Specification and docker-compose 1.29): the local Redis read-through cache
-for the api and the worker, started healthy before either.
+for the api and the worker, started healthy before either, and both queue lanes as the one-shot
+`init` (docker/init-aws.py) creates them.
 
 The api reads through the cache; the worker invalidates entries when a job changes state, so both
 need REDIS_URL, and both wait for Redis to answer PING.
@@ -17,6 +18,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
 CACHE_ENGINE = ROOT / "terraform" / "modules" / "data" / "variables.tf"
+INIT = ROOT / "docker" / "init-aws.py"
+# Each queue setting of the services, and the variable init-aws.py reads its queue's name from.
+QUEUE_SETTINGS = {
+    "SQS_QUEUE_URL": "JOB_QUEUE_NAME",
+    "SQS_DLQ_URL": "DLQ_NAME",
+    "SQS_BULK_QUEUE_URL": "BULK_QUEUE_NAME",
+    "SQS_BULK_DLQ_URL": "BULK_DLQ_NAME",
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +62,22 @@ def test_api_and_worker_use_redis_and_wait_until_it_is_healthy(compose, role):
 def test_redis_is_reachable_from_the_host_only_on_loopback(compose):
     for port in compose["services"]["redis"].get("ports", []):
         assert str(port).startswith("127.0.0.1:"), port
+
+
+def init_default(variable: str) -> str:
+    """The name init-aws.py gives a resource when the compose file does not set `variable`."""
+    found = re.search(rf'os\.environ\.get\("{variable}", "([^"]+)"\)', INIT.read_text(encoding="utf-8"))
+    assert found, f"docker/init-aws.py does not read {variable}"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("role", ["migrate", "api", "worker"])
+def test_services_get_both_queue_lanes_that_init_creates(compose, role):
+    """The live queue and the bulk lane (replays, reprocessing), each with its dead-letter queue,
+    named as init makes them: a URL naming a queue init never made fails only at the first send."""
+    env = compose["services"][role]["environment"]
+    init_env = compose["services"]["init"]["environment"]
+    for setting, name_variable in QUEUE_SETTINGS.items():
+        assert name_variable not in init_env, f"init sets {name_variable}: compare with that value instead"
+        assert env[setting].startswith("http://moto:5000/123456789012/"), (setting, env[setting])
+        assert env[setting].rsplit("/", 1)[-1] == init_default(name_variable), (role, setting, env[setting])

@@ -4,7 +4,8 @@ What terraform/ creates on AWS, closely enough for the service to take the same 
 
 - a KMS key (behind an alias, when one is named); the bucket's default encryption is
   SSE-KMS with it, and public access is blocked
-- the job queue and its dead-letter queue, joined by a redrive policy
+- the job queue and its dead-letter queue, joined by a redrive policy, and the same pair for
+  the bulk lane (replays and reprocessing: `SQS_BULK_QUEUE_URL`, `SQS_BULK_DLQ_URL`)
 - optionally, `uploads/` ObjectCreated events from the bucket to the job queue (direct
   and presigned uploads)
 - the event topic with an SQS subscriber queue (the "tap"), so a caller can read every
@@ -66,14 +67,26 @@ class Names:
     kms_alias: str | None = None  # None: a new key per call, no alias
     chat_topic: str | None = None  # None: no chat topic
     chat_tap: str | None = None
+    # The bulk lane and its dead-letter queue; empty: the job queue's name with `-bulk` and
+    # `-bulk-dlq`, as terraform names them (`<name>-jobs-bulk`, `<name>-jobs-bulk-dlq`).
+    bulk_queue: str = ""
+    bulk_dlq: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.bulk_queue:
+            object.__setattr__(self, "bulk_queue", f"{self.queue}-bulk")
+        if not self.bulk_dlq:
+            object.__setattr__(self, "bulk_dlq", f"{self.queue}-bulk-dlq")
 
     @classmethod
     def for_run(cls, prefix: str, run: str | None = None) -> "Names":
         """A fresh set: `PREFIX-RUN` for bucket, queue and topic, `PREFIX-dlq-RUN`,
-        `PREFIX-events-RUN` for the tap."""
+        `PREFIX-bulk-RUN` and `PREFIX-bulk-dlq-RUN` for the bulk lane, `PREFIX-events-RUN` for
+        the tap."""
         run = run or uuid.uuid4().hex[:8]
         base = f"{prefix}-{run}"
-        return cls(bucket=base, queue=base, dlq=f"{prefix}-dlq-{run}", topic=base, tap=f"{prefix}-events-{run}")
+        return cls(bucket=base, queue=base, dlq=f"{prefix}-dlq-{run}", topic=base, tap=f"{prefix}-events-{run}",
+                   bulk_queue=f"{prefix}-bulk-{run}", bulk_dlq=f"{prefix}-bulk-dlq-{run}")
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,10 @@ class Resources:
     queue_arn: str
     dlq_url: str
     dlq_arn: str
+    bulk_queue_url: str
+    bulk_queue_arn: str
+    bulk_dlq_url: str
+    bulk_dlq_arn: str
     topic_arn: str
     tap_url: str
     tap_arn: str
@@ -109,10 +126,12 @@ class Resources:
             "S3_BUCKET": self.bucket,
             "S3_KMS_KEY_ID": self.key_arn,
             "SQS_QUEUE_URL": self.queue_url,
+            "SQS_BULK_QUEUE_URL": self.bulk_queue_url,
             "SNS_TOPIC_ARN": self.topic_arn,
         }
         if dlq:
             env["SQS_DLQ_URL"] = self.dlq_url
+            env["SQS_BULK_DLQ_URL"] = self.bulk_dlq_url
         if self.chat_topic_arn:
             env["SNS_CHAT_TOPIC_ARN"] = self.chat_topic_arn
         return env
@@ -124,8 +143,8 @@ def provision(endpoint: str, names: Names, *, region: str = REGION, credentials:
               key_description: str = "image-service SSE-KMS key") -> Resources:
     """Makes (or finds) every resource of `names` in the emulator at `endpoint`.
 
-    visibility_timeout: the job queue's, in seconds (None: SQS's default, 30 s).
-    max_receive_count: receives before SQS moves a job message to the dead-letter queue.
+    visibility_timeout: the job queue's and the bulk lane's, in seconds (None: SQS's default, 30 s).
+    max_receive_count: receives before SQS moves a job message to its lane's dead-letter queue.
     raw_delivery: the taps get the event JSON as the SQS body, as the terraform
       subscription does; False keeps SNS's envelope around it.
     upload_events: send the bucket's `uploads/` ObjectCreated events to the job queue
@@ -133,11 +152,9 @@ def provision(endpoint: str, names: Names, *, region: str = REGION, credentials:
     kms, s3, sqs, sns = (client(s, endpoint, region, credentials) for s in ("kms", "s3", "sqs", "sns"))
     key_arn = ensure_kms_key(kms, names.kms_alias, key_description)
     ensure_bucket(s3, names.bucket, key_arn, region)
-    dlq_url, dlq_arn = ensure_queue(sqs, names.dlq, {"MessageRetentionPeriod": DLQ_RETENTION_SECS})
-    attributes = {"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})}
-    if visibility_timeout is not None:
-        attributes["VisibilityTimeout"] = str(visibility_timeout)
-    queue_url, queue_arn = ensure_queue(sqs, names.queue, attributes)
+    queue_url, queue_arn, dlq_url, dlq_arn = ensure_lane(sqs, names.queue, names.dlq, visibility_timeout, max_receive_count)
+    bulk_url, bulk_arn, bulk_dlq_url, bulk_dlq_arn = ensure_lane(
+        sqs, names.bulk_queue, names.bulk_dlq, visibility_timeout, max_receive_count)
     bucket_arn = f"arn:aws:s3:::{names.bucket}"
     if upload_events:
         send_uploads_to_queue(s3, sqs, names.bucket, bucket_arn, queue_url, queue_arn)
@@ -145,7 +162,23 @@ def provision(endpoint: str, names: Names, *, region: str = REGION, credentials:
     chat = (None, None, None)
     if names.chat_topic:
         chat = ensure_topic_with_tap(sns, sqs, names.chat_topic, names.chat_tap or f"{names.chat_topic}-tap", raw_delivery)
-    return Resources(names, key_arn, bucket_arn, queue_url, queue_arn, dlq_url, dlq_arn, topic_arn, tap_url, tap_arn, *chat)
+    return Resources(names, key_arn, bucket_arn, queue_url, queue_arn, dlq_url, dlq_arn,
+                     bulk_queue_url=bulk_url, bulk_queue_arn=bulk_arn, bulk_dlq_url=bulk_dlq_url, bulk_dlq_arn=bulk_dlq_arn,
+                     topic_arn=topic_arn, tap_url=tap_url, tap_arn=tap_arn,
+                     chat_topic_arn=chat[0], chat_tap_url=chat[1], chat_tap_arn=chat[2])
+
+
+def ensure_lane(sqs, queue: str, dlq: str, visibility_timeout: int | str | None,
+                max_receive_count: int | str) -> tuple[str, str, str, str]:
+    """A queue and its dead-letter queue, joined by a redrive policy after
+    `max_receive_count` receives, the DLQ keeping messages as long as SQS allows;
+    returns (queue url, queue arn, dlq url, dlq arn)."""
+    dlq_url, dlq_arn = ensure_queue(sqs, dlq, {"MessageRetentionPeriod": DLQ_RETENTION_SECS})
+    attributes = {"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})}
+    if visibility_timeout is not None:
+        attributes["VisibilityTimeout"] = str(visibility_timeout)
+    queue_url, queue_arn = ensure_queue(sqs, queue, attributes)
+    return queue_url, queue_arn, dlq_url, dlq_arn
 
 
 def ensure_kms_key(kms, alias: str | None, description: str) -> str:
