@@ -72,6 +72,10 @@ class Stack:
     queue_arn: str
     dlq_url: str
     dlq_arn: str
+    bulk_queue_url: str
+    bulk_queue_arn: str
+    bulk_dlq_url: str
+    bulk_dlq_arn: str
     topic_arn: str
     chat_topic_arn: str
     other_topic_arn: str
@@ -100,8 +104,9 @@ def emulator(tmp_path_factory):
         yield moto.url
 
 
-# The service's resources, as harness.aws makes them for every tool; the tests read SNS's
-# envelope (no raw delivery) and use direct uploads (S3 events to the job queue).
+# The service's resources, as harness.aws makes them for every tool (the bulk lane and its DLQ
+# named after the job queue: image-service-jobs-bulk, image-service-jobs-bulk-dlq); the tests
+# read SNS's envelope (no raw delivery) and use direct uploads (S3 events to the job queue).
 NAMES = aws.Names(
     bucket="image-service-iam-media",
     queue="image-service-jobs",
@@ -139,6 +144,8 @@ def stack(emulator) -> Stack:
         "bucket_arn": made.bucket_arn,
         "queue_arn": made.queue_arn,
         "dlq_arn": made.dlq_arn,
+        "bulk_queue_arn": made.bulk_queue_arn,
+        "bulk_dlq_arn": made.bulk_dlq_arn,
         "topic_arn": made.topic_arn,
         "chat_topic_arn": made.chat_topic_arn,
         "kms_key_arn": made.key_arn,
@@ -161,6 +168,10 @@ def stack(emulator) -> Stack:
         queue_arn=made.queue_arn,
         dlq_url=made.dlq_url,
         dlq_arn=made.dlq_arn,
+        bulk_queue_url=made.bulk_queue_url,
+        bulk_queue_arn=made.bulk_queue_arn,
+        bulk_dlq_url=made.bulk_dlq_url,
+        bulk_dlq_arn=made.bulk_dlq_arn,
         topic_arn=made.topic_arn,
         chat_topic_arn=made.chat_topic_arn,
         other_topic_arn=other_topic_arn,
@@ -195,6 +206,8 @@ def service_env(stack, tmp_path_factory):
         S3_KMS_KEY_ID=stack.kms_key_arn,
         SQS_QUEUE_URL=stack.queue_url,
         SQS_DLQ_URL=stack.dlq_url,
+        SQS_BULK_QUEUE_URL=stack.bulk_queue_url,
+        SQS_BULK_DLQ_URL=stack.bulk_dlq_url,
         SNS_TOPIC_ARN=stack.topic_arn,
         SNS_CHAT_TOPIC_ARN=stack.chat_topic_arn,
         CHAT_EVENTS=CHAT_EVENTS,

@@ -48,8 +48,9 @@ What it does not enforce, so this test does not prove:
   role has it); moto answers NoSuchKey.
 - The ECS agent: the worker's scale-in protection (ECS_AGENT_URI) is not run here.
 - SQS move tasks: moto 5.2.5 has no StartMessageMoveTask or ListMessageMoveTasks, so the api's
-  admin DLQ replay is run in copy mode here (receive, send back, delete); those two grants are
-  checked only against the contract (tests/infra/terraform/test_structure.py).
+  admin DLQ replay is run in copy mode here (receive from both DLQs, send to the bulk lane,
+  delete); those two grants are checked only against the contract
+  (tests/infra/terraform/test_structure.py).
 """
 
 from __future__ import annotations
@@ -365,13 +366,14 @@ def test_api_can_abort_its_multipart_uploads(stack: Stack, services):
 
 
 def test_api_admin_replay_redrives_the_dlq_and_publishes_its_summary(stack: Stack, services, events, chat):
-    """POST /v1/admin/replay/dlq runs the replay inside the api task: sqs:GetQueueAttributes on
-    the DLQ for its depth, then (copy mode) ReceiveMessage on the DLQ, SendMessageBatch to the job
-    queue as sqs:SendMessage, DeleteMessageBatch on the DLQ as sqs:DeleteMessage, and one
-    replay.summary published to the event topic and the chat topic."""
+    """POST /v1/admin/replay/dlq runs the replay inside the api task, on both dead-letter queues:
+    sqs:GetQueueAttributes on each DLQ for its depth, then (copy mode) ReceiveMessage on it,
+    SendMessageBatch to the bulk lane as sqs:SendMessage, DeleteMessageBatch on the DLQ as
+    sqs:DeleteMessage, and one replay.summary published to the event topic and the chat topic."""
     admin = stack.client("sqs", "admin")
-    # Not a job: the worker acknowledges it as unparseable once it is back on the job queue.
+    # Not jobs: the worker acknowledges them as unparseable once they are on the bulk lane.
     admin.send_message(QueueUrl=stack.dlq_url, MessageBody=json.dumps({"iam_check": "dead letter"}))
+    admin.send_message(QueueUrl=stack.bulk_dlq_url, MessageBody=json.dumps({"iam_check": "dead replay"}))
 
     answer = services.http.post(
         f"{services.api_url}/v1/admin/replay/dlq",
@@ -382,11 +384,12 @@ def test_api_admin_replay_redrives_the_dlq_and_publishes_its_summary(stack: Stac
     assert answer.status_code == 200, f"{answer.status_code} {answer.text}\n{services.tail()}"
     summary = answer.json()
     assert summary["operation"] == "replay dlq" and summary["dry_run"] is False, summary
-    assert summary["counts"].get("moved") == 1, summary
-    left = admin.get_queue_attributes(
-        QueueUrl=stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    assert left == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}, left
+    assert summary["counts"].get("moved") == 2, summary
+    for dlq in (stack.dlq_url, stack.bulk_dlq_url):
+        left = admin.get_queue_attributes(
+            QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        assert left == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}, (dlq, left)
 
     event = events.wait(lambda envelope, body: body["event"] == "replay.summary" and body["summary"] == summary)
     assert event is not None, f"no replay.summary on the event topic\n{services.tail()}"
@@ -435,6 +438,14 @@ DENIED = {
     "worker enqueues jobs": ("worker", "sqs", lambda s: ("send_message", dict(QueueUrl=s.queue_url, MessageBody="{}"))),
     "worker purges the job queue": ("worker", "sqs", lambda s: ("purge_queue", dict(QueueUrl=s.queue_url))),
     "worker reads the DLQ": ("worker", "sqs", lambda s: ("receive_message", dict(QueueUrl=s.dlq_url))),
+    # The bulk lane (replays, reprocessing): consumed like the job queue, nothing more.
+    "worker enqueues on the bulk lane": (
+        "worker",
+        "sqs",
+        lambda s: ("send_message", dict(QueueUrl=s.bulk_queue_url, MessageBody="{}")),
+    ),
+    "worker purges the bulk lane": ("worker", "sqs", lambda s: ("purge_queue", dict(QueueUrl=s.bulk_queue_url))),
+    "worker reads the bulk DLQ": ("worker", "sqs", lambda s: ("receive_message", dict(QueueUrl=s.bulk_dlq_url))),
     "worker uses another KMS key": (
         "worker",
         "kms",
@@ -474,6 +485,15 @@ DENIED = {
     "api sends to the DLQ": ("api", "sqs", lambda s: ("send_message", dict(QueueUrl=s.dlq_url, MessageBody="{}"))),
     "api purges the DLQ": ("api", "sqs", lambda s: ("purge_queue", dict(QueueUrl=s.dlq_url))),
     "api purges the job queue": ("api", "sqs", lambda s: ("purge_queue", dict(QueueUrl=s.queue_url))),
+    # Its replays send to the bulk lane and redrive the bulk DLQ; it never consumes or purges them.
+    "api receives from the bulk lane": (
+        "api",
+        "sqs",
+        lambda s: ("receive_message", dict(QueueUrl=s.bulk_queue_url, WaitTimeSeconds=0)),
+    ),
+    "api sends to the bulk DLQ": ("api", "sqs", lambda s: ("send_message", dict(QueueUrl=s.bulk_dlq_url, MessageBody="{}"))),
+    "api purges the bulk lane": ("api", "sqs", lambda s: ("purge_queue", dict(QueueUrl=s.bulk_queue_url))),
+    "api purges the bulk DLQ": ("api", "sqs", lambda s: ("purge_queue", dict(QueueUrl=s.bulk_dlq_url))),
     "api publishes to another topic": (
         "api",
         "sns",
@@ -520,6 +540,16 @@ ALLOWED = {
         "worker",
         "sqs",
         lambda s: ("get_queue_attributes", dict(QueueUrl=s.queue_url, AttributeNames=["RedrivePolicy"])),
+    ),
+    "worker acknowledges bulk jobs in batches": (
+        "worker",
+        "sqs",
+        lambda s: ("delete_message_batch", dict(QueueUrl=s.bulk_queue_url, Entries=[{"Id": "0", "ReceiptHandle": "not-a-receipt"}])),
+    ),
+    "worker reads the bulk lane's redrive policy": (
+        "worker",
+        "sqs",
+        lambda s: ("get_queue_attributes", dict(QueueUrl=s.bulk_queue_url, AttributeNames=["RedrivePolicy"])),
     ),
     "worker uses the service key": (
         "worker",
@@ -578,6 +608,22 @@ ALLOWED = {
         "api",
         "sqs",
         lambda s: ("get_queue_attributes", dict(QueueUrl=s.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])),
+    ),
+    "api receives from the bulk DLQ": (
+        "api",
+        "sqs",
+        lambda s: ("receive_message", dict(QueueUrl=s.bulk_dlq_url, WaitTimeSeconds=0)),
+    ),
+    "api reads the bulk DLQ's depth": (
+        "api",
+        "sqs",
+        lambda s: ("get_queue_attributes", dict(QueueUrl=s.bulk_dlq_url, AttributeNames=["ApproximateNumberOfMessages"])),
+    ),
+    # A move task's destination: the bulk lane's ARN.
+    "api reads the bulk lane's ARN": (
+        "api",
+        "sqs",
+        lambda s: ("get_queue_attributes", dict(QueueUrl=s.bulk_queue_url, AttributeNames=["QueueArn"])),
     ),
     "api publishes to the event topic": ("api", "sns", lambda s: ("publish", dict(TopicArn=s.topic_arn, Message="{}"))),
     "api publishes to the chat topic": ("api", "sns", lambda s: ("publish", dict(TopicArn=s.chat_topic_arn, Message="{}"))),

@@ -67,6 +67,19 @@ def test_only_hosts_endpoints_and_cas_change(world):
         assert added <= allowed, (name, added - allowed)
 
 
+def test_every_task_gets_both_lanes_as_terraform_made_them(world):
+    """The live queue and the bulk lane (replays, reprocessing), each with its DLQ: the URLs the
+    queues module exports, in every task definition that reads a queue."""
+    lanes = {
+        "SQS_QUEUE_URL": world.made.queue_url,
+        "SQS_DLQ_URL": world.made.dlq_url,
+        "SQS_BULK_QUEUE_URL": world.made.bulk_queue_url,
+        "SQS_BULK_DLQ_URL": world.made.bulk_dlq_url,
+    }
+    for name, task in world.tasks.items():
+        assert {k: task.environment.get(k) for k in lanes} == lanes, name
+
+
 def test_the_api_keeps_idle_connections_longer_than_the_alb(world):
     """An api that closes a keep-alive connection the ALB is about to reuse gets the client a 502."""
     from tasks import production
@@ -182,13 +195,16 @@ def test_a_cached_get_is_served_over_rediss(world, services):
 
 
 def test_replay_dlq_runs_under_its_task_definition(world, services):
-    """A dead message goes back to the job queue through `replay dlq` as the replay task runs it."""
+    """Dead messages of both DLQs go to the bulk lane through `replay dlq` as the replay task runs
+    it (the replay role may send to the bulk lane only)."""
     replay = world.tasks["replay"]
     assert replay.command[:2] == ["replay", "dlq"], replay.command
     sqs = world.client("sqs")
-    body = json.dumps({"job_id": str(uuid.uuid4()), "parity": True})
-    sqs.send_message(QueueUrl=world.made.dlq_url, MessageBody=body)
+    for dlq in (world.made.dlq_url, world.made.bulk_dlq_url):
+        body = json.dumps({"job_id": str(uuid.uuid4()), "parity": True})
+        sqs.send_message(QueueUrl=dlq, MessageBody=body)
     done = run_task(world, "replay")
     assert done.returncode == 0, f"replay dlq failed:\n{done.stdout}\n{done.stderr}"
-    left = sqs.get_queue_attributes(QueueUrl=world.made.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
-    assert left["Attributes"]["ApproximateNumberOfMessages"] == "0", done.stdout
+    for dlq in (world.made.dlq_url, world.made.bulk_dlq_url):
+        left = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
+        assert left["Attributes"]["ApproximateNumberOfMessages"] == "0", (dlq, done.stdout)
