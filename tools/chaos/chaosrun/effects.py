@@ -1,89 +1,127 @@
-"""What the run did, per submitted job: its final state, and whether any effect happened
-twice (more than one distinct event for the job, or more objects than presets)."""
+"""Every event that went out during a run, per channel, as a receiver got it:
+
+- `sns`: SNS → the SQS tap queue (AWS backend), drained with boto3 straight from moto;
+- `console`: the embedded backend's ConsoleNotifier, one JSON line on each worker's stdout;
+- `webhook`: WEBHOOK_URL, a receiver in this process (both backends). It can answer
+  503 to a share of the deliveries for a while (a receiver's outage: the outbox retries).
+
+Each delivery is kept with its event id, so the ledger can dedupe as a receiver would
+and still count the raw repeats."""
 
 from __future__ import annotations
 
 import json
+import random
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
-from .cluster import Cluster
-from .load import FINAL, Load
-
-# The default presets: each image has this many variant objects, at most.
-PRESETS = 3
-
-
-def events_by_job(cluster: Cluster) -> dict[str, list[str]]:
-    """Drains the event tap: event ids per job id (repeats kept)."""
-    sqs, url = cluster.sqs, cluster.resources.tap_url
-    events: dict[str, list[str]] = {}
-    while True:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-        if not batch:
-            return events
-        for message in batch:
-            event = json.loads(message["Body"])
-            events.setdefault(event["job_id"], []).append(event["event_id"])
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-
-
-def objects_by_image(cluster: Cluster) -> dict[str, list[str]]:
-    objects: dict[str, list[str]] = {}
-    pages = cluster.s3.get_paginator("list_objects_v2").paginate(Bucket=cluster.resources.bucket, Prefix="variants/")
-    for page in pages:
-        for item in page.get("Contents", []):
-            objects.setdefault(item["Key"].split("/")[1], []).append(item["Key"])
-    return objects
+from harness.ports import free_port
 
 
 @dataclass
-class Tally:
-    submitted: int
-    counts: dict[str, int]
-    lost: int
-    duplicate_effects: int
-    missing_events: int
-    repeated_deliveries: int
+class Delivery:
+    channel: str
+    event_id: str
+    event: dict
+
+
+@dataclass
+class Events:
+    deliveries: list[Delivery] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, channel: str, event: dict, event_id: str | None = None) -> None:
+        with self.lock:
+            self.deliveries.append(Delivery(channel, event_id or event.get("event_id", ""), event))
+
+    def channels(self) -> set[str]:
+        return {d.channel for d in self.deliveries}
+
+    def by_job(self, channel: str) -> dict[str, list[Delivery]]:
+        out: dict[str, list[Delivery]] = {}
+        with self.lock:
+            for d in self.deliveries:
+                if d.channel == channel and d.event.get("job_id"):
+                    out.setdefault(d.event["job_id"], []).append(d)
+        return out
+
+
+class WebhookReceiver:
+    """Takes the JSON webhook's POSTs; the event id is the `webhook-id` (or
+    `idempotency-key`) header, as Standard Webhooks receivers dedupe on it."""
+
+    def __init__(self, events: Events, rng: random.Random) -> None:
+        self.events, self.rng = events, rng
+        self.fail_share, self.fail_until = 0.0, 0.0
+        self.refused = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                if time.time() < receiver.fail_until and receiver.rng.random() < receiver.fail_share:
+                    receiver.refused += 1
+                    self.send_response(503)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
+                try:
+                    event = json.loads(body)
+                except ValueError:
+                    event = {"unparseable": body.decode(errors="replace")}
+                event_id = self.headers.get("webhook-id") or self.headers.get("idempotency-key")
+                receiver.events.add("webhook", event, event_id)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
-    def ok(self) -> bool:
-        return self.lost == 0 and self.duplicate_effects == 0 and self.missing_events == 0
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def outage(self, seconds: float, share: float) -> None:
+        """Answers 503 to `share` of the deliveries for `seconds`."""
+        self.fail_share, self.fail_until = share, time.time() + seconds
+        time.sleep(seconds)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
-# A worker killed between a job's commit and its publish leaves the event to the
-# message's redelivery, which comes a visibility timeout later (8 s here) and may
-# wait out the publish grace (10 s) once more. Events are owed, not instant.
-EVENT_DEADLINE = 60.0
-
-
-def gather_events(load: Load, deadline: float = EVENT_DEADLINE) -> dict[str, list[str]]:
-    """Drains the event tap until every job that ended has its event, or the deadline passes."""
-    events: dict[str, list[str]] = {}
-    until = time.time() + deadline
+def drain_tap(events: Events, sqs, url: str) -> int:
+    """Moves everything on the SNS tap queue into `events`; returns how many came."""
+    got = 0
     while True:
-        for job_id, ids in events_by_job(load.cluster).items():
-            events.setdefault(job_id, []).extend(ids)
-        owed = [j for j in load.submitted if load.final.get(j) in FINAL and not events.get(j)]
-        if not owed or time.time() >= until:
-            return events
-        time.sleep(1.0)
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        if not batch:
+            return got
+        for message in batch:
+            events.add("sns", json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            got += 1
 
 
-def tally(load: Load) -> Tally:
-    events, objects = gather_events(load), objects_by_image(load.cluster)
-    final, submitted = load.final, load.submitted
-    counts = {s: sum(1 for j in submitted if final.get(j) == s) for s in FINAL}
-    duplicate_effects = sum(
-        1
-        for job_id, image_id in submitted.items()
-        if len(set(events.get(job_id, []))) > 1 or len(objects.get(image_id, [])) > PRESETS
-    )
-    return Tally(
-        submitted=len(submitted),
-        counts=counts,
-        lost=sum(1 for j in submitted if final.get(j) not in FINAL),
-        duplicate_effects=duplicate_effects,
-        missing_events=sum(1 for j in submitted if final.get(j) in counts and not events.get(j)),
-        repeated_deliveries=sum(len(v) - len(set(v)) for v in events.values()),
-    )
+def read_console(events: Events, outputs: list[Path]) -> None:
+    """The ConsoleNotifier's lines from every worker's stdout (logs go to stderr)."""
+    for path in outputs:
+        for line in path.read_text(errors="replace").splitlines():
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if "event_id" in event:
+                events.add("console", event)
