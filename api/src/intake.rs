@@ -111,8 +111,7 @@ pub(crate) async fn refund_quota(state: &AppState, tenant: Uuid, bytes: i64, cha
 /// and frees its idempotency key: the client gets a 503 and its retry, with
 /// the same key, makes a new job.
 pub(crate) async fn enqueue(state: &AppState, job: &jobs::Model) -> Result<(), ApiError> {
-    let message = JobMessage::for_job(job);
-    if let Err(err) = state.backends.queue.send(&message.to_body()).await {
+    if let Err(err) = state.backends.queue.send(&JobMessage::outgoing(job)).await {
         // The queue's own words (hosts, ARNs) go to the log, never to the job.
         tracing::warn!(job_id = %job.id, error = %err, "the job's message could not be sent");
         let jobs = state.backends.jobs();

@@ -1,5 +1,6 @@
 //! The operators' commands: `replay dlq`, `replay jobs` and `reprocess`.
-//! Each shows a progress bar, accepts `--dry-run`, and prints its summary.
+//! Each shows a progress bar, accepts `--dry-run`, and prints its summary;
+//! with `--wait` it then follows the workers through the bulk lane.
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
@@ -13,7 +14,7 @@ use uuid::Uuid;
 /// `image-service replay …`
 #[derive(Subcommand)]
 pub enum Replay {
-    /// Move dead-lettered messages back to the job queue.
+    /// Move dead-lettered messages to the bulk lane, which workers serve after new uploads.
     Dlq {
         /// `auto` uses SQS's StartMessageMoveTask where available, else copies.
         #[arg(long, value_enum, default_value_t = Mode::Auto)]
@@ -24,6 +25,9 @@ pub enum Replay {
         /// Print what would happen and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Then follow the workers until the bulk lane is empty.
+        #[arg(long)]
+        wait: bool,
     },
     /// Re-enqueue past jobs chosen by filters, each as a new linked job.
     Jobs(JobsArgs),
@@ -67,6 +71,9 @@ pub struct JobsArgs {
     /// Print what would happen and change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Then follow the workers until the bulk lane is empty.
+    #[arg(long)]
+    wait: bool,
 }
 
 /// A replayable status.
@@ -99,6 +106,9 @@ pub struct ReprocessArgs {
     /// Print what would happen and change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Then follow the workers until the bulk lane is empty.
+    #[arg(long)]
+    wait: bool,
 }
 
 pub(crate) struct Bar(pub(crate) ProgressBar);
@@ -156,14 +166,14 @@ fn describe(summary: &pipeline::event::ReplaySummary) -> anyhow::Result<String> 
 pub async fn replay(settings: Settings, json: bool, command: Replay) -> anyhow::Result<()> {
     let operator = operator(&settings).await?;
     let bar = Bar::new();
-    let summary = match command {
-        Replay::Dlq { mode, max_per_second, dry_run } => {
+    let (summary, wait) = match command {
+        Replay::Dlq { mode, max_per_second, dry_run, wait } => {
             let mode = match mode {
                 Mode::Auto => DlqMode::Auto,
                 Mode::MoveTask => DlqMode::MoveTask,
                 Mode::Copy => DlqMode::Copy,
             };
-            operator.replay_dlq(mode, max_per_second, dry_run, &bar).await?
+            (operator.replay_dlq(mode, max_per_second, dry_run, &bar).await?, wait && !dry_run)
         }
         Replay::Jobs(args) => {
             let tenant_id = match &args.tenant {
@@ -185,11 +195,22 @@ pub async fn replay(settings: Settings, json: bool, command: Replay) -> anyhow::
                 image_id: args.image,
                 tenant_id,
             };
-            operator.replay_jobs(&filter, args.max_per_second, args.dry_run, &bar).await?
+            (operator.replay_jobs(&filter, args.max_per_second, args.dry_run, &bar).await?, args.wait && !args.dry_run)
         }
     };
     bar.0.finish_and_clear();
-    print(json, &summary)
+    print(json, &summary)?;
+    if wait { follow(&operator).await } else { Ok(()) }
+}
+
+/// Shows the workers' progress through the bulk lane until it is empty.
+async fn follow(operator: &Operator) -> anyhow::Result<()> {
+    let bar = Bar::new();
+    let started = std::time::Instant::now();
+    operator.follow_bulk(std::time::Duration::from_secs(1), &bar).await?;
+    bar.0.finish_and_clear();
+    eprintln!("the bulk lane is empty after {:.0?}", started.elapsed());
+    Ok(())
 }
 
 /// Runs `reprocess`.
@@ -200,5 +221,6 @@ pub async fn reprocess(settings: Settings, json: bool, args: ReprocessArgs) -> a
         .reprocess(&args.preset, args.stale_only, args.resume, args.page_size, args.max_per_second, args.dry_run, &bar)
         .await?;
     bar.0.finish_and_clear();
-    print(json, &summary)
+    print(json, &summary)?;
+    if args.wait && !args.dry_run { follow(&operator).await } else { Ok(()) }
 }

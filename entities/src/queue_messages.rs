@@ -3,7 +3,8 @@
 //! It mirrors the parts of SQS the worker relies on: a message is invisible
 //! for a visibility timeout after each receive, every receive bumps
 //! `receive_count` and issues a new receipt, and a message received more
-//! times than the redrive limit moves to the dead-letter queue name.
+//! times than the redrive limit moves to the dead-letter queue name. Within
+//! a queue, receives share the messages fairly among their groups (tenants).
 
 use sea_orm::entity::prelude::*;
 
@@ -26,6 +27,14 @@ pub struct Model {
     pub sent_at_ms: i64,
     /// Hidden until this instant, in Unix milliseconds.
     pub visible_at_ms: i64,
+    /// The fair-share group it was sent in (the tenant), if any.
+    pub fair_group: Option<String>,
+    /// Its place in the fair order: receives take the visible messages with
+    /// the lowest keys first. A message's key is one past the last key of
+    /// its group's queued messages, and never behind the next message due,
+    /// so each group's backlog interleaves with the others' instead of
+    /// queueing in front of them.
+    pub fair_key: i64,
 }
 
 /// `queue_messages` has no relations.

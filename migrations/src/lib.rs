@@ -24,6 +24,7 @@ mod m20261204_000010_dedup;
 mod m20261204_000011_client_fields_and_retention;
 mod m20261206_000012_delivery;
 mod m20261207_000013_webhook_outbox;
+mod m20261207_000014_fair_queue;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000011_client_fields_and_retention::Migration),
             Box::new(m20261206_000012_delivery::Migration),
             Box::new(m20261207_000013_webhook_outbox::Migration),
+            Box::new(m20261207_000014_fair_queue::Migration),
         ]
     }
 }

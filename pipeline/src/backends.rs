@@ -9,12 +9,14 @@ use crate::cache::{Cache, NoCache, RedisCache};
 use crate::db;
 use crate::notify::{ChatFilter, ConsoleNotifier, Notifier, SigningKey, SnsNotifier, Webhook, WebhookFormat};
 use crate::outbox::Outbox;
-use crate::queue::{JobQueue, LocalJobQueue, SqsJobQueue};
+use crate::queue::{JobQueue, Lanes, LocalJobQueue, SqsJobQueue};
 use crate::settings::{SecretUrl, Settings};
 use crate::store::{BlobStore, FsBlobStore, S3BlobStore};
 
 /// Name of the embedded job queue inside the queue table.
 pub const LOCAL_QUEUE_NAME: &str = "jobs";
+/// Name of the embedded bulk lane inside the queue table.
+pub const LOCAL_BULK_QUEUE_NAME: &str = "jobs-bulk";
 
 /// The database and the three roles, whichever backend each one is on.
 #[derive(Clone)]
@@ -25,6 +27,11 @@ pub struct Backends {
     pub queue: Arc<dyn JobQueue>,
     /// Its dead-letter queue, where operators replay from (if configured).
     pub dead_letters: Option<Arc<dyn JobQueue>>,
+    /// The bulk lane, for replays and reprocessing; `None` sends them to
+    /// the job queue.
+    pub bulk: Option<Arc<dyn JobQueue>>,
+    /// The bulk lane's dead-letter queue.
+    pub bulk_dead_letters: Option<Arc<dyn JobQueue>>,
     /// Originals and variants.
     pub store: Arc<dyn BlobStore>,
     /// Outcome events (SNS or the console).
@@ -73,6 +80,21 @@ impl Backends {
         crate::jobs::Jobs::new(&self.db, self.cache.as_ref(), &self.outbox)
     }
 
+    /// The live and the bulk lane, as workers read them.
+    pub fn lanes(&self) -> Lanes {
+        Lanes::new(self.queue.clone(), self.bulk.clone())
+    }
+
+    /// Where bulk work goes: the bulk lane, or the job queue without one.
+    pub fn bulk_queue(&self) -> &Arc<dyn JobQueue> {
+        self.bulk.as_ref().unwrap_or(&self.queue)
+    }
+
+    /// Every dead-letter queue, the job queue's first.
+    pub fn all_dead_letters(&self) -> Vec<Arc<dyn JobQueue>> {
+        self.dead_letters.iter().chain(&self.bulk_dead_letters).cloned().collect()
+    }
+
     /// Connects to whatever the settings name; embedded for everything unset.
     ///
     /// # Errors
@@ -92,23 +114,36 @@ impl Backends {
             settings.s3_bucket.is_some() || settings.sqs_queue_url.is_some() || settings.sns_topic_arn.is_some();
         let aws = if uses_aws { Some(aws_sdk_config(settings).await) } else { None };
 
-        let (queue, dead_letters, queue_kind): (Arc<dyn JobQueue>, Option<Arc<dyn JobQueue>>, _) =
-            match (&settings.sqs_queue_url, &aws) {
-                (Some(url), Some(conf)) => {
-                    let client = aws_sdk_sqs::Client::new(conf);
-                    let dlq = settings
-                        .sqs_dlq_url
-                        .clone()
-                        .map(|dlq| Arc::new(SqsJobQueue::new(client.clone(), dlq)) as Arc<dyn JobQueue>);
-                    (Arc::new(SqsJobQueue::new(client, url.clone())), dlq, "sqs")
+        let lanes = match (&settings.sqs_queue_url, &aws) {
+            (Some(url), Some(conf)) => {
+                let client = aws_sdk_sqs::Client::new(conf);
+                let sqs = |url: &Option<String>| {
+                    url.clone().map(|url| Arc::new(SqsJobQueue::new(client.clone(), url)) as Arc<dyn JobQueue>)
+                };
+                QueueSet {
+                    queue: Arc::new(SqsJobQueue::new(client.clone(), url.clone())),
+                    dead_letters: sqs(&settings.sqs_dlq_url),
+                    bulk: sqs(&settings.sqs_bulk_queue_url),
+                    bulk_dead_letters: sqs(&settings.sqs_bulk_dlq_url),
+                    kind: if settings.sqs_bulk_queue_url.is_some() { "sqs+bulk" } else { "sqs" },
                 }
-                _ => {
-                    let local = LocalJobQueue::new(db.clone(), LOCAL_QUEUE_NAME, settings.max_receive_count)
-                        .with_doorbell(settings.data_dir.join("queue-doorbell"));
-                    let dlq: Arc<dyn JobQueue> = Arc::new(local.dead_letter_queue());
-                    (Arc::new(local), Some(dlq), "database")
+            }
+            _ => {
+                let table = |name| {
+                    LocalJobQueue::new(db.clone(), name, settings.max_receive_count)
+                        .with_doorbell(settings.data_dir.join("queue-doorbell"))
+                };
+                let (live, bulk) = (table(LOCAL_QUEUE_NAME), table(LOCAL_BULK_QUEUE_NAME));
+                QueueSet {
+                    dead_letters: Some(Arc::new(live.dead_letter_queue())),
+                    bulk_dead_letters: Some(Arc::new(bulk.dead_letter_queue())),
+                    queue: Arc::new(live),
+                    bulk: Some(Arc::new(bulk)),
+                    kind: "database",
                 }
-            };
+            }
+        };
+        let QueueSet { queue, dead_letters, bulk, bulk_dead_letters, kind: queue_kind } = lanes;
         let (store, store_kind): (Arc<dyn BlobStore>, _) = match (&settings.s3_bucket, &aws) {
             (Some(bucket), Some(conf)) => {
                 let s3 = aws_sdk_s3::config::Builder::from(conf)
@@ -173,8 +208,30 @@ impl Backends {
         let db_kind = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
         let summary =
             format!("db={db_kind} queue={queue_kind} store={store_kind} notifier={notifier_kind} cache={cache_kind}");
-        Ok(Self { db, queue, dead_letters, store, notifier, outbox, cache, retention, delivery, summary })
+        Ok(Self {
+            db,
+            queue,
+            dead_letters,
+            bulk,
+            bulk_dead_letters,
+            store,
+            notifier,
+            outbox,
+            cache,
+            retention,
+            delivery,
+            summary,
+        })
     }
+}
+
+/// The queues of both lanes, as one backend builds them.
+struct QueueSet {
+    queue: Arc<dyn JobQueue>,
+    dead_letters: Option<Arc<dyn JobQueue>>,
+    bulk: Option<Arc<dyn JobQueue>>,
+    bulk_dead_letters: Option<Arc<dyn JobQueue>>,
+    kind: &'static str,
 }
 
 /// The shared AWS SDK configuration: the default credential and region

@@ -45,6 +45,11 @@ impl JobMessage {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// The message for a job row, sent in its tenant's fair-share group.
+    pub fn outgoing(job: &entities::jobs::Model) -> crate::queue::Outgoing {
+        crate::queue::Outgoing::new(Self::for_job(job).to_body(), Some(&job.tenant_id.to_string()))
+    }
+
     /// Parses a body received from the queue.
     ///
     /// # Errors

@@ -1,6 +1,6 @@
 //! The operators' replays, shared by the CLI and the admin API:
 //!
-//! - [`Operator::replay_dlq`] moves dead-lettered messages back to the job queue;
+//! - [`Operator::replay_dlq`] moves dead-lettered messages to the bulk lane;
 //! - [`Operator::replay_jobs`] re-enqueues past jobs chosen by filters, each
 //!   as a new job linked to the one it replays;
 //! - [`Operator::reprocess`] enqueues work for images whose variants of a
@@ -9,7 +9,8 @@
 //! None of them loses or doubles a job: the mover deletes a message only
 //! after its copy was sent, and a replay is skipped while an earlier replay
 //! of the same job (or preset job of the same image) is pending. Each run
-//! ends with one `replay.summary` event.
+//! ends with one `replay.summary` event. All of them send to the bulk lane
+//! ([`crate::queue::Lanes`]), which workers serve after new uploads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use crate::event::{Event, ReplaySummary};
 use crate::jobs::operator;
 use crate::jobs::{JobFilter, Transition};
 use crate::message::{Incoming, JobMessage};
-use crate::queue::{JobQueue, QueueError};
+use crate::queue::{JobQueue, Outgoing, QueueError};
 
 /// Reports progress to whoever watches (a progress bar, or nobody).
 pub trait Progress: Send + Sync {
@@ -133,7 +134,8 @@ impl Operator {
         summary
     }
 
-    /// Moves every message in the dead-letter queue back to the job queue.
+    /// Moves every message in the dead-letter queues (the job queue's and the
+    /// bulk lane's) to the bulk lane.
     ///
     /// # Errors
     /// When there is no dead-letter queue, or a queue or database call fails
@@ -145,31 +147,42 @@ impl Operator {
         dry_run: bool,
         progress: &dyn Progress,
     ) -> Result<ReplaySummary, ReplayError> {
-        let dlq = self.backends.dead_letters.clone().ok_or(ReplayError::NoDeadLetterQueue)?;
-        let depth = dlq.approximate_depth().await?;
+        let dead_letters = self.backends.all_dead_letters();
+        if dead_letters.is_empty() {
+            return Err(ReplayError::NoDeadLetterQueue);
+        }
+        let mut depth = 0;
+        for dlq in &dead_letters {
+            depth += dlq.approximate_depth().await?;
+        }
         progress.total(depth);
         let mut counts = Counts::new();
         if dry_run {
             bump(&mut counts, "would_move", depth);
             return Ok(self.finish("replay dlq", true, counts).await);
         }
-        if mode != DlqMode::Copy {
-            match dlq.start_redrive(max_per_second).await {
-                Ok(Some(handle)) => {
-                    let moved = self.wait_for_move_task(dlq.as_ref(), &handle, progress).await?;
-                    bump(&mut counts, "moved", moved);
-                    return Ok(self.finish("replay dlq", false, counts).await);
-                }
-                Ok(None) if mode == DlqMode::MoveTask => return Err(ReplayError::MoveTaskUnsupported),
-                Err(err) if mode == DlqMode::MoveTask => return Err(err.into()),
-                Ok(None) => progress.note("no server-side move task here; copying"),
-                Err(err) => {
-                    tracing::warn!(error = %err, "StartMessageMoveTask failed; copying instead");
-                    progress.note("the move task was refused; copying");
+        // Every dead-letter queue drains into the bulk lane: a redrive after
+        // an outage can be thousands of jobs, and new uploads go first.
+        let destination = self.backends.bulk_queue().address().await?;
+        for dlq in dead_letters {
+            if mode != DlqMode::Copy {
+                match dlq.start_redrive(destination.as_deref(), max_per_second).await {
+                    Ok(Some(handle)) => {
+                        let moved = self.wait_for_move_task(dlq.as_ref(), &handle, progress).await?;
+                        bump(&mut counts, "moved", moved);
+                        continue;
+                    }
+                    Ok(None) if mode == DlqMode::MoveTask => return Err(ReplayError::MoveTaskUnsupported),
+                    Err(err) if mode == DlqMode::MoveTask => return Err(err.into()),
+                    Ok(None) => progress.note("no server-side move task here; copying"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "StartMessageMoveTask failed; copying instead");
+                        progress.note("the move task was refused; copying");
+                    }
                 }
             }
+            self.copy_back(dlq, max_per_second, &mut counts, progress).await?;
         }
-        self.copy_back(dlq, max_per_second, &mut counts, progress).await?;
         Ok(self.finish("replay dlq", false, counts).await)
     }
 
@@ -194,9 +207,9 @@ impl Operator {
         }
     }
 
-    /// Receive, send, and only then delete: a crash at any point leaves each
-    /// message in the dead-letter queue, in the job queue, or (briefly) in
-    /// both, never in neither.
+    /// Receive, send to the bulk lane, and only then delete: a crash at any
+    /// point leaves each message in the dead-letter queue, in the bulk lane,
+    /// or (briefly) in both, never in neither. Each keeps its tenant's group.
     async fn copy_back(
         &self,
         dlq: Arc<dyn JobQueue>,
@@ -214,8 +227,8 @@ impl Operator {
             for _ in &deliveries {
                 limit.wait().await;
             }
-            let bodies: Vec<String> = deliveries.iter().map(|d| d.body.clone()).collect();
-            let sent = self.backends.queue.send_batch(&bodies).await;
+            let messages: Vec<Outgoing> = deliveries.iter().map(Outgoing::again).collect();
+            let sent = self.backends.bulk_queue().send_batch(&messages).await;
             let mut acknowledged = Vec::new();
             for (delivery, result) in deliveries.iter().zip(sent) {
                 if let Err(err) = result {
@@ -288,7 +301,7 @@ impl Operator {
     }
 
     async fn enqueue(&self, job: &entities::jobs::Model, counts: &mut Counts) -> Result<(), ReplayError> {
-        match self.backends.queue.send(&JobMessage::for_job(job).to_body()).await {
+        match self.backends.bulk_queue().send(&JobMessage::outgoing(job)).await {
             Ok(_) => {
                 bump(counts, "enqueued", 1);
                 Ok(())
@@ -303,6 +316,35 @@ impl Operator {
                     .await?;
                 Err(err.into())
             }
+        }
+    }
+
+    /// Waits until the workers have emptied the bulk lane, reporting how
+    /// far they got: its depth at the call is the total, and every message
+    /// that leaves it is progress (the lane may hold other bulk work too).
+    ///
+    /// # Errors
+    /// When the queue cannot tell its depth.
+    pub async fn follow_bulk(&self, poll: Duration, progress: &dyn Progress) -> Result<(), ReplayError> {
+        let queue = self.backends.bulk_queue();
+        let mut total = queue.approximate_depth().await?;
+        progress.total(total);
+        progress.note("the workers are running the bulk lane");
+        let mut done = 0;
+        loop {
+            let depth = queue.approximate_depth().await?;
+            // Work sent meanwhile adds to the total rather than hiding progress.
+            if done + depth > total {
+                total = done + depth;
+                progress.total(total);
+            }
+            let now_done = total - depth;
+            progress.advance(now_done - done);
+            done = now_done;
+            if depth == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(poll).await;
         }
     }
 

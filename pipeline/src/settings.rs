@@ -46,6 +46,16 @@ pub struct Settings {
     #[arg(long, env = "SQS_DLQ_URL")]
     pub sqs_dlq_url: Option<String>,
 
+    /// SQS queue of the bulk lane: replays and reprocessing, which workers
+    /// serve after live uploads. Unset on SQS, bulk work shares the job
+    /// queue; the queue table always has a bulk lane of its own.
+    #[arg(long, env = "SQS_BULK_QUEUE_URL")]
+    pub sqs_bulk_queue_url: Option<String>,
+
+    /// The bulk lane's dead-letter queue.
+    #[arg(long, env = "SQS_BULK_DLQ_URL")]
+    pub sqs_bulk_dlq_url: Option<String>,
+
     /// SNS topic for outcome events; unset prints events to the console.
     #[arg(long, env = "SNS_TOPIC_ARN")]
     pub sns_topic_arn: Option<String>,
@@ -243,6 +253,12 @@ pub struct Settings {
     #[arg(long, env = "WORKER_CONCURRENCY")]
     pub worker_concurrency: Option<usize>,
 
+    /// Slots of a worker's jobs in flight and of its cores that bulk work
+    /// (replays, reprocessing) leaves free, so that a live upload starts at
+    /// once while a reprocess runs. 0 lets bulk work use everything.
+    #[arg(long, env = "LIVE_RESERVED_SLOTS", default_value_t = 1)]
+    pub live_reserved_slots: usize,
+
     /// How long the worker may finish in-flight jobs after SIGTERM, in seconds.
     #[arg(long, env = "SHUTDOWN_DEADLINE_SECS", default_value_t = 30)]
     pub shutdown_deadline_secs: u64,
@@ -308,6 +324,8 @@ impl Settings {
             s3_kms_key_id: None,
             sqs_queue_url: None,
             sqs_dlq_url: None,
+            sqs_bulk_queue_url: None,
+            sqs_bulk_dlq_url: None,
             sns_topic_arn: None,
             aws_endpoint_url: None,
             sns_chat_topic_arn: None,
@@ -349,6 +367,7 @@ impl Settings {
             retry_base_delay_ms: 2000,
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
             worker_concurrency: None,
+            live_reserved_slots: 1,
             shutdown_deadline_secs: 30,
         }
     }

@@ -15,7 +15,7 @@ use pipeline::event::Event;
 use pipeline::jobs::{self as repo, Claim, ImageFacts, NewVariant, Transition};
 use pipeline::keys;
 use pipeline::message::{Incoming, JobMessage};
-use pipeline::queue::Delivery;
+use pipeline::queue::{Delivery, JobQueue, Lane};
 use pipeline::store::ObjectMeta;
 use sha2::{Digest, Sha256};
 use tokio::sync::OwnedSemaphorePermit;
@@ -26,6 +26,11 @@ use crate::Worker;
 use crate::failure::Failure;
 use crate::fate::{self, MessageAction, Outcome, Plan, Record};
 use crate::metrics::{self, Stage};
+
+tokio::task_local! {
+    /// The lane of the message being handled, for the engine's CPU slots.
+    static LANE: Lane;
+}
 
 /// How long the worker that finished a job has to announce it before a
 /// redelivery of its message announces it instead.
@@ -97,8 +102,9 @@ impl Worker {
         }
         self.inner.metrics.in_flight(1);
         let _in_flight = InFlight { worker: self, message_id: delivery.message_id.clone() };
+        self.inner.metrics.received(delivery.lane);
         if let Some(sent) = delivery.sent_at {
-            self.inner.metrics.queue_lag((Utc::now() - sent).to_std().unwrap_or_default());
+            self.inner.metrics.queue_lag(delivery.lane, (Utc::now() - sent).to_std().unwrap_or_default());
         }
         let terms = fate::Delivery {
             receive_count: delivery.receive_count,
@@ -130,7 +136,9 @@ impl Worker {
         async {
             // A panic anywhere in the job is contained here and counts as a
             // transient failure of this message only.
-            let work = AssertUnwindSafe(self.with_heartbeat(&delivery, self.run(incoming, terms))).catch_unwind();
+            let work =
+                AssertUnwindSafe(self.with_heartbeat(&delivery, LANE.scope(delivery.lane, self.run(incoming, terms))))
+                    .catch_unwind();
             let (outcome, plan) = match work.await {
                 Ok(settled) => settled,
                 Err(_) => {
@@ -237,7 +245,7 @@ impl Worker {
 
     /// Does to the message what its plan says.
     async fn act(&self, action: MessageAction, delivery: &Delivery) {
-        let queue = &self.inner.backends.queue;
+        let queue = &self.inner.lanes;
         let acted = match action {
             MessageAction::Delete => self.inner.acker.delete(delivery.receipt.clone()).await,
             MessageAction::Leave => Ok(()),
@@ -259,9 +267,7 @@ impl Worker {
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 ticks.tick().await;
-                if let Err(err) =
-                    self.inner.backends.queue.change_visibility(&delivery.receipt, self.inner.visibility).await
-                {
+                if let Err(err) = self.inner.lanes.change_visibility(&delivery.receipt, self.inner.visibility).await {
                     tracing::warn!(error = %err, "visibility heartbeat failed");
                 }
             }
@@ -394,16 +400,21 @@ impl Worker {
     }
 
     /// Runs the engine on the blocking pool, one CPU slot at a time; returns
-    /// its output and the original's hash.
+    /// its output and the original's hash. Bulk work first takes one of the
+    /// bulk lane's CPU slots, which leave room for live uploads.
     async fn run_engine(
         &self,
         original: Bytes,
         presets: Vec<imaging::Preset>,
     ) -> Result<(imaging::Output, String), Failure> {
         let (output, sha256) = {
-            let _cpu = self.inner.cpu_slots.acquire().await.map_err(|e| {
-                Failure::transient("worker-stopping", "the worker stopped; the job will be retried").caused_by(e)
-            })?;
+            let stopping =
+                |e| Failure::transient("worker-stopping", "the worker stopped; the job will be retried").caused_by(e);
+            let _bulk = match LANE.try_with(|lane| *lane).unwrap_or_default() {
+                Lane::Bulk => Some(self.inner.bulk_cpu_slots.acquire().await.map_err(stopping)?),
+                Lane::Live => None,
+            };
+            let _cpu = self.inner.cpu_slots.acquire().await.map_err(stopping)?;
             let limits = self.inner.limits.clone();
             tokio::task::spawn_blocking(move || {
                 let sha256 = hex::encode(Sha256::digest(&original));

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imaging::{Limits, Preset};
-use pipeline::queue::QueueError;
+use pipeline::queue::{JobQueue, Lane, Lanes, QueueError};
 use pipeline::{Backends, Settings};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -59,6 +59,14 @@ struct Inner {
     concurrency: usize,
     /// CPU-bound engine runs at once: one per core, however many jobs wait on I/O.
     cpu_slots: Arc<Semaphore>,
+    /// The live and the bulk lane.
+    lanes: Lanes,
+    /// Jobs of the bulk lane in flight at once: the concurrency less the
+    /// slots kept for live uploads.
+    bulk_slots: Arc<Semaphore>,
+    /// Engine runs of bulk work at once: the cores less the slots kept for
+    /// live uploads, so that an upload finds a core while a reprocess runs.
+    bulk_cpu_slots: Arc<Semaphore>,
     wait: Duration,
     visibility: Duration,
     retry_base_delay: Duration,
@@ -107,12 +115,17 @@ impl Worker {
         let presets = settings.presets().map_err(StartError::Presets)?;
         let queue_limit = backends.queue.redrive_limit().await?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let concurrency = settings.worker_concurrency();
+        let reserved = settings.live_reserved_slots;
+        let lanes = backends.lanes();
         Ok(Self {
             inner: Arc::new(Inner {
                 presets: presets.into(),
                 limits: Limits::default(),
-                concurrency: settings.worker_concurrency(),
+                concurrency,
                 cpu_slots: Arc::new(Semaphore::new(cores)),
+                bulk_slots: Arc::new(Semaphore::new(concurrency.saturating_sub(reserved).max(1))),
+                bulk_cpu_slots: Arc::new(Semaphore::new(cores.saturating_sub(reserved).max(1))),
                 wait: settings.queue_wait(),
                 visibility: settings.visibility_timeout(),
                 retry_base_delay: Duration::from_millis(settings.retry_base_delay_ms),
@@ -121,7 +134,8 @@ impl Worker {
                 app_env: settings.app_env.clone(),
                 links: settings.public_base_url.as_deref().map(pipeline::links::Links::at),
                 upload_ttl: Duration::from_secs(settings.upload_url_ttl_secs),
-                acker: Acker::spawn(backends.queue.clone()),
+                acker: Acker::spawn(Arc::new(lanes.clone())),
+                lanes,
                 metrics: Metrics::default(),
                 in_flight: Mutex::new(HashMap::new()),
                 backends,
@@ -141,7 +155,8 @@ impl Worker {
     /// When the receive itself fails.
     pub async fn run_once(&self) -> Result<usize, QueueError> {
         let max = u32::try_from(self.inner.concurrency.min(10)).unwrap_or(10);
-        let deliveries = self.inner.backends.queue.receive(max, self.inner.wait, self.inner.visibility).await?;
+        let bulk_max = free(&self.inner.bulk_slots).min(max);
+        let deliveries = self.inner.lanes.receive_lanes(max, bulk_max, self.inner.wait, self.inner.visibility).await?;
         let received = deliveries.len();
         futures::future::join_all(deliveries.into_iter().map(|d| self.handle(d, None))).await;
         Ok(received)
@@ -208,16 +223,26 @@ impl Worker {
                 }
             }
             let max = u32::try_from(permits.len()).unwrap_or(1);
+            // Bulk work may fill what the live reserve leaves; this loop is
+            // the only taker of bulk slots, so the count holds until spawned.
+            let bulk_max = free(&self.inner.bulk_slots).min(max);
             let received = tokio::select! {
                 () = &mut shutdown => break,
-                received = self.inner.backends.queue.receive(max, self.inner.wait, self.inner.visibility) => received,
+                received = self.inner.lanes.receive_lanes(max, bulk_max, self.inner.wait, self.inner.visibility) => received,
             };
             match received {
                 Ok(deliveries) => {
                     for delivery in deliveries {
                         let Some(permit) = permits.pop() else { break };
+                        let bulk = match delivery.lane {
+                            Lane::Bulk => self.inner.bulk_slots.clone().try_acquire_owned().ok(),
+                            Lane::Live => None,
+                        };
                         let worker = self.clone();
-                        tasks.spawn(async move { worker.handle(delivery, Some(permit)).await });
+                        tasks.spawn(async move {
+                            worker.handle(delivery, Some(permit)).await;
+                            drop(bulk);
+                        });
                     }
                 }
                 Err(err) => {
@@ -265,11 +290,16 @@ impl Worker {
     async fn release(&self, receipts: Vec<String>) {
         tracing::warn!(released = receipts.len(), "shutdown deadline passed; releasing unfinished messages");
         for receipt in receipts {
-            if let Err(err) = self.inner.backends.queue.change_visibility(&receipt, Duration::ZERO).await {
+            if let Err(err) = self.inner.lanes.change_visibility(&receipt, Duration::ZERO).await {
                 tracing::warn!(error = %err, "release failed; the message reappears after its visibility timeout");
             }
         }
     }
+}
+
+/// The permits `slots` has free, as a receive's batch size.
+fn free(slots: &Semaphore) -> u32 {
+    u32::try_from(slots.available_permits()).unwrap_or(u32::MAX)
 }
 
 /// Serves `/metrics` (Prometheus text) and `/healthz` on `listener` until `shutdown`.

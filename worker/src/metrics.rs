@@ -60,6 +60,12 @@ struct StageLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LaneLabels {
+    /// `live` or `bulk` ([`pipeline::queue::Lane`]).
+    lane: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WebhookLabels {
     /// `delivered`, `retried` or `expired`.
     result: &'static str,
@@ -77,7 +83,8 @@ pub struct Metrics {
     registry: Registry,
     jobs: Family<OutcomeLabels, Counter>,
     stages: HistogramFamily<StageLabels>,
-    queue_lag: Histogram,
+    queue_lag: HistogramFamily<LaneLabels>,
+    received: Family<LaneLabels, Counter>,
     in_flight: Gauge,
     retries: Counter,
     dead_letters: Counter,
@@ -89,14 +96,20 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("image_worker");
         let jobs = Family::<OutcomeLabels, Counter>::default();
         let stages: HistogramFamily<StageLabels> = Family::new_with_constructor(seconds_histogram);
-        let queue_lag = seconds_histogram();
+        let queue_lag: HistogramFamily<LaneLabels> = Family::new_with_constructor(seconds_histogram);
+        let received = Family::<LaneLabels, Counter>::default();
         let in_flight = Gauge::default();
         let retries = Counter::default();
         let dead_letters = Counter::default();
         let webhooks = Family::<WebhookLabels, Counter>::default();
         registry.register("jobs", "Messages handled, by outcome", jobs.clone());
         registry.register("stage_seconds", "Time spent in each job stage", stages.clone());
-        registry.register("queue_lag_seconds", "Time from send to receive", queue_lag.clone());
+        registry.register("queue_lag_seconds", "Time from send to receive, by lane", queue_lag.clone());
+        registry.register(
+            "messages_received",
+            "Messages received, by lane: bulk counts a replay's or reprocess's progress",
+            received.clone(),
+        );
         registry.register("jobs_in_flight", "Messages being handled now", in_flight.clone());
         registry.register("retries", "Messages scheduled for another attempt", retries.clone());
         registry.register("dead_letters", "Jobs marked dead and left for the dead-letter queue", dead_letters.clone());
@@ -105,7 +118,7 @@ impl Default for Metrics {
             "Webhook delivery attempts by result; expired ones wait in `image-service webhooks failed`",
             webhooks.clone(),
         );
-        Self { registry, jobs, stages, queue_lag, in_flight, retries, dead_letters, webhooks }
+        Self { registry, jobs, stages, queue_lag, received, in_flight, retries, dead_letters, webhooks }
     }
 }
 
@@ -129,9 +142,14 @@ impl Metrics {
         self.stages.get_or_create(&StageLabels { stage }).observe(took.as_secs_f64());
     }
 
-    /// Records how long a message waited in the queue.
-    pub fn queue_lag(&self, lag: Duration) {
-        self.queue_lag.observe(lag.as_secs_f64());
+    /// Counts a received message of `lane`.
+    pub fn received(&self, lane: pipeline::queue::Lane) {
+        self.received.get_or_create(&LaneLabels { lane: lane.as_str() }).inc();
+    }
+
+    /// Records how long a message of `lane` waited in the queue.
+    pub fn queue_lag(&self, lane: pipeline::queue::Lane, lag: Duration) {
+        self.queue_lag.get_or_create(&LaneLabels { lane: lane.as_str() }).observe(lag.as_secs_f64());
     }
 
     /// Tracks messages in flight.

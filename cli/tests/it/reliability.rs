@@ -443,7 +443,7 @@ async fn metrics_count_outcomes_and_time_each_stage() {
         "image_worker_stage_seconds_count{stage=\"Upload\"} 1",
         "image_worker_stage_seconds_count{stage=\"Db\"} 1",
         "image_worker_stage_seconds_count{stage=\"Publish\"} 2",
-        "image_worker_queue_lag_seconds_count 2",
+        "image_worker_queue_lag_seconds_count{lane=\"live\"} 2",
         "image_worker_jobs_in_flight 0",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");

@@ -107,14 +107,14 @@ async fn a_mover_that_crashes_halfway_loses_nothing() {
         .count(db)
         .await
         .expect("count");
-    let in_queue = QueueMessages::find()
-        .filter(entities::queue_messages::Column::Queue.eq("jobs"))
+    let in_bulk_lane = QueueMessages::find()
+        .filter(entities::queue_messages::Column::Queue.eq("jobs-bulk"))
         .count(db)
         .await
         .expect("count");
 
     // Assert: every message is somewhere (a crash between send and delete leaves a copy in both).
-    assert_eq!(in_queue, 20, "both batches were sent before the crash");
+    assert_eq!(in_bulk_lane, 20, "both batches were sent to the bulk lane before the crash");
     assert_eq!(in_dlq, 10, "only the first batch was deleted from the DLQ");
 
     // The worker finishes every job exactly once; the copies still in the
@@ -176,6 +176,70 @@ async fn replay_jobs_selects_exactly_its_filters_and_is_idempotent() {
 }
 
 #[tokio::test]
+async fn an_upload_during_a_reprocess_is_served_before_the_reprocess_backlog() {
+    // Arrange: three processed images, then a reprocess of all of them.
+    let dir = TempDir::new().expect("temp dir");
+    let mut settings = base_settings(dir.path(), db::sqlite(&dir));
+    settings.worker_concurrency = Some(2);
+    let app = TestApp::spawn(&settings).await;
+    for file in ["dice_rgba.png", "astronaut.png", "orient3.jpg"] {
+        let kind = if file.ends_with(".png") { "image/png" } else { "image/jpeg" };
+        app.accepted(app.upload_raw(file, kind).await).await;
+    }
+    app.worker.drain().await.expect("drain");
+    let queued =
+        operator(&app, &settings).reprocess("thumb", false, false, 100, None, false, &Silent).await.expect("reprocess");
+    assert_eq!(queued.counts.get("enqueued"), Some(&3), "{queued:?}");
+    let bulk = app.backends.bulk.clone().expect("the table queue has a bulk lane");
+    assert_eq!(bulk.approximate_depth().await.expect("depth"), 3, "the reprocess went to the bulk lane");
+    assert_eq!(app.backends.queue.approximate_depth().await.expect("depth"), 0, "and none of it to the live one");
+
+    // Act: a new upload arrives behind the reprocess, and the worker takes one round.
+    let upload = app.accepted(app.upload_raw("orient5.jpg", "image/jpeg").await).await;
+    app.worker.run_once().await.expect("one round");
+
+    // Assert: the upload is done while most of the reprocess still waits;
+    // then the reprocess finishes too.
+    let job = Jobs::find_by_id(upload).one(&app.backends.db).await.expect("job").expect("row");
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    let waiting = bulk.approximate_depth().await.expect("depth");
+    assert!(waiting >= 2, "one round took at most one bulk job");
+
+    // `--wait` follows the workers through the rest of the bulk lane.
+    let progress = Followed::default();
+    let op = operator(&app, &settings);
+    let (followed, drained) = tokio::join!(op.follow_bulk(Duration::from_millis(10), &progress), async {
+        progress.started.notified().await;
+        app.worker.drain().await
+    });
+    followed.expect("follow");
+    drained.expect("drain");
+    assert_eq!(bulk.approximate_depth().await.expect("depth"), 0);
+    assert_eq!(*progress.total.lock().expect("lock"), waiting, "the total was the lane's depth");
+    assert_eq!(*progress.done.lock().expect("lock"), waiting, "and all of it was reported done");
+    assert_eq!(status_counts(&app).await, BTreeMap::from([("succeeded".to_owned(), 7)]));
+}
+
+/// Progress that remembers what it was told, and says when it first was.
+#[derive(Default)]
+struct Followed {
+    started: tokio::sync::Notify,
+    total: std::sync::Mutex<u64>,
+    done: std::sync::Mutex<u64>,
+}
+
+impl pipeline::replay::Progress for Followed {
+    fn total(&self, total: u64) {
+        *self.total.lock().expect("lock") = total;
+        self.started.notify_one();
+    }
+
+    fn advance(&self, n: u64) {
+        *self.done.lock().expect("lock") += n;
+    }
+}
+
+#[tokio::test]
 async fn reprocess_regenerates_exactly_the_stale_variants_and_resumes_after_a_crash() {
     // Arrange: three processed images, then the thumb preset changes.
     let dir = TempDir::new().expect("temp dir");
@@ -204,7 +268,7 @@ async fn reprocess_regenerates_exactly_the_stale_variants_and_resumes_after_a_cr
         .await
         .expect("dry run");
     let mut crashing = app.backends.clone();
-    crashing.queue = Arc::new(FlakyQueue::new(crashing.queue.clone(), 1, u32::MAX));
+    crashing.bulk = Some(Arc::new(FlakyQueue::new(crashing.bulk_queue().clone(), 1, u32::MAX)));
     let crashed = Operator::new(crashing, presets.clone(), "test".into())
         .reprocess("thumb", true, false, 1, None, false, &Silent)
         .await;

@@ -79,8 +79,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Redrive the dead-letter queue.
-         * @description Moves the dead-letter queue's messages back to the job queue, at most
+         * Redrive the dead-letter queues.
+         * @description Moves the messages of both dead-letter queues (the job queue's and the
+         *     bulk lane's) to the bulk lane, which workers serve after new uploads, at most
          *     `max_per_second`. `mode` picks how: SQS's own move task, a copy by the
          *     operator, or `auto` (the move task where the queue offers it).
          *     `dry_run` counts without moving.

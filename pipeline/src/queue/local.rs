@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::doorbell::{Doorbell, Listener};
-use super::{Delivery, JobQueue, QueueError, RedriveStatus};
+use super::{Delivery, JobQueue, Lane, Outgoing, QueueError, RedriveStatus};
 
 /// How often a waiting receive looks at the table when nothing woke it: a
 /// visibility timeout running out, or a send from a process that cannot
@@ -115,16 +115,18 @@ impl LocalJobQueue {
             return Ok(Vec::new());
         }
         let token = Uuid::new_v4().simple().to_string();
-        // Oldest visible first, in the order of the (queue, visible_at_ms, id)
-        // index, so a receive reads `max` index entries however long the
-        // backlog is. On Postgres, concurrent receivers skip each other's rows
-        // instead of queueing behind them; SQLite has one writer at a time and
-        // no lock clause. The pick is a CTE, which both evaluate once: as an
-        // `IN (subquery)`, Postgres may rescan the subquery per row, and each
-        // rescan skips the rows the statement already locked and picks more.
+        // Lowest fair key first, in the order of the (queue, fair_key, id)
+        // index, so a receive reads `max` index entries plus the invisible
+        // ones among them (messages in flight or waiting out a retry), however
+        // long the backlog is. On Postgres, concurrent receivers skip each
+        // other's rows instead of queueing behind them; SQLite has one writer
+        // at a time and no lock clause. The pick is a CTE, which both evaluate
+        // once: as an `IN (subquery)`, Postgres may rescan the subquery per
+        // row, and each rescan skips the rows the statement already locked
+        // and picks more.
         let pick = self
             .visible_ids(now)
-            .order_by_asc(Column::VisibleAtMs)
+            .order_by_asc(Column::FairKey)
             .order_by_asc(Column::Id)
             .limit(u64::from(max.clamp(1, 10)))
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
@@ -170,7 +172,7 @@ impl LocalJobQueue {
                 .map_err(db_error)?;
         }
         // RETURNING gives no order.
-        delivered.sort_by_key(|m| (m.sent_at_ms, m.id));
+        delivered.sort_by_key(|m| (m.fair_key, m.id));
         Ok(delivered
             .into_iter()
             .map(|message| Delivery {
@@ -179,8 +181,58 @@ impl LocalJobQueue {
                 body: message.body,
                 receive_count: u32::try_from(message.receive_count).unwrap_or(u32::MAX),
                 sent_at: DateTime::from_timestamp_millis(message.sent_at_ms),
+                group: message.fair_group,
+                lane: Lane::Live,
             })
             .collect())
+    }
+}
+
+impl LocalJobQueue {
+    /// The fair key of a message `group` sends at `now`: start-time fair
+    /// queueing, with the key as the virtual clock. The clock reads the key
+    /// of the next message due (or, with none visible, the highest key
+    /// queued, so that a drained backlog doesn't turn the clock back). A
+    /// group's message goes one past its group's last queued key, or at the
+    /// clock, whichever is later: a quiet tenant's upload goes next, and a
+    /// noisy tenant's thousand queue behind its own backlog. Two index
+    /// lookups; concurrent sends of one group may share a key, which only
+    /// ties them (the id decides).
+    async fn fair_key(&self, group: Option<&str>, now: i64) -> Result<i64, QueueError> {
+        let key_of = |select: sea_orm::Select<queue_messages::Entity>| {
+            select.select_only().column(Column::FairKey).into_tuple::<i64>().one(&self.db)
+        };
+        let next_due = key_of(
+            queue_messages::Entity::find()
+                .filter(Column::Queue.eq(&self.name))
+                .filter(Column::VisibleAtMs.lte(now))
+                .order_by_asc(Column::FairKey)
+                .order_by_asc(Column::Id),
+        )
+        .await
+        .map_err(db_error)?;
+        let clock = match next_due {
+            Some(key) => key,
+            None => key_of(
+                queue_messages::Entity::find().filter(Column::Queue.eq(&self.name)).order_by_desc(Column::FairKey),
+            )
+            .await
+            .map_err(db_error)?
+            .unwrap_or(0),
+        };
+        let in_group = match group {
+            Some(group) => Column::FairGroup.eq(group),
+            None => Column::FairGroup.is_null(),
+        };
+        let last = key_of(
+            queue_messages::Entity::find()
+                .filter(Column::Queue.eq(&self.name))
+                .filter(in_group)
+                .order_by_desc(Column::FairKey),
+        )
+        .await
+        .map_err(db_error)?;
+        Ok(last.map_or(clock, |last| Ord::max(clock, last + 1)))
     }
 }
 
@@ -222,15 +274,18 @@ fn db_error(err: sea_orm::DbErr) -> QueueError {
 
 #[async_trait]
 impl JobQueue for LocalJobQueue {
-    async fn send(&self, body: &str) -> Result<String, QueueError> {
+    async fn send(&self, message: &Outgoing) -> Result<String, QueueError> {
         let now = Self::now_ms();
+        let fair_key = self.fair_key(message.group.as_deref(), now).await?;
         let inserted = queue_messages::Entity::insert(queue_messages::ActiveModel {
             queue: Set(self.name.clone()),
-            body: Set(body.to_owned()),
+            body: Set(message.body.clone()),
             receipt: Set(None),
             receive_count: Set(0),
             sent_at_ms: Set(now),
             visible_at_ms: Set(now),
+            fair_group: Set(message.group.clone()),
+            fair_key: Set(fair_key),
             ..Default::default()
         })
         .exec(&self.db)
@@ -265,10 +320,10 @@ impl JobQueue for LocalJobQueue {
         }
     }
 
-    async fn send_batch(&self, bodies: &[String]) -> Vec<Result<String, QueueError>> {
-        let mut results = Vec::with_capacity(bodies.len());
-        for body in bodies {
-            results.push(self.send(body).await);
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<Result<String, QueueError>> {
+        let mut results = Vec::with_capacity(messages.len());
+        for message in messages {
+            results.push(self.send(message).await);
         }
         results
     }
@@ -320,8 +375,16 @@ impl JobQueue for LocalJobQueue {
         queue_messages::Entity::find().filter(Column::Queue.eq(&self.name)).count(&self.db).await.map_err(db_error)
     }
 
+    async fn address(&self) -> Result<Option<String>, QueueError> {
+        Ok(None)
+    }
+
     /// The table queue has no server-side move; callers copy instead.
-    async fn start_redrive(&self, _max_per_second: Option<u32>) -> Result<Option<String>, QueueError> {
+    async fn start_redrive(
+        &self,
+        _destination: Option<&str>,
+        _max_per_second: Option<u32>,
+    ) -> Result<Option<String>, QueueError> {
         Ok(None)
     }
 

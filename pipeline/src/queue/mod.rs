@@ -6,6 +6,7 @@
 //! dead-letter queue.
 
 pub mod doorbell;
+mod lanes;
 mod local;
 mod sqs;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use lanes::{BULK_TURN, Lane, Lanes};
 pub use local::LocalJobQueue;
 pub use sqs::SqsJobQueue;
 
@@ -30,6 +32,33 @@ pub struct Delivery {
     pub receive_count: u32,
     /// When the message was first sent.
     pub sent_at: Option<DateTime<Utc>>,
+    /// The fair-share group it was sent in (the tenant), if any.
+    pub group: Option<String>,
+    /// The lane it was received from: [`Lanes`] sets it.
+    pub lane: Lane,
+}
+
+/// One message to send: its body and the fair-share group it counts
+/// against. Within one queue, a group that sends much more than the others
+/// waits behind its own backlog, not in front of theirs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The body (JSON).
+    pub body: String,
+    /// The fair-share group: the tenant's id. `None` shares one group.
+    pub group: Option<String>,
+}
+
+impl Outgoing {
+    /// A message in `group`.
+    pub fn new(body: impl Into<String>, group: Option<&str>) -> Self {
+        Self { body: body.into(), group: group.map(str::to_owned) }
+    }
+
+    /// The message a received delivery was, so that moving it keeps its group.
+    pub fn again(delivery: &Delivery) -> Self {
+        Self { body: delivery.body.clone(), group: delivery.group.clone() }
+    }
 }
 
 /// A queue operation failed. Queue failures are always transient to the
@@ -61,13 +90,13 @@ pub struct RedriveStatus {
 #[async_trait]
 pub trait JobQueue: Send + Sync + 'static {
     /// Sends one message and returns its id.
-    async fn send(&self, body: &str) -> Result<String, QueueError>;
+    async fn send(&self, message: &Outgoing) -> Result<String, QueueError>;
 
     /// Waits up to `wait` for at most `max` messages (1–10) and hides them for `visibility`.
     async fn receive(&self, max: u32, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError>;
 
-    /// Sends up to 10 messages in one call; one result (the message id) per body, in order.
-    async fn send_batch(&self, bodies: &[String]) -> Vec<Result<String, QueueError>>;
+    /// Sends up to 10 messages in one call; one result (the message id) per message, in order.
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<Result<String, QueueError>>;
 
     /// Acknowledges a message for good.
     async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
@@ -87,10 +116,19 @@ pub trait JobQueue: Send + Sync + 'static {
     /// Messages waiting or in flight, approximately (for progress and alarms).
     async fn approximate_depth(&self) -> Result<u64, QueueError>;
 
-    /// On a dead-letter queue: asks the service to move its messages back to
-    /// their source queue, at most `max_per_second`. Returns the task's
-    /// handle, or `None` where the service has no such operation.
-    async fn start_redrive(&self, max_per_second: Option<u32>) -> Result<Option<String>, QueueError>;
+    /// The service's name for this queue that a move task can target (an
+    /// SQS queue ARN), or `None` where there is no such thing.
+    async fn address(&self) -> Result<Option<String>, QueueError>;
+
+    /// On a dead-letter queue: asks the service to move its messages to the
+    /// queue at `destination` (an [`JobQueue::address`]; `None` is their
+    /// source queue), at most `max_per_second`. Returns the task's handle,
+    /// or `None` where the service has no such operation.
+    async fn start_redrive(
+        &self,
+        destination: Option<&str>,
+        max_per_second: Option<u32>,
+    ) -> Result<Option<String>, QueueError>;
 
     /// The state of a redrive started with [`JobQueue::start_redrive`].
     async fn redrive_status(&self, handle: &str) -> Result<RedriveStatus, QueueError>;

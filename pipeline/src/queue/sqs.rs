@@ -10,7 +10,7 @@ use aws_sdk_sqs::types::{
 };
 use chrono::DateTime;
 
-use super::{Delivery, JobQueue, QueueError, RedriveStatus};
+use super::{Delivery, JobQueue, Lane, Outgoing, QueueError, RedriveStatus};
 
 /// The job queue on SQS. It only translates calls; decisions are the worker's.
 #[derive(Clone, Debug)]
@@ -49,13 +49,18 @@ fn seconds(duration: Duration, max: u64) -> i32 {
 
 #[async_trait]
 impl JobQueue for SqsJobQueue {
+    /// The group rides as `MessageGroupId`: on a standard queue that makes
+    /// it an SQS fair queue, which keeps one tenant's burst from raising the
+    /// others' dwell time.
+    /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fair-queues.html>
     #[tracing::instrument(skip_all)]
-    async fn send(&self, body: &str) -> Result<String, QueueError> {
+    async fn send(&self, message: &Outgoing) -> Result<String, QueueError> {
         let out = self
             .client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(body)
+            .message_body(&message.body)
+            .set_message_group_id(message.group.clone())
             .send()
             .await
             .map_err(unavailable)?;
@@ -72,6 +77,7 @@ impl JobQueue for SqsJobQueue {
             .visibility_timeout(seconds(visibility, 43_200))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
             .send()
             .await
             .map_err(unavailable)?;
@@ -80,9 +86,8 @@ impl JobQueue for SqsJobQueue {
             .unwrap_or_default()
             .into_iter()
             .map(|m| {
-                let attribute = |name: MessageSystemAttributeName| {
-                    m.attributes.as_ref().and_then(|a| a.get(&name)).and_then(|v| v.parse::<i64>().ok())
-                };
+                let text = |name: MessageSystemAttributeName| m.attributes.as_ref().and_then(|a| a.get(&name)).cloned();
+                let attribute = |name: MessageSystemAttributeName| text(name).and_then(|v| v.parse::<i64>().ok());
                 Delivery {
                     receive_count: attribute(MessageSystemAttributeName::ApproximateReceiveCount)
                         .and_then(|n| u32::try_from(n).ok())
@@ -91,33 +96,41 @@ impl JobQueue for SqsJobQueue {
                         .and_then(DateTime::from_timestamp_millis),
                     message_id: m.message_id.unwrap_or_default(),
                     receipt: m.receipt_handle.unwrap_or_default(),
+                    group: text(MessageSystemAttributeName::MessageGroupId),
                     body: m.body.unwrap_or_default(),
+                    lane: Lane::Live,
                 }
             })
             .collect())
     }
 
-    async fn send_batch(&self, bodies: &[String]) -> Vec<Result<String, QueueError>> {
-        let entries: Result<Vec<_>, _> = bodies
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<Result<String, QueueError>> {
+        let entries: Result<Vec<_>, _> = messages
             .iter()
             .enumerate()
-            .map(|(i, body)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build())
+            .map(|(i, message)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&message.body)
+                    .set_message_group_id(message.group.clone())
+                    .build()
+            })
             .collect();
         let sent = match entries {
             Ok(entries) => {
                 self.client.send_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await
             }
-            Err(err) => return bodies.iter().map(|_| Err(QueueError::Unavailable(err.to_string()))).collect(),
+            Err(err) => return messages.iter().map(|_| Err(QueueError::Unavailable(err.to_string()))).collect(),
         };
         let out = match sent {
             Ok(out) => out,
             Err(err) => {
                 let message = DisplayErrorContext(err).to_string();
-                return bodies.iter().map(|_| Err(QueueError::Unavailable(message.clone()))).collect();
+                return messages.iter().map(|_| Err(QueueError::Unavailable(message.clone()))).collect();
             }
         };
         let mut results: Vec<Result<String, QueueError>> =
-            bodies.iter().map(|_| Err(QueueError::Unavailable("not in the batch answer".into()))).collect();
+            messages.iter().map(|_| Err(QueueError::Unavailable("not in the batch answer".into()))).collect();
         for ok in out.successful {
             if let Some(slot) = ok.id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
                 *slot = Ok(ok.message_id);
@@ -196,9 +209,17 @@ impl JobQueue for SqsJobQueue {
         Ok(depth)
     }
 
-    /// `StartMessageMoveTask` from this (dead-letter) queue back to its
-    /// source. <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html>
-    async fn start_redrive(&self, max_per_second: Option<u32>) -> Result<Option<String>, QueueError> {
+    async fn address(&self) -> Result<Option<String>, QueueError> {
+        self.attribute(QueueAttributeName::QueueArn).await
+    }
+
+    /// `StartMessageMoveTask` from this (dead-letter) queue to `destination`,
+    /// or back to its source. <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html>
+    async fn start_redrive(
+        &self,
+        destination: Option<&str>,
+        max_per_second: Option<u32>,
+    ) -> Result<Option<String>, QueueError> {
         let arn = self
             .attribute(QueueAttributeName::QueueArn)
             .await?
@@ -207,6 +228,7 @@ impl JobQueue for SqsJobQueue {
             .client
             .start_message_move_task()
             .source_arn(arn)
+            .set_destination_arn(destination.map(str::to_owned))
             .set_max_number_of_messages_per_second(max_per_second.and_then(|n| i32::try_from(n).ok()))
             .send()
             .await

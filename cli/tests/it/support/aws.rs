@@ -1,6 +1,6 @@
 //! Emulator resources with unique names: a KMS key, a bucket whose default
-//! encryption is that key, a job queue with a dead-letter queue, and a topic
-//! with a queue subscribed to it.
+//! encryption is that key, a job queue and a bulk lane, each with a
+//! dead-letter queue, and a topic with a queue subscribed to it.
 
 use aws_sdk_s3::types::{
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
@@ -22,6 +22,8 @@ pub struct AwsFixture {
     pub kms_key_arn: String,
     pub queue_url: String,
     pub dlq_url: String,
+    pub bulk_queue_url: String,
+    pub bulk_dlq_url: String,
     pub topic_arn: String,
     pub events_queue_url: String,
     pub s3: aws_sdk_s3::Client,
@@ -46,6 +48,21 @@ async fn create_kms_key(endpoint: &str) -> String {
         .expect("KMS CreateKey");
     let body: serde_json::Value = response.json().await.expect("KMS CreateKey json");
     body["KeyMetadata"]["Arn"].as_str().expect("key ARN").to_owned()
+}
+
+/// A queue `name` whose messages move to `name-dlq` after three receives;
+/// returns both URLs.
+async fn create_queue_pair(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
+    let dlq_url = create_queue(sqs, &format!("{name}-dlq"), &[]).await;
+    let dlq_arn = queue_arn(sqs, &dlq_url).await;
+    let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3 }).to_string();
+    let queue_url = create_queue(
+        sqs,
+        name,
+        &[(QueueAttributeName::RedrivePolicy, redrive), (QueueAttributeName::VisibilityTimeout, "30".into())],
+    )
+    .await;
+    (queue_url, dlq_url)
 }
 
 impl AwsFixture {
@@ -80,15 +97,8 @@ impl AwsFixture {
             .await
             .expect("put bucket encryption");
 
-        let dlq_url = create_queue(&sqs, &format!("jobs-dlq-{id}"), &[]).await;
-        let dlq_arn = queue_arn(&sqs, &dlq_url).await;
-        let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3 }).to_string();
-        let queue_url = create_queue(
-            &sqs,
-            &format!("jobs-{id}"),
-            &[(QueueAttributeName::RedrivePolicy, redrive), (QueueAttributeName::VisibilityTimeout, "30".into())],
-        )
-        .await;
+        let (queue_url, dlq_url) = create_queue_pair(&sqs, &format!("jobs-{id}")).await;
+        let (bulk_queue_url, bulk_dlq_url) = create_queue_pair(&sqs, &format!("jobs-bulk-{id}")).await;
 
         let topic_arn = sns
             .create_topic()
@@ -109,7 +119,19 @@ impl AwsFixture {
             .await
             .expect("subscribe");
 
-        Self { bucket, kms_key_arn, queue_url, dlq_url, topic_arn, events_queue_url, s3, sqs, sns }
+        Self {
+            bucket,
+            kms_key_arn,
+            queue_url,
+            dlq_url,
+            bulk_queue_url,
+            bulk_dlq_url,
+            topic_arn,
+            events_queue_url,
+            s3,
+            sqs,
+            sns,
+        }
     }
 
     /// `settings` pointed at this fixture's resources.
@@ -119,6 +141,8 @@ impl AwsFixture {
         settings.s3_kms_key_id = Some(self.kms_key_arn.clone());
         settings.sqs_queue_url = Some(self.queue_url.clone());
         settings.sqs_dlq_url = Some(self.dlq_url.clone());
+        settings.sqs_bulk_queue_url = Some(self.bulk_queue_url.clone());
+        settings.sqs_bulk_dlq_url = Some(self.bulk_dlq_url.clone());
         settings.sns_topic_arn = Some(self.topic_arn.clone());
     }
 

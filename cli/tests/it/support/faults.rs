@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use pipeline::queue::{Delivery, JobQueue, QueueError, RedriveStatus};
+use pipeline::queue::{Delivery, JobQueue, Outgoing, QueueError, RedriveStatus};
 use pipeline::store::{BlobStore, ByteStream, ObjectMeta, StoreError};
 
 /// Wraps a real store; the first `failing_puts` writes fail, the first
@@ -156,18 +156,18 @@ impl FlakyQueue {
 
 #[async_trait]
 impl JobQueue for FlakyQueue {
-    async fn send(&self, body: &str) -> Result<String, QueueError> {
+    async fn send(&self, message: &Outgoing) -> Result<String, QueueError> {
         if !take_one(&self.sends_allowed) {
             let text = self.send_error.clone().unwrap_or_else(|| "injected fault: queue down".into());
             return Err(QueueError::Unavailable(text));
         }
-        self.inner.send(body).await
+        self.inner.send(message).await
     }
 
-    async fn send_batch(&self, bodies: &[String]) -> Vec<Result<String, QueueError>> {
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<Result<String, QueueError>> {
         let mut results = Vec::new();
-        for body in bodies {
-            results.push(self.send(body).await);
+        for message in messages {
+            results.push(self.send(message).await);
         }
         results
     }
@@ -199,8 +199,16 @@ impl JobQueue for FlakyQueue {
         self.inner.approximate_depth().await
     }
 
-    async fn start_redrive(&self, max_per_second: Option<u32>) -> Result<Option<String>, QueueError> {
-        self.inner.start_redrive(max_per_second).await
+    async fn address(&self) -> Result<Option<String>, QueueError> {
+        self.inner.address().await
+    }
+
+    async fn start_redrive(
+        &self,
+        destination: Option<&str>,
+        max_per_second: Option<u32>,
+    ) -> Result<Option<String>, QueueError> {
+        self.inner.start_redrive(destination, max_per_second).await
     }
 
     async fn redrive_status(&self, handle: &str) -> Result<RedriveStatus, QueueError> {

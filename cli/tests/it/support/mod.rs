@@ -123,8 +123,9 @@ impl TestApp {
         let source_key = pipeline::keys::original(image_id);
         let meta = pipeline::store::ObjectMeta { content_type: "image/jpeg".into(), cache_control: None };
         self.backends.store.put(&source_key, body.clone().into(), &meta).await.expect("store the original");
+        let upload_tenant = pipeline::tenants::DEFAULT_TENANT;
         let upload = pipeline::jobs::NewUpload {
-            tenant_id: pipeline::tenants::DEFAULT_TENANT,
+            tenant_id: upload_tenant,
             image_id,
             job_id,
             sha256: String::new(),
@@ -138,7 +139,8 @@ impl TestApp {
         };
         pipeline::jobs::record_upload(&self.backends.db, upload).await.expect("record the upload");
         let message = pipeline::message::JobMessage::new(job_id, image_id, source_key);
-        self.backends.queue.send(&message.to_body()).await.expect("enqueue");
+        let message = pipeline::queue::Outgoing::new(message.to_body(), Some(&upload_tenant.to_string()));
+        self.backends.queue.send(&message).await.expect("enqueue");
         job_id
     }
 
