@@ -116,7 +116,7 @@ def fault_line(cluster: Cluster, load: Load) -> str:
 
 
 def run_backend(backend: str, args: argparse.Namespace, rng: random.Random) -> bool:
-    cluster = make(backend, args.binary, args.workers, rng)
+    cluster = make(backend, args.binary, args.workers, rng, args.jobs)
     ok = False
     try:
         load = Load(cluster, rng, args.jobs, args.kill_every, args.duplicate_share, args.window, args.cycles,

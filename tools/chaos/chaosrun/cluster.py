@@ -155,6 +155,16 @@ class Cluster:
         """Job messages still on the job queue (visible or in flight)."""
         raise NotImplementedError
 
+    def diagnose(self) -> list[str]:
+        """What the services are waiting on, when jobs stop moving: every worker's TCP
+        connections (`ss`), and on AWS the emulator requests still unanswered."""
+        lines = []
+        for p in self.workers:
+            out = subprocess.run(["ss", "-tnpH"], capture_output=True, text=True).stdout
+            mine = [ln.split()[0] + " " + " ".join(ln.split()[3:5]) for ln in out.splitlines() if f"pid={p.pid}," in ln]
+            lines.append(f"worker {p.pid}: {len(mine)} connections: {mine[:12]}")
+        return lines
+
     def send_duplicate(self, job: dict) -> None:
         raise NotImplementedError
 
@@ -230,6 +240,13 @@ class AwsCluster(Cluster):
     def event_channels(self) -> tuple[str, ...]:
         return ("sns", "webhook")
 
+    def diagnose(self) -> list[str]:
+        lines = super().diagnose()
+        lines.append(f"emulator requests unanswered: {self.proxy.stuck(5.0) or 'none'}")
+        lines.append(f"ports: emulator proxy {self.proxy.port}, postgres proxy {self.pg_proxy.port}, "
+                     f"moto {self.moto.port}, postgres {self.postgres.port}, redis {self.redis.port}")
+        return lines
+
     def queue_left(self) -> int:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         got = self.sqs.get_queue_attributes(QueueUrl=self.resources.queue_url, AttributeNames=names)["Attributes"]
@@ -238,10 +255,12 @@ class AwsCluster(Cluster):
 
 class EmbeddedCluster(Cluster):
     backend = "embedded"
-    DISK_MB = 64
 
-    def __init__(self, binary: str, workers: int, rng: random.Random, disk_mb: int = DISK_MB) -> None:
-        self.disk_mb = disk_mb
+    def __init__(self, binary: str, workers: int, rng: random.Random, jobs: int) -> None:
+        # Room for every job's original and variants (the largest test image is 0.8 MB,
+        # its variants less), so the disk is full only when the run fills it. tmpfs takes
+        # memory only for what is written.
+        self.disk_mb = 64 + 2 * jobs
         super().__init__(binary, workers, rng)
 
     def _set_up(self) -> None:
@@ -321,6 +340,8 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def make(backend: str, binary: str, workers: int, rng: random.Random) -> Cluster:
-    return {"aws": AwsCluster, "embedded": EmbeddedCluster}[backend](binary, workers, rng)
+def make(backend: str, binary: str, workers: int, rng: random.Random, jobs: int) -> Cluster:
+    if backend == "embedded":
+        return EmbeddedCluster(binary, workers, rng, jobs)
+    return AwsCluster(binary, workers, rng)
 

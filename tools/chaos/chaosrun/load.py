@@ -97,7 +97,10 @@ class Load:
         Idempotency-Key makes a retry after a lost answer (an API killed mid-request)
         find the same job instead of making a second one."""
         key = f"chaos-{self.cluster.run_id}-{i}"
+        give_up = time.time() + 180
         while True:
+            if time.time() > give_up:
+                raise RuntimeError(f"upload {i} not accepted in 180 s of retries: {self.upload_answers}")
             try:
                 with self.upload_gate, urllib.request.urlopen(self._request(i, key), timeout=30) as response:
                     job = json.load(response)
@@ -163,6 +166,8 @@ class Load:
             if not self.fault_thread.is_alive() and time.time() - moved > stall:
                 stuck = [j for j in self.accepted if self.final.get(j) not in FINAL]
                 self.problems.append(f"{len(stuck)} jobs did not move for {stall:.0f} s: {stuck[:5]}")
+                for line in self.cluster.diagnose():
+                    self.problems.append(f"while stuck: {line}")
                 return True
             if self.kills < 3 * self.cluster.worker_count or self.fault_thread.is_alive():
                 self.maybe_kill()

@@ -322,7 +322,15 @@ class HttpFaultProxy(_Listener):
         self.rng = rng
         self.faults: list[Fault] = []
         self.counts = Counts()
+        self.in_flight: dict[int, tuple[str, str, float]] = {}  # thread -> (operation, target, since)
         super().__init__(self._serve_http)
+
+    def stuck(self, older_than: float) -> list[str]:
+        """Requests forwarded to the emulator and not yet answered, oldest first."""
+        now = time.time()
+        with self.lock:
+            items = sorted(self.in_flight.values(), key=lambda v: v[2])
+        return [f"{op} {target[:80]} for {now - since:.0f} s" for op, target, since in items if now - since > older_than]
 
     @property
     def url(self) -> str:
@@ -374,8 +382,15 @@ class HttpFaultProxy(_Listener):
                     upstream = socket.create_connection(self.target)
                     self._track(upstream)
                     up_reader = upstream.makefile("rb")
-                upstream.sendall(request.head + request.body)
-                response, close = read_response(up_reader, request.method)
+                me = threading.get_ident()
+                with self.lock:
+                    self.in_flight[me] = (operation(request), request.target, time.time())
+                try:
+                    upstream.sendall(request.head + request.body)
+                    response, close = read_response(up_reader, request.method)
+                finally:
+                    with self.lock:
+                        self.in_flight.pop(me, None)
                 client.sendall(response)
                 if close or request.headers.get("connection", "").lower() == "close":
                     return
