@@ -28,8 +28,15 @@ use crate::fate::{self, MessageAction, Outcome, Plan, Record};
 use crate::metrics::{self, Stage};
 
 tokio::task_local! {
-    /// The lane of the message being handled, for the engine's CPU slots.
-    static LANE: Lane;
+    /// The message being handled, as its job's steps need it: the lane for
+    /// the engine's CPU slots, and when it was sent for the event's latency.
+    static RECEIVED: Received;
+}
+
+#[derive(Clone, Copy)]
+struct Received {
+    lane: Lane,
+    sent_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// How long the worker that finished a job has to announce it before a
@@ -77,6 +84,14 @@ fn counted_as(outcome: Outcome, plan: Plan) -> metrics::Outcome {
     }
 }
 
+/// How a message's job settled: its outcome, the plan that followed, and
+/// the code of the failure behind it, if any.
+struct Settled {
+    outcome: Outcome,
+    plan: Plan,
+    code: Option<String>,
+}
+
 struct InFlight<'a> {
     worker: &'a Worker,
     message_id: String,
@@ -117,7 +132,7 @@ impl Worker {
             Err(err) => {
                 let plan = fate::plan(Outcome::Unparseable, terms);
                 tracing::error!(message_id = %delivery.message_id, error = %err, ?plan, "unparseable message");
-                self.inner.metrics.outcome(metrics::Outcome::Unparseable);
+                self.inner.metrics.outcome(metrics::Outcome::Unparseable, None);
                 drop(slot);
                 self.act(plan.message, &delivery).await;
                 return;
@@ -136,17 +151,19 @@ impl Worker {
         async {
             // A panic anywhere in the job is contained here and counts as a
             // transient failure of this message only.
-            let work =
-                AssertUnwindSafe(self.with_heartbeat(&delivery, LANE.scope(delivery.lane, self.run(incoming, terms))))
-                    .catch_unwind();
-            let (outcome, plan) = match work.await {
+            let work = AssertUnwindSafe(self.with_heartbeat(
+                &delivery,
+                RECEIVED.scope(Received { lane: delivery.lane, sent_at: delivery.sent_at }, self.run(incoming, terms)),
+            ))
+            .catch_unwind();
+            let Settled { outcome, plan, code } = match work.await {
                 Ok(settled) => settled,
                 Err(_) => {
                     let failure = Failure { job_id, ..Failure::transient("worker-panic", "the job panicked") };
                     self.settle(Handled::failed(failure), terms).await
                 }
             };
-            self.inner.metrics.outcome(counted_as(outcome, plan));
+            self.inner.metrics.outcome(counted_as(outcome, plan), code.as_deref());
             drop(slot);
             self.act(plan.message, &delivery).await;
         }
@@ -157,7 +174,7 @@ impl Worker {
     /// Runs every job the message names to its outcome and settles each.
     /// The message's fate is that of its last job; a job that does not end
     /// in `Delete` stops the rest, which its redelivery finds again.
-    async fn run(&self, incoming: Incoming, terms: fate::Delivery) -> (Outcome, Plan) {
+    async fn run(&self, incoming: Incoming, terms: fate::Delivery) -> Settled {
         let objects = match incoming {
             Incoming::Job(message) => return self.settle(self.process(&message).await, terms).await,
             Incoming::S3TestEvent => {
@@ -166,7 +183,7 @@ impl Worker {
             }
             Incoming::ObjectsCreated(objects) => objects,
         };
-        let mut settled = (Outcome::Nothing, fate::plan(Outcome::Nothing, terms));
+        let mut settled = Settled { outcome: Outcome::Nothing, plan: fate::plan(Outcome::Nothing, terms), code: None };
         for object in objects {
             let handled = match self.job_for_object(&object).await {
                 Ok(Some(message)) => self.process(&message).await,
@@ -174,7 +191,7 @@ impl Worker {
                 Err(failure) => Handled::failed(failure),
             };
             settled = self.settle(handled, terms).await;
-            if settled.1.message != MessageAction::Delete {
+            if settled.plan.message != MessageAction::Delete {
                 break;
             }
         }
@@ -183,30 +200,35 @@ impl Worker {
 
     /// Plans what follows from `handled` and records and announces it. When
     /// that itself fails, the failure is transient and planned in turn.
-    async fn settle(&self, handled: Handled, terms: fate::Delivery) -> (Outcome, Plan) {
+    async fn settle(&self, handled: Handled, terms: fate::Delivery) -> Settled {
         let plan = fate::plan(handled.outcome, terms);
         if let Some(failure) = &handled.failure {
             tracing::warn!(code = %failure.code, error = %failure.message, cause = failure.cause(), ?plan, "job step failed");
         }
         let failure = match self.carry_out(plan, &handled).await {
-            Ok(()) => return (handled.outcome, plan),
+            Ok(()) => {
+                let code = handled.failure.map(|f| f.code);
+                return Settled { outcome: handled.outcome, plan, code };
+            }
             Err(failure) => failure,
         };
         if handled.outcome == Outcome::Transient {
             tracing::error!(code = %failure.code, error = %failure.message, cause = failure.cause(), ?plan, "could not record the job's failure");
-            return (handled.outcome, plan);
+            let code = handled.failure.map(|f| f.code);
+            return Settled { outcome: handled.outcome, plan, code };
         }
         tracing::warn!(code = %failure.code, error = %failure.message, cause = failure.cause(), "could not record or announce the job");
         let failure = match handled.job_id() {
             Some(job_id) => failure.for_job(job_id),
             None => failure,
         };
+        let code = failure.code.clone();
         let handled = Handled { outcome: Outcome::Transient, job: handled.job, failure: Some(failure) };
         let plan = fate::plan(Outcome::Transient, terms);
         if let Err(failure) = self.carry_out(plan, &handled).await {
             tracing::error!(code = %failure.code, error = %failure.message, cause = failure.cause(), ?plan, "could not record the job's failure");
         }
-        (Outcome::Transient, plan)
+        Settled { outcome: Outcome::Transient, plan, code: Some(code) }
     }
 
     /// Writes what the plan records on the job, then announces it if the plan says so.
@@ -410,7 +432,7 @@ impl Worker {
         let (output, sha256) = {
             let stopping =
                 |e| Failure::transient("worker-stopping", "the worker stopped; the job will be retried").caused_by(e);
-            let _bulk = match LANE.try_with(|lane| *lane).unwrap_or_default() {
+            let _bulk = match RECEIVED.try_with(|r| r.lane).unwrap_or_default() {
                 Lane::Bulk => Some(self.inner.bulk_cpu_slots.acquire().await.map_err(stopping)?),
                 Lane::Live => None,
             };
@@ -518,6 +540,10 @@ impl Worker {
         })?;
         self.inner.backends.jobs().mark_event_published(job.id).await?;
         self.inner.metrics.stage(Stage::Publish, started.elapsed());
+        // The objective is about uploads: bulk work is expected to wait.
+        if let Ok(Received { lane: Lane::Live, sent_at: Some(sent) }) = RECEIVED.try_with(|r| *r) {
+            self.inner.metrics.event_sent((Utc::now() - sent).to_std().unwrap_or_default());
+        }
         Ok(())
     }
 }

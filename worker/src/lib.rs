@@ -90,6 +90,8 @@ struct Inner {
 
 /// How often a worker looks for presigned uploads that never came.
 const UPLOAD_SWEEP_PERIOD: Duration = Duration::from_secs(60);
+/// How often a worker samples the depth of its queues for `/metrics`.
+const DEPTH_PERIOD: Duration = Duration::from_secs(15);
 /// How often a worker looks for webhook deliveries that are due.
 const OUTBOX_PERIOD: Duration = Duration::from_millis(500);
 /// How often a worker with no webhooks expires the deliveries others left.
@@ -185,6 +187,30 @@ impl Worker {
         outbox.run(db, period, move |round| worker.inner.metrics.webhooks(round)).await;
     }
 
+    /// Sets the queue-depth gauges every [`DEPTH_PERIOD`], forever: the
+    /// backlog and the dead letters on the dashboards of a deployment whose
+    /// queue service has no metrics of its own (the queue table).
+    async fn sample_queue_depths(self) {
+        let backends = &self.inner.backends;
+        let queues = [
+            ("live", Some(&backends.queue)),
+            ("bulk", backends.bulk.as_ref()),
+            ("live_dlq", backends.dead_letters.as_ref()),
+            ("bulk_dlq", backends.bulk_dead_letters.as_ref()),
+        ];
+        let mut ticks = tokio::time::interval(DEPTH_PERIOD);
+        loop {
+            ticks.tick().await;
+            for (name, queue) in queues {
+                let Some(queue) = queue else { continue };
+                match queue.approximate_depth().await {
+                    Ok(depth) => self.inner.metrics.queue_depth(name, depth),
+                    Err(err) => tracing::debug!(queue = name, error = %err, "could not sample the queue's depth"),
+                }
+            }
+        }
+    }
+
     /// Keeps up to the configured number of jobs in flight until `shutdown`
     /// resolves. Then it stops receiving and gives the jobs in flight up to
     /// `deadline` to finish; the messages of jobs still unfinished are
@@ -207,6 +233,7 @@ impl Worker {
             }
         });
         let outbox = tokio::spawn(self.clone().deliver_webhooks());
+        let depths = tokio::spawn(self.clone().sample_queue_depths());
         loop {
             let first = tokio::select! {
                 () = &mut shutdown => break,
@@ -261,6 +288,7 @@ impl Worker {
         }
 
         sweeper.abort();
+        depths.abort();
         // A delivery cut short is leased, and due again when the lease ends.
         outbox.abort();
         tracing::info!(in_flight = tasks.len(), "shutting down: finishing jobs in flight");

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -10,7 +10,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// How the handling of one message ended.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Outcome {
     /// Variants stored and recorded.
     Succeeded,
@@ -28,8 +28,28 @@ pub enum Outcome {
     Ignored,
 }
 
+impl Outcome {
+    /// The label value: snake_case, as Prometheus names go.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Dead => "dead",
+            Self::Retried => "retried",
+            Self::Duplicate => "duplicate",
+            Self::Unparseable => "unparseable",
+            Self::Ignored => "ignored",
+        }
+    }
+
+    /// Whether the outcome is a failure, whose code the metric carries.
+    fn failed(self) -> bool {
+        matches!(self, Self::Failed | Self::Dead | Self::Retried)
+    }
+}
+
 /// A timed step of a job.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Stage {
     /// Reading the original from the store.
     Download,
@@ -49,15 +69,49 @@ pub enum Stage {
     Publish,
 }
 
+impl Stage {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Download => "download",
+            Self::Decode => "decode",
+            Self::Resize => "resize",
+            Self::Encode => "encode",
+            Self::Placeholder => "placeholder",
+            Self::Upload => "upload",
+            Self::Db => "db",
+            Self::Publish => "publish",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
-    outcome: Outcome,
+    outcome: &'static str,
+    /// The failure's stable code (a fixed set), empty when nothing failed.
+    code: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabels {
-    stage: Stage,
+    stage: &'static str,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ObjectiveLabels {
+    /// `true` when the event went out within [`EVENT_OBJECTIVE`] of the upload.
+    within_objective: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    /// `live`, `bulk`, `live_dlq` or `bulk_dlq`.
+    queue: &'static str,
+}
+
+/// The service level objective for a job's event: out within a minute of
+/// the upload (`docs/operations.md`, SLOs).
+pub const EVENT_OBJECTIVE: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LaneLabels {
@@ -85,6 +139,9 @@ pub struct Metrics {
     stages: HistogramFamily<StageLabels>,
     queue_lag: HistogramFamily<LaneLabels>,
     received: Family<LaneLabels, Counter>,
+    upload_to_event: Histogram,
+    events: Family<ObjectiveLabels, Counter>,
+    queue_messages: Family<QueueLabels, Gauge>,
     in_flight: Gauge,
     retries: Counter,
     dead_letters: Counter,
@@ -98,11 +155,31 @@ impl Default for Metrics {
         let stages: HistogramFamily<StageLabels> = Family::new_with_constructor(seconds_histogram);
         let queue_lag: HistogramFamily<LaneLabels> = Family::new_with_constructor(seconds_histogram);
         let received = Family::<LaneLabels, Counter>::default();
+        // Bounds an operator reads the objective against: 60 s is one.
+        let upload_to_event =
+            Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0]);
+        let events = Family::<ObjectiveLabels, Counter>::default();
+        let queue_messages = Family::<QueueLabels, Gauge>::default();
         let in_flight = Gauge::default();
         let retries = Counter::default();
         let dead_letters = Counter::default();
         let webhooks = Family::<WebhookLabels, Counter>::default();
-        registry.register("jobs", "Messages handled, by outcome", jobs.clone());
+        registry.register("jobs", "Messages handled, by outcome and failure code", jobs.clone());
+        registry.register(
+            "upload_to_event_seconds",
+            "Time from an upload's arrival in the queue to its outcome event, live lane",
+            upload_to_event.clone(),
+        );
+        registry.register(
+            "events",
+            "Outcome events of the live lane, by whether they met the 60 s objective",
+            events.clone(),
+        );
+        registry.register(
+            "queue_messages",
+            "Messages waiting or in flight, per queue, sampled every 15 s",
+            queue_messages.clone(),
+        );
         registry.register("stage_seconds", "Time spent in each job stage", stages.clone());
         registry.register("queue_lag_seconds", "Time from send to receive, by lane", queue_lag.clone());
         registry.register(
@@ -118,14 +195,28 @@ impl Default for Metrics {
             "Webhook delivery attempts by result; expired ones wait in `image-service webhooks failed`",
             webhooks.clone(),
         );
-        Self { registry, jobs, stages, queue_lag, received, in_flight, retries, dead_letters, webhooks }
+        Self {
+            registry,
+            jobs,
+            stages,
+            queue_lag,
+            received,
+            upload_to_event,
+            events,
+            queue_messages,
+            in_flight,
+            retries,
+            dead_letters,
+            webhooks,
+        }
     }
 }
 
 impl Metrics {
-    /// Counts one handled message.
-    pub fn outcome(&self, outcome: Outcome) {
-        self.jobs.get_or_create(&OutcomeLabels { outcome }).inc();
+    /// Counts one handled message, with the code of its failure.
+    pub fn outcome(&self, outcome: Outcome, code: Option<&str>) {
+        let code = if outcome.failed() { code.unwrap_or_default().to_owned() } else { String::new() };
+        self.jobs.get_or_create(&OutcomeLabels { outcome: outcome.as_str(), code }).inc();
         match outcome {
             Outcome::Retried => {
                 self.retries.inc();
@@ -139,7 +230,19 @@ impl Metrics {
 
     /// Records how long a stage took.
     pub fn stage(&self, stage: Stage, took: Duration) {
-        self.stages.get_or_create(&StageLabels { stage }).observe(took.as_secs_f64());
+        self.stages.get_or_create(&StageLabels { stage: stage.as_str() }).observe(took.as_secs_f64());
+    }
+
+    /// Records an outcome event that went out `took` after its upload.
+    pub fn event_sent(&self, took: Duration) {
+        self.upload_to_event.observe(took.as_secs_f64());
+        let within_objective = if took <= EVENT_OBJECTIVE { "true" } else { "false" };
+        self.events.get_or_create(&ObjectiveLabels { within_objective }).inc();
+    }
+
+    /// Sets the sampled depth of `queue`.
+    pub fn queue_depth(&self, queue: &'static str, depth: u64) {
+        self.queue_messages.get_or_create(&QueueLabels { queue }).set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     /// Counts a received message of `lane`.
@@ -181,14 +284,29 @@ mod tests {
     #[test]
     fn outcomes_and_stages_show_up_in_the_exposition() {
         let metrics = Metrics::default();
-        metrics.outcome(Outcome::Succeeded);
-        metrics.outcome(Outcome::Retried);
+        metrics.outcome(Outcome::Succeeded, None);
+        metrics.outcome(Outcome::Retried, Some("store-unavailable"));
+        metrics.outcome(Outcome::Duplicate, Some("not-a-failure"));
         metrics.stage(Stage::Encode, Duration::from_millis(30));
+        metrics.event_sent(Duration::from_secs(3));
+        metrics.event_sent(Duration::from_secs(61));
+        metrics.queue_depth("bulk_dlq", 4);
 
         let text = metrics.render();
 
-        assert!(text.contains("image_worker_jobs_total{outcome=\"Succeeded\"} 1"), "{text}");
-        assert!(text.contains("image_worker_retries_total 1"), "{text}");
-        assert!(text.contains("image_worker_stage_seconds_count{stage=\"Encode\"} 1"), "{text}");
+        for expected in [
+            "image_worker_jobs_total{outcome=\"succeeded\",code=\"\"} 1",
+            "image_worker_jobs_total{outcome=\"retried\",code=\"store-unavailable\"} 1",
+            "image_worker_jobs_total{outcome=\"duplicate\",code=\"\"} 1",
+            "image_worker_retries_total 1",
+            "image_worker_stage_seconds_count{stage=\"encode\"} 1",
+            "image_worker_upload_to_event_seconds_bucket{le=\"60.0\"} 1",
+            "image_worker_upload_to_event_seconds_count 2",
+            "image_worker_events_total{within_objective=\"true\"} 1",
+            "image_worker_events_total{within_objective=\"false\"} 1",
+            "image_worker_queue_messages{queue=\"bulk_dlq\"} 4",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
     }
 }

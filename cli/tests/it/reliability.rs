@@ -394,7 +394,7 @@ async fn a_panicking_job_is_retried_and_the_worker_survives() {
     assert_eq!(done["attempts"], 2, "the panic counted as one failed attempt");
     assert_eq!(aws.take_events(1).await.len(), 1);
     let metrics = worker.metrics_text();
-    assert!(metrics.contains("image_worker_jobs_total{outcome=\"Retried\"} 1"), "{metrics}");
+    assert!(metrics.contains("image_worker_jobs_total{outcome=\"retried\",code=\"worker-panic\"} 1"), "{metrics}");
 }
 
 #[tokio::test]
@@ -419,6 +419,45 @@ async fn sigterm_past_the_deadline_releases_the_message_at_once() {
 }
 
 #[tokio::test]
+async fn a_running_worker_reports_the_depth_of_each_queue() {
+    // Arrange: on the embedded defaults, one dead-lettered message.
+    let dir = TempDir::new().expect("temp dir");
+    let settings = base_settings(dir.path(), db::sqlite(&dir));
+    let app = TestApp::spawn(&settings).await;
+    let dlq = app.backends.dead_letters.clone().expect("the table queue has a DLQ");
+    dlq.send(&pipeline::queue::Outgoing::new("poison", None)).await.expect("send");
+
+    // Act: the worker runs until its first sample is in.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.worker.clone().run_until_stopped(
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = app.worker.metrics_text();
+        if text.contains("image_worker_queue_messages{queue=\"bulk_dlq\"}") || tokio::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = stop.send(());
+    running.await.expect("worker stopped");
+
+    // Assert: every queue of both lanes is on the gauge.
+    for expected in [
+        "image_worker_queue_messages{queue=\"live_dlq\"} 1",
+        "image_worker_queue_messages{queue=\"bulk_dlq\"} 0",
+        "image_worker_queue_messages{queue=\"bulk\"} 0",
+        "image_worker_queue_messages{queue=\"live\"} 0",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}
+
+#[tokio::test]
 async fn metrics_count_outcomes_and_time_each_stage() {
     // Arrange
     let Aws { app, .. } = aws(|_| {}).await;
@@ -434,15 +473,17 @@ async fn metrics_count_outcomes_and_time_each_stage() {
 
     // Assert
     for expected in [
-        "image_worker_jobs_total{outcome=\"Succeeded\"} 1",
-        "image_worker_jobs_total{outcome=\"Failed\"} 1",
-        "image_worker_stage_seconds_count{stage=\"Download\"} 2",
-        "image_worker_stage_seconds_count{stage=\"Decode\"} 1",
-        "image_worker_stage_seconds_count{stage=\"Resize\"} 1",
-        "image_worker_stage_seconds_count{stage=\"Encode\"} 1",
-        "image_worker_stage_seconds_count{stage=\"Upload\"} 1",
-        "image_worker_stage_seconds_count{stage=\"Db\"} 1",
-        "image_worker_stage_seconds_count{stage=\"Publish\"} 2",
+        "image_worker_jobs_total{outcome=\"succeeded\",code=\"\"} 1",
+        "image_worker_jobs_total{outcome=\"failed\",code=\"unsupported-format\"} 1",
+        "image_worker_events_total{within_objective=\"true\"} 2",
+        "image_worker_upload_to_event_seconds_count 2",
+        "image_worker_stage_seconds_count{stage=\"download\"} 2",
+        "image_worker_stage_seconds_count{stage=\"decode\"} 1",
+        "image_worker_stage_seconds_count{stage=\"resize\"} 1",
+        "image_worker_stage_seconds_count{stage=\"encode\"} 1",
+        "image_worker_stage_seconds_count{stage=\"upload\"} 1",
+        "image_worker_stage_seconds_count{stage=\"db\"} 1",
+        "image_worker_stage_seconds_count{stage=\"publish\"} 2",
         "image_worker_queue_lag_seconds_count{lane=\"live\"} 2",
         "image_worker_jobs_in_flight 0",
     ] {
@@ -505,5 +546,5 @@ async fn an_unparseable_message_is_left_for_the_dead_letter_queue() {
     assert_eq!(receives, 3, "received up to the redrive limit, never deleted");
     assert_eq!(aws.depth(&aws.dlq_url).await, 1);
     assert_eq!(aws.depth(&aws.queue_url).await, 0);
-    assert!(app.worker.metrics_text().contains("image_worker_jobs_total{outcome=\"Unparseable\"} 3"));
+    assert!(app.worker.metrics_text().contains("image_worker_jobs_total{outcome=\"unparseable\",code=\"\"} 3"));
 }
