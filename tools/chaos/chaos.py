@@ -140,6 +140,8 @@ def run_backend(backend: str, args: argparse.Namespace, rng: random.Random) -> b
             result.bad("run", f"still owed after {EVENT_DEADLINE:.0f} s: {what}")
         for problem in load.problems:
             result.bad("fault", problem)
+        for note in load.notes:
+            print(f"[{backend}] note: {note}")
         for name in load.faults_missing:
             print(f"[{backend}] fault not injected: {name}")
         for line in result.mismatches[:200]:

@@ -67,6 +67,7 @@ class Load:
     upload_answers: dict[int, int] = field(default_factory=dict)  # status -> count, while retrying
     full_disk_answers: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # what the service did wrong under a fault
+    notes: list[str] = field(default_factory=list)  # what the run saw, to read beside the problems
     redis_probes: int = 0
     recovered_after: list[float] = field(default_factory=list)
 
@@ -166,8 +167,7 @@ class Load:
             if not self.fault_thread.is_alive() and time.time() - moved > stall:
                 stuck = [j for j in self.accepted if self.final.get(j) not in FINAL]
                 self.problems.append(f"{len(stuck)} jobs did not move for {stall:.0f} s: {stuck[:5]}")
-                for line in self.cluster.diagnose():
-                    self.problems.append(f"while stuck: {line}")
+                self.notes += [f"while stuck: {line}" for line in self.cluster.diagnose()]
                 return True
             if self.kills < 3 * self.cluster.worker_count or self.fault_thread.is_alive():
                 self.maybe_kill()
