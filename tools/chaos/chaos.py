@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "lib"))
 
-from chaosrun import ledger  # noqa: E402
+from chaosrun import ledger, selftest  # noqa: E402
 from chaosrun.cluster import BACKENDS, Cluster, make  # noqa: E402
 from chaosrun.load import FINAL, Load  # noqa: E402
 
@@ -128,6 +128,8 @@ def run_backend(backend: str, args: argparse.Namespace, rng: random.Random) -> b
         settled = load.settle(args.timeout)
         say(backend, "settled; waiting for events, queue and webhook deliveries")
         missing = wait_for_effects(cluster, load, EVENT_DEADLINE)
+        if missing:
+            load.notes += [f"while owed: {line}" for line in cluster.diagnose()]
         load.refresh_final()
         say(backend, "checking the ledger")
         elapsed = time.time() - started
@@ -176,6 +178,10 @@ def main() -> int:
     # A SIGTERM (a CI timeout) still runs the clean-up: servers stopped, tmpfs unmounted.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args()
+    wrong = selftest.run()
+    if wrong:
+        print("the ledger's self-test failed:\n  " + "\n  ".join(wrong))
+        return 1
     rng = random.Random(int(os.environ.get("CHAOS_SEED", "7")))
     backends = BACKENDS if args.backend == "both" else (args.backend,)
     started = time.time()

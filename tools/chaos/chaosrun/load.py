@@ -204,7 +204,7 @@ class Load:
                 ("postgres-restart", lambda: c.postgres.restart(3.0)),
                 ("postgres-blackhole", lambda: c.pg_proxy.blackhole(2.0)),
                 ("redis-outage", self._redis_outage),
-                ("webhook-503", lambda: c.webhook.outage(w, 0.5)),
+                ("webhook-503", self._webhook_outage),
             ]
         else:
             if c.disk is not None:
@@ -214,7 +214,7 @@ class Load:
             steps += [
                 ("api-restart", self._restart_api),
                 ("redis-outage", self._redis_outage),
-                ("webhook-503", lambda: c.webhook.outage(w, 0.5)),
+                ("webhook-503", self._webhook_outage),
             ]
         steps.append(("api-restart", self._restart_api))
         total = len(steps) * self.cycles
@@ -239,9 +239,23 @@ class Load:
             self.cluster.restart_api()
 
     def _http_fault(self, name: str, match, share: float, answer=None, delay=None, reset=False) -> None:
-        self.cluster.proxy.inject(px.Fault(name, match, share, time.time() + self.window, answer=answer, delay=delay,
-                                           reset=reset))
+        """Injects the fault for one window, kept on (up to 3 windows) until it has hit once."""
+        started = time.time()
+        fault = px.Fault(name, match, share, started + 3 * self.window, answer=answer, delay=delay, reset=reset)
+        self.cluster.proxy.inject(fault)
         time.sleep(self.window)
+        while not self.cluster.proxy.counts.injected.get(name) and time.time() < fault.until:
+            time.sleep(0.2)
+        fault.until = time.time()
+
+    def _webhook_outage(self) -> None:
+        """The receiver refuses half the deliveries for one window, longer (up to 3) until one was refused."""
+        hook, before = self.cluster.webhook, self.cluster.webhook.refused
+        hook.fail_share, hook.fail_until = 0.5, time.time() + 3 * self.window
+        time.sleep(self.window)
+        while hook.refused == before and time.time() < hook.fail_until:
+            time.sleep(0.2)
+        hook.fail_until = time.time()
 
     def _emulator_resets(self) -> None:
         self.cluster.proxy.reset_all()

@@ -39,9 +39,15 @@ def _shut(sock: socket.socket) -> None:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Closes with an RST instead of a FIN (SO_LINGER 0), as a crashed peer's kernel does."""
+    """Closes with an RST instead of a FIN (SO_LINGER 0), as a crashed peer's kernel does.
+
+    close() alone does nothing on the wire while another thread is blocked in recv() on
+    the socket (that call holds the kernel's socket open): the peer would wait forever
+    for an answer that no thread will forward. shutdown(SHUT_RD) wakes that recv first;
+    the RST goes out when the last reference is dropped."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RD)
     except OSError:
         pass
     sock.close()
