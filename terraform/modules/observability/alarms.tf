@@ -1,12 +1,27 @@
-# Every alarm notifies the ops topic on ALARM and on OK.
+# Every alarm notifies the ops topic on ALARM and on OK, and its description ends with the link
+# to its runbook (docs/runbooks/<page>.md: what it means, how to confirm it, what to do).
 
 locals {
   alarm_actions = [var.ops_topic_arn]
+
+  # One page per alarm, named like the alarm (the burn-rate pairs share their SLO's page).
+  runbook_pages = [
+    "dlq-not-empty",
+    "bulk-dlq-not-empty",
+    "oldest-job-age",
+    "worker-error-rate",
+    "api-5xx",
+    "rds-cpu",
+    "rds-free-storage",
+    "slo-job-events-burn-rate",
+    "slo-api-availability-burn-rate",
+  ]
+  runbook_url = { for page in local.runbook_pages : page => "${trimsuffix(var.runbook_base_url, "/")}/${page}.md" }
 }
 
 resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
   alarm_name          = "${var.name}-dlq-not-empty"
-  alarm_description   = "Poison jobs are waiting in the DLQ: inspect, then `image-service replay dlq`."
+  alarm_description   = "Poison jobs are waiting in the DLQ: inspect, then `image-service replay dlq`. Runbook: ${local.runbook_url["dlq-not-empty"]}"
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = var.dlq_name }
@@ -26,7 +41,7 @@ resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
 # times. `replay dlq` redrives this DLQ too, into the bulk queue.
 resource "aws_cloudwatch_metric_alarm" "bulk_dlq_not_empty" {
   alarm_name          = "${var.name}-bulk-dlq-not-empty"
-  alarm_description   = "Poison replay or reprocessing jobs are waiting in the bulk DLQ: inspect, then `image-service replay dlq`."
+  alarm_description   = "Poison replay or reprocessing jobs are waiting in the bulk DLQ: inspect, then `image-service replay dlq`. Runbook: ${local.runbook_url["bulk-dlq-not-empty"]}"
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = var.bulk_dlq_name }
@@ -46,7 +61,7 @@ resource "aws_cloudwatch_metric_alarm" "bulk_dlq_not_empty" {
 # expected to wait there (the dashboard shows its age).
 resource "aws_cloudwatch_metric_alarm" "oldest_job_age" {
   alarm_name          = "${var.name}-oldest-job-age"
-  alarm_description   = "The oldest job has waited over ${var.oldest_message_age_threshold_seconds} s: workers are stuck or at their maximum."
+  alarm_description   = "The oldest job has waited over ${var.oldest_message_age_threshold_seconds} s: workers are stuck or at their maximum. Runbook: ${local.runbook_url["oldest-job-age"]}"
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateAgeOfOldestMessage"
   dimensions          = { QueueName = var.queue_name }
@@ -68,7 +83,7 @@ resource "aws_cloudwatch_metric_alarm" "oldest_job_age" {
 # zero; FILL keeps a lane that reports nothing (an idle bulk lane) from blanking the sum.
 resource "aws_cloudwatch_metric_alarm" "worker_error_rate" {
   alarm_name          = "${var.name}-worker-error-rate"
-  alarm_description   = "Worker ERROR lines exceed ${var.worker_error_rate_threshold_percent}% of received jobs."
+  alarm_description   = "Worker ERROR lines exceed ${var.worker_error_rate_threshold_percent}% of received jobs. Runbook: ${local.runbook_url["worker-error-rate"]}"
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.worker_error_rate_threshold_percent
   evaluation_periods  = 1
@@ -126,7 +141,7 @@ resource "aws_cloudwatch_metric_alarm" "worker_error_rate" {
 
 resource "aws_cloudwatch_metric_alarm" "api_5xx" {
   alarm_name          = "${var.name}-api-5xx"
-  alarm_description   = "The API returned more than ${var.api_5xx_threshold} 5xx responses in 5 minutes."
+  alarm_description   = "The API returned more than ${var.api_5xx_threshold} 5xx responses in 5 minutes. Runbook: ${local.runbook_url["api-5xx"]}"
   namespace           = "AWS/ApplicationELB"
   metric_name         = "HTTPCode_Target_5XX_Count"
   dimensions          = { LoadBalancer = var.alb_arn_suffix, TargetGroup = var.target_group_arn_suffix }
@@ -144,7 +159,7 @@ resource "aws_cloudwatch_metric_alarm" "api_5xx" {
 
 resource "aws_cloudwatch_metric_alarm" "rds_cpu" {
   alarm_name          = "${var.name}-rds-cpu"
-  alarm_description   = "Postgres CPU above ${var.rds_cpu_threshold_percent}% for 15 minutes."
+  alarm_description   = "Postgres CPU above ${var.rds_cpu_threshold_percent}% for 15 minutes. Runbook: ${local.runbook_url["rds-cpu"]}"
   namespace           = "AWS/RDS"
   metric_name         = "CPUUtilization"
   dimensions          = { DBInstanceIdentifier = var.db_instance_id }
@@ -162,7 +177,7 @@ resource "aws_cloudwatch_metric_alarm" "rds_cpu" {
 
 resource "aws_cloudwatch_metric_alarm" "rds_free_storage" {
   alarm_name          = "${var.name}-rds-free-storage"
-  alarm_description   = "Postgres free storage below ${var.rds_free_storage_threshold_bytes} bytes."
+  alarm_description   = "Postgres free storage below ${var.rds_free_storage_threshold_bytes} bytes. Runbook: ${local.runbook_url["rds-free-storage"]}"
   namespace           = "AWS/RDS"
   metric_name         = "FreeStorageSpace"
   dimensions          = { DBInstanceIdentifier = var.db_instance_id }

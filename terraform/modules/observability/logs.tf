@@ -34,3 +34,16 @@ resource "aws_cloudwatch_log_metric_filter" "worker_errors" {
     unit          = "Count"
   }
 }
+
+# Embedded-metric-format events from the ADOT sidecars (modules/compute/ecs): CloudWatch Logs
+# extracts the metrics into local.metric_namespace as they arrive, so the events themselves are
+# needed only briefly. Seven days keeps them for a look at the raw samples at a seventh of the
+# ingestion-plus-storage cost of the service logs' retention.
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format.html
+resource "aws_cloudwatch_log_group" "metrics" {
+  name              = "/ecs/${var.name}/metrics"
+  retention_in_days = var.metrics_log_retention_days
+  kms_key_id        = var.kms_key_arn
+
+  tags = var.tags
+}

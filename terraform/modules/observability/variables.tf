@@ -14,6 +14,12 @@ variable "log_retention_days" {
   default     = 90
 }
 
+variable "metrics_log_retention_days" {
+  description = "Retention of the EMF log group (the metrics are extracted on arrival; the events are only for a look at raw samples)."
+  type        = number
+  default     = 7
+}
+
 variable "ops_topic_arn" {
   description = "Encrypted SNS topic every alarm notifies (email, Slack)."
   type        = string
@@ -97,6 +103,12 @@ variable "rds_free_storage_threshold_bytes" {
   description = "Alarm when RDS free storage falls below this."
   type        = number
   default     = 2147483648 # 2 GiB
+}
+
+variable "runbook_base_url" {
+  description = "Where the runbook pages live (docs/runbooks of this repository, e.g. https://github.com/ORG/REPO/blob/main/docs/runbooks); every alarm description links to its page there."
+  type        = string
+  default     = "docs/runbooks"
 }
 
 variable "tags" {

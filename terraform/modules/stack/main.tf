@@ -137,6 +137,8 @@ module "compute" {
   task_role_arns               = module.iam.task_role_arns
   execution_role_arn           = module.iam.execution_role_arn
   log_group_names              = module.observability.log_group_names
+  metrics_namespace            = module.observability.metric_namespace
+  metrics_log_group            = module.observability.metrics_log_group
   db_secret_arn                = module.data.db_master_secret_arn
   db_app_secret_arn            = module.data.db_app_secret_arn
   admin_api_key_secret_arn     = module.data.admin_api_key_secret_arn
@@ -214,6 +216,7 @@ module "observability" {
   alb_arn_suffix          = module.compute.alb_arn_suffix
   target_group_arn_suffix = module.compute.target_group_arn_suffix
   db_instance_id          = module.data.db_instance_id
+  runbook_base_url        = var.runbook_base_url
   tags                    = local.tags
 }
 

@@ -309,3 +309,9 @@ variable "log_retention_days" {
   type        = number
   default     = 90
 }
+
+variable "runbook_base_url" {
+  description = "Where docs/runbooks of this repository is read (e.g. https://github.com/ORG/REPO/blob/main/docs/runbooks); every alarm links its page there."
+  type        = string
+  default     = "docs/runbooks"
+}

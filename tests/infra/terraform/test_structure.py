@@ -1100,7 +1100,15 @@ def test_alarms_cover_the_pipeline_and_notify_the_ops_topic(tree):
     assert metric["rds_free_storage"] == "FreeStorageSpace"
     assert "worker_error_rate" in alarms
     for name, alarm in alarms.items():
+        if name == "burn_rate_window":
+            # Each window of a burn-rate pair alarms alone silently; its pair's composite
+            # alarm notifies (test_slo_alarms.py).
+            assert attr(alarm.body, "alarm_actions") == [] and attr(alarm.body, "ok_actions") == [], name
+            continue
         assert attr(alarm.body, "alarm_actions") == "${local.alarm_actions}", name
+    for composite in tree.resources("aws_cloudwatch_composite_alarm", "modules/observability"):
+        assert attr(composite.body, "alarm_actions") == "${local.alarm_actions}", composite
+        assert attr(composite.body, "ok_actions") == "${local.alarm_actions}", composite
     assert tree.locals("modules/observability")["alarm_actions"] == ["${var.ops_topic_arn}"]
     assert tree.resources("aws_cloudwatch_dashboard")
 

@@ -219,7 +219,7 @@ resource "aws_ecs_task_definition" "api" {
   memory                   = var.api.memory
   execution_role_arn       = var.execution_role_arn
   task_role_arn            = var.task_role_arns.api
-  container_definitions    = jsonencode([local.api_container])
+  container_definitions    = jsonencode([local.api_container, local.adot_containers.api])
 
   runtime_platform {
     operating_system_family = "LINUX"
@@ -250,7 +250,7 @@ resource "aws_ecs_task_definition" "worker" {
   memory                   = var.worker.memory
   execution_role_arn       = var.execution_role_arn
   task_role_arn            = var.task_role_arns.worker
-  container_definitions    = jsonencode([local.worker_container])
+  container_definitions    = jsonencode([local.worker_container, local.adot_containers.worker])
 
   runtime_platform {
     operating_system_family = "LINUX"

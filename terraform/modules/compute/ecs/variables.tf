@@ -308,3 +308,27 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "adot_collector_image" {
+  description = "AWS Distro for OpenTelemetry collector image of the metrics sidecars, pinned by digest (a public tag can move; the service image is pinned by its immutable ECR tag instead). Check a new one with `docker buildx imagetools inspect IMAGE`."
+  type        = string
+  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.48.0@sha256:9b28046359054b414f4ba76056ba4e8cffda2d53fbcee06171d7eeecd71326c3"
+
+  validation {
+    condition     = can(regex("^[^@]+:[^@/]+@sha256:[0-9a-f]{64}$", var.adot_collector_image))
+    error_message = "adot_collector_image must be REPOSITORY:TAG@sha256:DIGEST."
+  }
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace the sidecars publish the services' metrics to (the observability module's)."
+  type        = string
+}
+
+variable "metrics_log_group" {
+  description = "Log group for the sidecars' EMF events, from the observability module: name and arn."
+  type = object({
+    name = string
+    arn  = string
+  })
+}
