@@ -53,6 +53,31 @@ locals {
       ]
       stat = "Average"
     },
+    # The services' own metrics, from the ADOT sidecars' EMF (modules/compute/ecs/metrics.tf).
+    {
+      title = "Jobs by outcome and error code"
+      metrics = [
+        [{ expression = "SEARCH('{${local.metric_namespace},code,outcome} MetricName=\"image_worker_jobs_total\"', 'Sum', 60)", label = "", id = "jobs" }],
+      ]
+      stat = "Sum"
+    },
+    {
+      title = "SLO 1: outcome events within 60 s of the upload"
+      metrics = [
+        [{ expression = "100 * FILL(good, 0) / MAX([FILL(good, 0) + FILL(bad, 0), 1])", label = "% within 60 s (objective 99)", id = "sli" }],
+        [local.metric_namespace, "image_worker_events_total", "within_objective", "true", { id = "good", visible = false }],
+        [local.metric_namespace, "image_worker_events_total", "within_objective", "false", { id = "bad", visible = false }],
+      ]
+      stat = "Sum"
+    },
+    {
+      title = "Webhook deliveries retried, expired"
+      metrics = [
+        [local.metric_namespace, "image_worker_webhook_deliveries_total", "result", "retried"],
+        [local.metric_namespace, "image_worker_webhook_deliveries_total", "result", "expired"],
+      ]
+      stat = "Sum"
+    },
     {
       title   = "Worker errors"
       metrics = [[local.metric_namespace, "WorkerErrors"]]
