@@ -155,6 +155,14 @@ class Cluster:
         """Job messages still on the job queue (visible or in flight)."""
         raise NotImplementedError
 
+    def finished(self) -> int:
+        """Jobs in a final state now (read straight from the database); -1 if it can't be read."""
+        try:
+            rows = self.query("SELECT COUNT(*) AS n FROM jobs WHERE status IN ('succeeded', 'failed', 'dead')")
+            return int(rows[0]["n"])
+        except (subprocess.CalledProcessError, sqlite3.Error, OSError):
+            return -1  # Postgres restarting: no kill this time
+
     def diagnose(self) -> list[str]:
         """What the services are waiting on, when jobs stop moving: every worker's TCP
         connections (`ss`), and on AWS the emulator requests still unanswered."""

@@ -293,8 +293,13 @@ def _check_leftovers(cluster, led, accepted, jobs, variants, objects) -> None:
         else:
             led.bad(f"job {job_id}", f"in the database ({row['status']}) but no client was given it")
     named = {r["object_key"] for rows in variants.values() for r in rows}
+    # An unfinished job's attempt may have stored objects before it was killed: that
+    # job is already counted lost; only a final job's extra objects are effects.
+    final_images = {row["image_id"] for row in jobs.values() if row["status"] in FINAL}
     for key in objects:
-        if key.startswith(("variants/", "private/")) and key not in named and "/.tmp-" not in f"/{key}":
+        image = key.split("/")[1] if key.count("/") >= 2 else ""
+        if (key.startswith(("variants/", "private/")) and key not in named and "/.tmp-" not in f"/{key}"
+                and image in final_images):
             led.duplicate_effects += 1
             led.bad(f"object {key}", "stored, but no variant row names it")
     left = cluster.queue_left()

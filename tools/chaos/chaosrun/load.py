@@ -58,10 +58,12 @@ class Load:
     api_kill: str = "anytime"
     accepted: dict[str, Accepted] = field(default_factory=dict)
     final: dict[str, str] = field(default_factory=dict)  # job id -> last status the API gave
+    attempts: dict[str, int] = field(default_factory=dict)  # job id -> its attempts then
     done: int = 0
     kills: int = 0
     duplicates_sent: int = 0
     next_kill: float = 0.0
+    finished_at_kill: int = -1  # jobs final at the last kill
     faults_done: list[str] = field(default_factory=list)
     faults_missing: list[str] = field(default_factory=list)  # planned but not injectable here
     upload_answers: dict[int, int] = field(default_factory=dict)  # status -> count, while retrying
@@ -126,10 +128,18 @@ class Load:
         self.duplicates_sent += 1
 
     def maybe_kill(self) -> None:
-        if time.time() >= self.next_kill:
-            self.cluster.kill_worker(self.rng.randrange(self.cluster.worker_count))
-            self.kills += 1
-            self.next_kill = time.time() + self.kill_every
+        """Kills a worker every `kill_every` seconds, but only once some job finished since
+        the last kill: on a slow (or busy) machine a job may outlast the interval, and
+        kills that always come first would only ever retry it."""
+        if time.time() < self.next_kill:
+            return
+        finished = self.cluster.finished()
+        if finished <= self.finished_at_kill:
+            return
+        self.cluster.kill_worker(self.rng.randrange(self.cluster.worker_count))
+        self.kills += 1
+        self.finished_at_kill = finished
+        self.next_kill = time.time() + self.kill_every
 
     def upload_all(self) -> None:
         self.next_kill = time.time() + self.kill_every
@@ -146,7 +156,9 @@ class Load:
         poll = urllib.request.Request(f"{self.cluster.api_url}/v1/jobs/{job_id}", headers=self.auth)
         try:
             with urllib.request.urlopen(poll, timeout=10) as response:
-                return json.load(response)["status"]
+                view = json.load(response)
+                self.attempts[job_id] = view.get("attempts")
+                return view["status"]
         except (urllib.error.URLError, OSError, ValueError):
             return None  # the API is being restarted, or a backing service is down: later
 
@@ -158,9 +170,9 @@ class Load:
         deadline, moved = time.time() + timeout, time.time()
         while time.time() < deadline:
             for j in [j for j in self.accepted if self.final.get(j) not in FINAL]:
-                before = self.final.get(j)
+                before = (self.final.get(j), self.attempts.get(j))
                 self.final[j] = self.status(j) or self.final.get(j, "unknown")
-                if self.final[j] != before:
+                if (self.final[j], self.attempts.get(j)) != before:
                     moved = time.time()
             if all(self.final.get(j) in FINAL for j in self.accepted) and not self.fault_thread.is_alive():
                 return True
