@@ -2,12 +2,12 @@
 # and keys only); a job that fails max_receive_count times lands in its lane's DLQ, where
 # `image-service replay dlq` picks it up.
 #
-# - jobs: live uploads (the api, and S3's uploads/ notifications);
-# - jobs-bulk: operators' replays and reprocessing (issue #27), so a backfill of a million images
-#   never sits in front of a live upload. Workers receive from both, the live lane first and the
-#   bulk lane for a bounded share of their slots. `replay dlq` redrives BOTH dead-letter queues
-#   into the bulk lane (StartMessageMoveTask with DestinationArn, or receive/send/delete), so a
-#   replayed poison job waits behind live traffic too.
+# - jobs (lane `live`): live uploads (the api, and S3's uploads/ notifications);
+# - jobs-bulk (lane `bulk`): operators' replays and reprocessing (issue #27), so a backfill of a
+#   million images never sits in front of a live upload. Workers receive from both, the live lane
+#   first and the bulk lane for a bounded share of their slots. `replay dlq` redrives BOTH
+#   dead-letter queues into the bulk lane (StartMessageMoveTask with DestinationArn, or
+#   receive/send/delete), so a replayed poison job waits behind live traffic too.
 #
 # Both lanes are fair queues: the services send every job with MessageGroupId = its tenant id,
 # and on a standard queue that alone makes SQS keep one tenant's backlog from raising the other
@@ -20,10 +20,22 @@ data "aws_caller_identity" "current" {}
 locals {
   # SQS caps the visibility timeout at 12 hours.
   visibility_timeout_seconds = min(43200, var.worst_case_job_seconds * var.visibility_timeout_multiplier)
+
+  # The lanes, by key: the suffix of each lane's queue name (its DLQ adds "-dlq"). Both lanes
+  # are one definition below, so a replayed job gets exactly a live job's settings: it takes as
+  # long as a live one, and its DLQ must outlive the queue for the same reason. The keys are
+  # part of every resource address (moved.tf moved the pre-lane addresses onto them); renaming
+  # one would destroy and recreate that lane's queues.
+  lanes = {
+    live = "jobs"
+    bulk = "jobs-bulk"
+  }
 }
 
 resource "aws_sqs_queue" "dlq" {
-  name                              = "${var.name}-jobs-dlq"
+  for_each = local.lanes
+
+  name                              = "${var.name}-${each.value}-dlq"
   message_retention_seconds         = var.dlq_message_retention_seconds
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = 300
@@ -41,8 +53,10 @@ resource "aws_sqs_queue" "dlq" {
   }
 }
 
-resource "aws_sqs_queue" "jobs" {
-  name                              = "${var.name}-jobs"
+resource "aws_sqs_queue" "queue" {
+  for_each = local.lanes
+
+  name                              = "${var.name}-${each.value}"
   visibility_timeout_seconds        = local.visibility_timeout_seconds
   message_retention_seconds         = var.message_retention_seconds
   receive_wait_time_seconds         = 20 # long polling: fewer empty receives, lower cost
@@ -50,30 +64,35 @@ resource "aws_sqs_queue" "jobs" {
   kms_data_key_reuse_period_seconds = 300
 
   redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.dlq.arn
+    deadLetterTargetArn = aws_sqs_queue.dlq[each.key].arn
     maxReceiveCount     = var.max_receive_count
   })
 
   tags = var.tags
 }
 
-# Only the job queue may use this DLQ.
+# Only the lane's own queue may use its DLQ. (This policy says which queues may dead-letter into
+# a queue; the redrive of both DLQs into the bulk queue needs no queue policy: a move task acts
+# with its caller's sqs:SendMessage on the destination, an identity grant of the same account.)
 resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
-  queue_url = aws_sqs_queue.dlq.id
+  for_each = local.lanes
+
+  queue_url = aws_sqs_queue.dlq[each.key].id
 
   redrive_allow_policy = jsonencode({
     redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.jobs.arn]
+    sourceQueueArns   = [aws_sqs_queue.queue[each.key].arn]
   })
 }
 
-data "aws_iam_policy_document" "jobs" {
+# The live queue only: uploads/ notifications go to the live lane, never to the bulk lane.
+data "aws_iam_policy_document" "s3_events" {
   # S3 may send ObjectCreated events, but only for our bucket in our account (confused deputy).
   # https://docs.aws.amazon.com/AmazonS3/latest/userguide/ways-to-add-notification-config-to-bucket.html
   statement {
     sid       = "AllowMediaBucketEvents"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.jobs.arn]
+    resources = [aws_sqs_queue.queue["live"].arn]
 
     principals {
       type        = "Service"
@@ -92,12 +111,20 @@ data "aws_iam_policy_document" "jobs" {
       values   = [data.aws_caller_identity.current.account_id]
     }
   }
+}
+
+# Each lane's queue: the S3 statement on the live lane (first, as before the lanes were one
+# definition, so the policy JSON did not change), and on both the Deny of plain HTTP.
+data "aws_iam_policy_document" "queue" {
+  for_each = local.lanes
+
+  source_policy_documents = each.key == "live" ? [data.aws_iam_policy_document.s3_events.json] : []
 
   statement {
     sid       = "DenyInsecureTransport"
     effect    = "Deny"
     actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.jobs.arn]
+    resources = [aws_sqs_queue.queue[each.key].arn]
 
     principals {
       type        = "*"
@@ -112,17 +139,23 @@ data "aws_iam_policy_document" "jobs" {
   }
 }
 
-resource "aws_sqs_queue_policy" "jobs" {
-  queue_url = aws_sqs_queue.jobs.id
-  policy    = data.aws_iam_policy_document.jobs.json
+resource "aws_sqs_queue_policy" "queue" {
+  for_each = local.lanes
+
+  queue_url = aws_sqs_queue.queue[each.key].id
+  policy    = data.aws_iam_policy_document.queue[each.key].json
 }
 
+# The DLQs: no Allow at all (nothing may send to them but the roles' own grants and SQS's
+# dead-lettering), and the Deny of plain HTTP.
 data "aws_iam_policy_document" "dlq" {
+  for_each = local.lanes
+
   statement {
     sid       = "DenyInsecureTransport"
     effect    = "Deny"
     actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.dlq.arn]
+    resources = [aws_sqs_queue.dlq[each.key].arn]
 
     principals {
       type        = "*"
@@ -138,108 +171,10 @@ data "aws_iam_policy_document" "dlq" {
 }
 
 resource "aws_sqs_queue_policy" "dlq" {
-  queue_url = aws_sqs_queue.dlq.id
-  policy    = data.aws_iam_policy_document.dlq.json
-}
+  for_each = local.lanes
 
-# --- The bulk lane ------------------------------------------------------------------------------
-# The same settings as the live pair: a replayed job takes as long as a live one, and its DLQ must
-# outlive the queue for the same reason.
-
-resource "aws_sqs_queue" "bulk_dlq" {
-  name                              = "${var.name}-jobs-bulk-dlq"
-  message_retention_seconds         = var.dlq_message_retention_seconds
-  kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = 300
-
-  tags = var.tags
-
-  lifecycle {
-    # As for the live DLQ: the original enqueue timestamp travels with a dead-lettered message.
-    precondition {
-      condition     = var.dlq_message_retention_seconds > var.message_retention_seconds
-      error_message = "The DLQ must retain messages longer than the main queue."
-    }
-  }
-}
-
-resource "aws_sqs_queue" "bulk" {
-  name                              = "${var.name}-jobs-bulk"
-  visibility_timeout_seconds        = local.visibility_timeout_seconds
-  message_retention_seconds         = var.message_retention_seconds
-  receive_wait_time_seconds         = 20 # long polling: fewer empty receives, lower cost
-  kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = 300
-
-  redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.bulk_dlq.arn
-    maxReceiveCount     = var.max_receive_count
-  })
-
-  tags = var.tags
-}
-
-# Only the bulk queue may use the bulk DLQ. (This policy says which queues may dead-letter into a
-# queue; the redrive of both DLQs into the bulk queue needs no queue policy: a move task acts
-# with its caller's sqs:SendMessage on the destination, an identity grant of the same account.)
-resource "aws_sqs_queue_redrive_allow_policy" "bulk_dlq" {
-  queue_url = aws_sqs_queue.bulk_dlq.id
-
-  redrive_allow_policy = jsonencode({
-    redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.bulk.arn]
-  })
-}
-
-# No S3 statement: uploads/ notifications go to the live queue only.
-data "aws_iam_policy_document" "bulk" {
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.bulk.arn]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "bulk" {
-  queue_url = aws_sqs_queue.bulk.id
-  policy    = data.aws_iam_policy_document.bulk.json
-}
-
-data "aws_iam_policy_document" "bulk_dlq" {
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.bulk_dlq.arn]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "bulk_dlq" {
-  queue_url = aws_sqs_queue.bulk_dlq.id
-  policy    = data.aws_iam_policy_document.bulk_dlq.json
+  queue_url = aws_sqs_queue.dlq[each.key].id
+  policy    = data.aws_iam_policy_document.dlq[each.key].json
 }
 
 # Presigned PUTs land in uploads/; S3 tells the job queue. The notification lives here, next to
@@ -249,10 +184,10 @@ resource "aws_s3_bucket_notification" "uploads" {
 
   queue {
     id            = "uploads-to-job-queue"
-    queue_arn     = aws_sqs_queue.jobs.arn
+    queue_arn     = aws_sqs_queue.queue["live"].arn
     events        = ["s3:ObjectCreated:*"]
     filter_prefix = "uploads/"
   }
 
-  depends_on = [aws_sqs_queue_policy.jobs]
+  depends_on = [aws_sqs_queue_policy.queue]
 }

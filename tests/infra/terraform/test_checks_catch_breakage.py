@@ -83,7 +83,7 @@ def test_fmt_check_flags_a_badly_formatted_file(copy):
 
 
 def test_offline_init_flags_a_configuration_error(copy):
-    append(copy / "modules/queues/main.tf", UNENCRYPTED_QUEUE.replace('"plain"', '"jobs"'))
+    append(copy / "modules/queues/main.tf", UNENCRYPTED_QUEUE.replace('"plain"', '"queue"'))
 
     findings = tfvalidate.init_findings(copy)
 

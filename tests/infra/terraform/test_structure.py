@@ -307,11 +307,11 @@ def test_every_inline_checkov_skip_names_its_reason():
 def test_uploads_prefix_notifies_the_job_queue(tree):
     (note,) = tree.resources("aws_s3_bucket_notification")
     (queue,) = blocks(note.body, "queue")
-    assert refers_to(attr(queue, "queue_arn"), "aws_sqs_queue.jobs")
+    assert refers_to(attr(queue, "queue_arn"), 'aws_sqs_queue.queue["live"].arn')
     assert attr(queue, "filter_prefix") == "uploads/"
     assert attr(queue, "events") == ["s3:ObjectCreated:*"]
     # S3 validates the destination when the notification is saved: the queue policy must exist first.
-    assert any(refers_to(d, "aws_sqs_queue_policy.jobs") for d in attr(note.body, "depends_on"))
+    assert any(refers_to(d, "aws_sqs_queue_policy.queue") for d in attr(note.body, "depends_on"))
 
 
 def test_media_bucket_policy_admits_presigned_puts_and_denies_other_encryption(tree):
@@ -609,12 +609,16 @@ def test_task_roles_trust_only_ecs_tasks_of_this_account(tree):
 
 
 def test_job_queue_redrives_to_its_dlq_after_max_receive_count(tree):
-    jobs = tree.resource("aws_sqs_queue", "jobs")
-    redrive = attr(jobs.body, "redrive_policy")
-    assert refers_to(redrive, "aws_sqs_queue.dlq.arn") and "deadLetterTargetArn" in redrive
+    # Both lanes are one definition (for_each over local.lanes); test_queue_lanes.py evaluates it
+    # per lane: each queue's redrive, its DLQ's allow policy and precondition, the queue policies.
+    queue = tree.resource("aws_sqs_queue", "queue", "modules/queues")
+    assert attr(queue.body, "for_each") == "${local.lanes}"
+    assert attr(tree.resource("aws_sqs_queue", "dlq", "modules/queues").body, "for_each") == "${local.lanes}"
+    redrive = attr(queue.body, "redrive_policy")
+    assert refers_to(redrive, "aws_sqs_queue.dlq[each.key].arn") and "deadLetterTargetArn" in redrive
     assert re.search(r"maxReceiveCount'?\s*:\s*'?\$\{var\.max_receive_count\}", redrive), redrive
     allow = tree.resource("aws_sqs_queue_redrive_allow_policy", "dlq")
-    assert refers_to(attr(allow.body, "redrive_allow_policy"), "aws_sqs_queue.jobs.arn")
+    assert refers_to(attr(allow.body, "redrive_allow_policy"), "aws_sqs_queue.queue[each.key].arn")
 
 
 def test_dlq_retains_messages_longer_than_the_main_queue(tree):
@@ -626,7 +630,7 @@ def test_dlq_retains_messages_longer_than_the_main_queue(tree):
 
 
 def test_visibility_timeout_is_well_above_the_worst_case_job_time(tree):
-    jobs = tree.resource("aws_sqs_queue", "jobs")
+    jobs = tree.resource("aws_sqs_queue", "queue")
     assert attr(jobs.body, "visibility_timeout_seconds") == "${local.visibility_timeout_seconds}"
     expr = tree.locals("modules/queues")["visibility_timeout_seconds"]
     assert "var.worst_case_job_seconds * var.visibility_timeout_multiplier" in expr
@@ -635,78 +639,9 @@ def test_visibility_timeout_is_well_above_the_worst_case_job_time(tree):
 
 
 # --- The bulk lane (issue #27) -------------------------------------------------------------------
-# Replays and reprocessing get their own queue and DLQ; workers receive from both lanes.
-
-LANES = {"jobs": "dlq", "bulk": "bulk_dlq"}
-
-
-@pytest.mark.parametrize("queue", sorted(LANES))
-def test_each_lane_redrives_to_its_own_dlq_after_max_receive_count(tree, queue):
-    dlq = LANES[queue]
-    redrive = attr(tree.resource("aws_sqs_queue", queue, "modules/queues").body, "redrive_policy")
-    assert refers_to(redrive, f"aws_sqs_queue.{dlq}.arn") and "deadLetterTargetArn" in redrive, redrive
-    assert not refers_to(redrive, f"aws_sqs_queue.{LANES[next(q for q in LANES if q != queue)]}.arn"), redrive
-    assert re.search(r"maxReceiveCount'?\s*:\s*'?\$\{var\.max_receive_count\}", redrive), redrive
-
-
-@pytest.mark.parametrize("queue", sorted(LANES))
-def test_each_dlq_admits_only_its_own_lane(tree, queue):
-    """A DLQ's redrive allow policy names the queues that may dead-letter into it: its lane's."""
-    dlq = LANES[queue]
-    (allow,) = [
-        a for a in tree.resources("aws_sqs_queue_redrive_allow_policy", "modules/queues")
-        if attr(a.body, "queue_url") == f"${{aws_sqs_queue.{dlq}.id}}"
-    ]
-    policy = re.sub(r"\s", "", attr(allow.body, "redrive_allow_policy"))
-    assert "'redrivePermission':'byQueue'" in policy, policy
-    assert f"'sourceQueueArns':['${{aws_sqs_queue.{queue}.arn}}']" in policy, policy
-
-
-def test_the_bulk_dlq_keeps_messages_as_long_as_the_live_one(tree):
-    live, bulk = (tree.resource("aws_sqs_queue", name, "modules/queues").body for name in ("dlq", "bulk_dlq"))
-    assert attr(bulk, "name") == "${var.name}-jobs-bulk-dlq"
-    for setting in ("message_retention_seconds", "kms_master_key_id", "kms_data_key_reuse_period_seconds"):
-        assert attr(bulk, setting) == attr(live, setting), setting
-    # The same guard: SQS keeps the original enqueue time when a message is dead-lettered.
-    conditions = [attr(p, "condition") for lc in blocks(bulk, "lifecycle") for p in blocks(lc, "precondition")]
-    assert "${var.dlq_message_retention_seconds > var.message_retention_seconds}" in conditions
-
-
-def test_the_bulk_lane_has_the_live_queues_settings(tree):
-    """A replayed job runs as long as a live one: same visibility timeout, retention, long
-    polling and key."""
-    live, bulk = (tree.resource("aws_sqs_queue", name, "modules/queues").body for name in ("jobs", "bulk"))
-    assert attr(bulk, "name") == "${var.name}-jobs-bulk"
-    settings = {k for k in live if not k.startswith("__")}  # python-hcl2 adds __start_line__ ...
-    assert settings == {k for k in bulk if not k.startswith("__")}
-    for setting in settings - {"name", "redrive_policy", "tags"}:
-        assert attr(bulk, setting) == attr(live, setting), setting
-    assert attr(bulk, "visibility_timeout_seconds") == "${local.visibility_timeout_seconds}"
-
-
-def test_every_queue_has_a_policy_that_denies_insecure_transport(tree):
-    queues = {q.name for q in tree.resources("aws_sqs_queue", "modules/queues")}
-    assert {"jobs", "dlq", "bulk", "bulk_dlq"} <= queues
-    covered = set()
-    for policy in tree.resources("aws_sqs_queue_policy", "modules/queues"):
-        (queue,) = re.fullmatch(r"\$\{aws_sqs_queue\.(\w+)\.id\}", attr(policy.body, "queue_url")).groups()
-        doc = policy_document(tree, "aws_sqs_queue_policy", policy.name, "modules/queues")
-        denies = [
-            st for st in blocks(doc.body, "statement")
-            if attr(st, "effect") == "Deny" and attr(st, "resources") == [f"${{aws_sqs_queue.{queue}.arn}}"]
-            and ("Bool", "aws:SecureTransport", ["false"]) in [(attr(c, "test"), attr(c, "variable"), attr(c, "values")) for c in blocks(st, "condition")]
-        ]
-        assert denies, f"{policy}: no Deny of insecure transport on its own queue"
-        covered.add(queue)
-    assert covered == queues
-
-
-def test_only_the_live_queue_admits_s3_events(tree):
-    """uploads/ notifications feed the live queue; nothing may send to the bulk pair but the
-    roles' own grants (no Allow in their queue policies)."""
-    for name in ("bulk", "bulk_dlq", "dlq"):
-        doc = policy_document(tree, "aws_sqs_queue_policy", name, "modules/queues")
-        assert [attr(st, "effect", "Allow") for st in blocks(doc.body, "statement")] == ["Deny"], name
+# Replays and reprocessing get their own queue and DLQ; workers receive from both lanes. The
+# per-lane properties (own DLQ, allow policy, retention guard, Deny of plain HTTP on all four,
+# S3 events on the live queue only, moved.tf) are in test_queue_lanes.py.
 
 
 def test_the_queue_definition_says_why_messages_carry_a_group(tree):
@@ -717,12 +652,12 @@ def test_the_queue_definition_says_why_messages_carry_a_group(tree):
 
 QUEUE_OUTPUTS = {
     # modules/queues output: the resource attribute it exports
-    "bulk_queue_url": "${aws_sqs_queue.bulk.url}",
-    "bulk_queue_arn": "${aws_sqs_queue.bulk.arn}",
-    "bulk_queue_name": "${aws_sqs_queue.bulk.name}",
-    "bulk_dlq_url": "${aws_sqs_queue.bulk_dlq.url}",
-    "bulk_dlq_arn": "${aws_sqs_queue.bulk_dlq.arn}",
-    "bulk_dlq_name": "${aws_sqs_queue.bulk_dlq.name}",
+    "bulk_queue_url": '${aws_sqs_queue.queue["bulk"].url}',
+    "bulk_queue_arn": '${aws_sqs_queue.queue["bulk"].arn}',
+    "bulk_queue_name": '${aws_sqs_queue.queue["bulk"].name}',
+    "bulk_dlq_url": '${aws_sqs_queue.dlq["bulk"].url}',
+    "bulk_dlq_arn": '${aws_sqs_queue.dlq["bulk"].arn}',
+    "bulk_dlq_name": '${aws_sqs_queue.dlq["bulk"].name}',
 }
 
 
@@ -759,7 +694,7 @@ def test_every_task_gets_both_lanes_and_both_dlqs(tree):
 
 
 def test_queue_policy_lets_only_our_bucket_in_our_account_send(tree):
-    (doc,) = [d for d in tree.data("aws_iam_policy_document", "modules/queues") if d.name == "jobs"]
+    (doc,) = [d for d in tree.data("aws_iam_policy_document", "modules/queues") if d.name == "s3_events"]
     (allow,) = [s for s in blocks(doc.body, "statement") if attr(s, "effect", "Allow") == "Allow"]
     assert attr(allow, "actions") == ["sqs:SendMessage"]
     assert attr(blocks(allow, "principals")[0], "identifiers") == ["s3.amazonaws.com"]
