@@ -18,8 +18,8 @@ use uuid::Uuid;
 use crate::auth::{Principal, ScopedId};
 use crate::error::ApiError;
 use crate::intake::{
-    EXTERNAL_ID_HEADER, Sink, charge_quota, earlier_job, enqueue, external_id_taken, idempotency_key, mark_replayed,
-    record_idempotent, refund_quota, replayed, stream_image, upload_fingerprint,
+    EXTERNAL_ID_HEADER, Sink, charge_quota, earlier_job, enqueue, ensure_enqueued, external_id_taken, idempotency_key,
+    mark_replayed, record_idempotent, refund_quota, replayed, stream_image, upload_fingerprint,
 };
 use crate::meter::Meter;
 use crate::read_cache::{IMAGE_TTL, read_through};
@@ -82,6 +82,7 @@ pub(crate) async fn create_image(
         let meter = Meter::default();
         let client = stream_image(request, &meter, limit, Sink::Discard).await?;
         replayed(&job, &upload_fingerprint(&meter.finish().1, &client))?;
+        ensure_enqueued(&state, &job).await?;
         return Ok(accepted(job, Recorded::Existing));
     }
     // A raw upload names its external id in a header: refuse a taken one
@@ -141,6 +142,7 @@ async fn keep_upload(state: &SharedState, upload: NewUpload, source_key: &str) -
         && let Some(job) = repo::newest_job_with_digest(&state.backends.db, tenant, &sha256).await?
     {
         discard_original(state, source_key).await;
+        ensure_enqueued(state, &job).await?;
         return Ok(accepted(job, Recorded::Duplicate));
     }
     let charged_at = match charge_quota(state, tenant, size).await {
@@ -162,6 +164,7 @@ async fn keep_upload(state: &SharedState, upload: NewUpload, source_key: &str) -
     if recorded != Recorded::New {
         refund_quota(state, tenant, size, charged_at).await;
         discard_original(state, source_key).await;
+        ensure_enqueued(state, &job).await?;
         return Ok(accepted(job, recorded));
     }
     enqueue(state, &job).await?;

@@ -123,6 +123,15 @@ pub(crate) async fn enqueue(state: &AppState, job: &jobs::Model) -> Result<(), A
     Ok(())
 }
 
+/// Sends the message of an earlier request's job that is still `queued`.
+/// That request may have died between recording the job and sending its
+/// message (an API killed mid-request), and then nothing else would ever
+/// send it: the retry that finds the job does. When the first message was
+/// sent after all, the worker's claim makes the second a no-op.
+pub(crate) async fn ensure_enqueued(state: &AppState, job: &jobs::Model) -> Result<(), ApiError> {
+    if job.status == jobs::JobStatus::Queued && job.attempts == 0 { enqueue(state, job).await } else { Ok(()) }
+}
+
 /// Where an upload's bytes go: the store, or nowhere (a repeated request
 /// only needs their hash).
 pub(crate) enum Sink<'a> {

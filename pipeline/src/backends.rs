@@ -236,13 +236,26 @@ struct QueueSet {
 
 /// The shared AWS SDK configuration: the default credential and region
 /// chain, pointed at `AWS_ENDPOINT_URL` when one is set.
+///
+/// Every call has a deadline: without one, a call whose connection went
+/// silent (a network partition, a blackholed endpoint) waits forever, and a
+/// worker's heartbeat would keep its message hidden all that time. An
+/// attempt may take [`SDK_ATTEMPT_TIMEOUT`], longer than SQS's 20 s long
+/// poll and a multipart part's upload; the SDK's retries then take over.
 pub async fn aws_sdk_config(settings: &Settings) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
     if let Some(endpoint) = &settings.aws_endpoint_url {
         loader = loader.endpoint_url(endpoint);
     }
     loader.load().await
 }
+
+/// How long one attempt of an AWS call may take.
+pub const SDK_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Delivery URLs as the settings describe them.
 fn delivery(settings: &Settings) -> Result<crate::delivery::Delivery, crate::delivery::KeyError> {

@@ -233,6 +233,13 @@ pub struct Settings {
     #[arg(long, env = "VISIBILITY_TIMEOUT_SECS", default_value_t = 120)]
     pub visibility_timeout_secs: u64,
 
+    /// The longest one message's job may take, in seconds, however its
+    /// calls hang: past it the job fails as `job-timeout` and is retried,
+    /// and the worker stops extending the message's visibility, so another
+    /// worker gets it. Terraform's `worst_case_job_seconds`.
+    #[arg(long, env = "JOB_DEADLINE_SECS", default_value_t = 120)]
+    pub job_deadline_secs: u64,
+
     /// First retry delay after a transient failure, in milliseconds; each
     /// further retry doubles it (with jitter), up to five minutes.
     #[arg(long, env = "RETRY_BASE_DELAY_MS", default_value_t = 2000)]
@@ -369,6 +376,7 @@ impl Settings {
             worker_concurrency: None,
             live_reserved_slots: 1,
             shutdown_deadline_secs: 30,
+            job_deadline_secs: 120,
         }
     }
 

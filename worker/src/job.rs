@@ -150,16 +150,24 @@ impl Worker {
         );
         async {
             // A panic anywhere in the job is contained here and counts as a
-            // transient failure of this message only.
-            let work = AssertUnwindSafe(self.with_heartbeat(
-                &delivery,
-                RECEIVED.scope(Received { lane: delivery.lane, sent_at: delivery.sent_at }, self.run(incoming, terms)),
-            ))
-            .catch_unwind();
-            let Settled { outcome, plan, code } = match work.await {
-                Ok(settled) => settled,
-                Err(_) => {
+            // transient failure of this message only; so does a job past its
+            // deadline.
+            let received = Received { lane: delivery.lane, sent_at: delivery.sent_at };
+            let work =
+                AssertUnwindSafe(self.with_heartbeat(&delivery, RECEIVED.scope(received, self.run(incoming, terms))))
+                    .catch_unwind();
+            // Past the deadline the heartbeat stops with the work, so the
+            // message reappears for another worker even if this one's calls
+            // hang; the failure is recorded as this attempt's.
+            let Settled { outcome, plan, code } = match tokio::time::timeout(self.inner.job_deadline, work).await {
+                Ok(Ok(settled)) => settled,
+                Ok(Err(_)) => {
                     let failure = Failure { job_id, ..Failure::transient("worker-panic", "the job panicked") };
+                    self.settle(Handled::failed(failure), terms).await
+                }
+                Err(_) => {
+                    let message = "the job took longer than its deadline; it will be retried";
+                    let failure = Failure { job_id, ..Failure::transient("job-timeout", message) };
                     self.settle(Handled::failed(failure), terms).await
                 }
             };

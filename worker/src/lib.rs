@@ -69,6 +69,8 @@ struct Inner {
     bulk_cpu_slots: Arc<Semaphore>,
     wait: Duration,
     visibility: Duration,
+    /// The longest one message's job may take ([`Settings::job_deadline_secs`]).
+    job_deadline: Duration,
     retry_base_delay: Duration,
     /// Receives allowed before a message is dead-lettered.
     redrive_limit: u32,
@@ -130,6 +132,7 @@ impl Worker {
                 bulk_cpu_slots: Arc::new(Semaphore::new(cores.saturating_sub(reserved).max(1))),
                 wait: settings.queue_wait(),
                 visibility: settings.visibility_timeout(),
+                job_deadline: Duration::from_secs(settings.job_deadline_secs.max(1)),
                 retry_base_delay: Duration::from_millis(settings.retry_base_delay_ms),
                 redrive_limit: queue_limit.unwrap_or(settings.max_receive_count).max(1),
                 has_dead_letter_queue: queue_limit.is_some(),

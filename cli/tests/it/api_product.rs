@@ -524,6 +524,44 @@ async fn a_queue_outage_is_a_503_that_the_same_request_can_retry() {
 }
 
 #[tokio::test]
+async fn an_api_that_dies_between_recording_and_enqueueing_loses_no_upload() {
+    use std::sync::Arc;
+    // Arrange: a second API on the same database that dies (a panic) after
+    // committing the upload and before sending its message.
+    let dir = TempDir::new().expect("temp dir");
+    let settings = base_settings(dir.path(), db::sqlite(&dir));
+    let healthy = TestApp::spawn(&settings).await;
+    let mut dying = healthy.backends.clone();
+    let mut queue = crate::support::faults::FlakyQueue::new(dying.queue.clone(), 0, u32::MAX);
+    queue.send_panics = true;
+    dying.queue = Arc::new(queue);
+    let address = TestApp::serve_api(&settings, dying).await;
+    let post = |base: String| {
+        healthy
+            .http
+            .post(format!("{base}/v1/images"))
+            .header("content-type", "image/png")
+            .header("idempotency-key", "died-mid-request")
+            .body(std::fs::read(testdata("dice_rgba.png")).expect("testdata"))
+            .send()
+    };
+
+    // Act: the request that dies, then the client's retry with the same key.
+    let died = post(address.clone()).await;
+    let retried = post(healthy.address.clone()).await.expect("post");
+    healthy.worker.drain().await.expect("drain");
+
+    // Assert: the retry is answered with the recorded job, whose message it
+    // sent, so the job runs.
+    assert!(died.map(|r| r.status().is_server_error()).unwrap_or(true), "the first request got no success");
+    assert_eq!(retried.status(), 202);
+    assert_eq!(retried.headers()["idempotent-replayed"], "true");
+    let all = jobs::Entity::find().all(&healthy.backends.db).await.expect("jobs");
+    assert_eq!(all.len(), 1, "one job for the one upload");
+    assert_eq!(all[0].status, jobs::JobStatus::Succeeded, "{:?}", all[0]);
+}
+
+#[tokio::test]
 async fn readiness_is_a_503_naming_the_dependency_that_is_down() {
     // Arrange: an objects directory that cannot exist (a file is in the way).
     let dir = TempDir::new().expect("temp dir");

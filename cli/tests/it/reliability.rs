@@ -126,6 +126,35 @@ async fn a_message_delivered_twice_makes_one_set_of_objects_rows_and_events() {
 }
 
 #[tokio::test]
+async fn a_job_whose_calls_hang_times_out_and_another_worker_finishes_it() {
+    // Arrange: a worker whose store never answers a read (a silent
+    // connection), with a one-second job deadline.
+    let Aws { app, aws, settings, .. } = aws(|s| s.visibility_timeout_secs = 2).await;
+    let mut hung = settings.clone();
+    hung.job_deadline_secs = 1;
+    let mut backends = app.backends.clone();
+    let mut store = FlakyStore::new(backends.store.clone(), 0, false);
+    store.read_delay = Duration::from_secs(3600);
+    backends.store = Arc::new(store);
+    let stuck = worker::Worker::new(backends, &hung).await.expect("worker");
+    let id = app.accepted(app.upload_raw("dice_rgba.png", "image/png").await).await;
+
+    // Act
+    let started = tokio::time::Instant::now();
+    let received = tokio::time::timeout(Duration::from_secs(30), stuck.run_once()).await;
+    let gave_up_after = started.elapsed();
+    let done = step_until(&app.worker, &app, id, "succeeded").await;
+
+    // Assert: the hung attempt ended at its deadline, was recorded as a
+    // timeout, and the message came back for the healthy worker.
+    assert_eq!(received.expect("the hung job ended").expect("receive"), 1);
+    assert!(gave_up_after < Duration::from_secs(10), "ended after {gave_up_after:?}");
+    assert!(stuck.metrics_text().contains("image_worker_jobs_total{outcome=\"retried\",code=\"job-timeout\"} 1"));
+    assert_eq!(done["attempts"], 2, "the timed-out attempt and the one that finished: {done}");
+    assert_eq!(aws.take_events(1).await.len(), 1);
+}
+
+#[tokio::test]
 async fn transient_store_failures_are_retried_with_backoff_then_succeed() {
     // Arrange
     let Aws { app, aws, settings, .. } = aws(|_| {}).await;

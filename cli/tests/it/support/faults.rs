@@ -141,6 +141,9 @@ pub struct FlakyQueue {
     pub deletes_allowed: AtomicU32,
     /// The text of a failed send, as an SDK would word it; `None`: a short one.
     pub send_error: Option<String>,
+    /// Sends past the allowance panic instead of failing: the process dies
+    /// between its last commit and the send.
+    pub send_panics: bool,
 }
 
 impl FlakyQueue {
@@ -150,6 +153,7 @@ impl FlakyQueue {
             sends_allowed: AtomicU32::new(sends_allowed),
             deletes_allowed: AtomicU32::new(deletes_allowed),
             send_error: None,
+            send_panics: false,
         }
     }
 }
@@ -158,6 +162,7 @@ impl FlakyQueue {
 impl JobQueue for FlakyQueue {
     async fn send(&self, message: &Outgoing) -> Result<String, QueueError> {
         if !take_one(&self.sends_allowed) {
+            assert!(!self.send_panics, "injected crash before the send");
             let text = self.send_error.clone().unwrap_or_else(|| "injected fault: queue down".into());
             return Err(QueueError::Unavailable(text));
         }
