@@ -251,9 +251,11 @@ class Load:
             self.cluster.restart_api()
 
     def _http_fault(self, name: str, match, share: float, answer=None, delay=None, reset=False) -> None:
-        """Injects the fault for one window, kept on (up to 3 windows) until it has hit once."""
+        """Injects the fault for one window, kept on (up to 3 windows, at least 20 s) until it has hit once."""
         started = time.time()
-        fault = px.Fault(name, match, share, started + 3 * self.window, answer=answer, delay=delay, reset=reset)
+        # Batched deletes are few on a busy machine: give a fault at least 20 s to hit.
+        fault = px.Fault(name, match, share, started + max(3 * self.window, 20.0), answer=answer, delay=delay,
+                         reset=reset)
         self.cluster.proxy.inject(fault)
         time.sleep(self.window)
         while not self.cluster.proxy.counts.injected.get(name) and time.time() < fault.until:
