@@ -62,8 +62,11 @@ def evaluate(stand_ins: dict[str, object]) -> tuple[dict[str, Task], dict[str, s
     tasks: dict[str, Task] = {}
     for name, definition in definitions.items():
         containers = json.loads(tfeval.known(definition.attr("container_definitions"), f"{definition.ref}.container_definitions"))
-        assert len(containers) == 1, f"{definition.ref} has {len(containers)} containers"
-        container = containers[0]
+        # The service's own container is the one essential container; sidecars (the metrics
+        # collector) may come and go without taking the task down.
+        essential = [c for c in containers if c.get("essential", True)]
+        assert len(essential) == 1, f"{definition.ref} has {len(essential)} essential containers"
+        container = essential[0]
         role_arn = tfeval.known(definition.attr("task_role_arn"), f"{definition.ref}.task_role_arn")
         role = None
         if role_arn is not None:
