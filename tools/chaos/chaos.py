@@ -59,9 +59,6 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.smoke:
         args.jobs, args.kill_every, args.window, args.cycles = 200, 2.0, 3.0, 1
-        # Until the API enqueues a recorded job that lost its message (docs/reliability.md,
-        # "Known failure"), CI's smoke kills it only between uploads.
-        args.api_kill = "between"
     return args
 
 
