@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imaging::{Limits, Preset};
-use pipeline::queue::{JobQueue, Lane, Lanes, QueueError};
+use pipeline::queue::{BulkRoom, JobQueue, Lane, Lanes, QueueError};
 use pipeline::{Backends, Settings};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -64,6 +64,8 @@ struct Inner {
     /// Jobs of the bulk lane in flight at once: the concurrency less the
     /// slots kept for live uploads.
     bulk_slots: Arc<Semaphore>,
+    /// How many bulk slots there are.
+    bulk_capacity: usize,
     /// Engine runs of bulk work at once: the cores less the slots kept for
     /// live uploads, so that an upload finds a core while a reprocess runs.
     bulk_cpu_slots: Arc<Semaphore>,
@@ -121,6 +123,7 @@ impl Worker {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let concurrency = settings.worker_concurrency();
         let reserved = settings.live_reserved_slots;
+        let bulk_capacity = concurrency.saturating_sub(reserved).max(1);
         let lanes = backends.lanes();
         Ok(Self {
             inner: Arc::new(Inner {
@@ -128,7 +131,8 @@ impl Worker {
                 limits: Limits::default(),
                 concurrency,
                 cpu_slots: Arc::new(Semaphore::new(cores)),
-                bulk_slots: Arc::new(Semaphore::new(concurrency.saturating_sub(reserved).max(1))),
+                bulk_slots: Arc::new(Semaphore::new(bulk_capacity)),
+                bulk_capacity,
                 bulk_cpu_slots: Arc::new(Semaphore::new(cores.saturating_sub(reserved).max(1))),
                 wait: settings.queue_wait(),
                 visibility: settings.visibility_timeout(),
@@ -160,8 +164,8 @@ impl Worker {
     /// When the receive itself fails.
     pub async fn run_once(&self) -> Result<usize, QueueError> {
         let max = u32::try_from(self.inner.concurrency.min(10)).unwrap_or(10);
-        let bulk_max = free(&self.inner.bulk_slots).min(max);
-        let deliveries = self.inner.lanes.receive_lanes(max, bulk_max, self.inner.wait, self.inner.visibility).await?;
+        let room = || self.bulk_room();
+        let deliveries = self.inner.lanes.receive_lanes(max, &room, self.inner.wait, self.inner.visibility).await?;
         let received = deliveries.len();
         futures::future::join_all(deliveries.into_iter().map(|d| self.handle(d, None))).await;
         Ok(received)
@@ -254,11 +258,12 @@ impl Worker {
             }
             let max = u32::try_from(permits.len()).unwrap_or(1);
             // Bulk work may fill what the live reserve leaves; this loop is
-            // the only taker of bulk slots, so the count holds until spawned.
-            let bulk_max = free(&self.inner.bulk_slots).min(max);
+            // the only taker of bulk slots, so the room it sees holds until
+            // the deliveries are spawned.
+            let room = || self.bulk_room();
             let received = tokio::select! {
                 () = &mut shutdown => break,
-                received = self.inner.lanes.receive_lanes(max, bulk_max, self.inner.wait, self.inner.visibility) => received,
+                received = self.inner.lanes.receive_lanes(max, &room, self.inner.wait, self.inner.visibility) => received,
             };
             match received {
                 Ok(deliveries) => {
@@ -310,6 +315,12 @@ impl Worker {
         tracing::info!("worker stopped");
     }
 
+    /// The bulk slots free now, and whether bulk jobs hold the others.
+    fn bulk_room(&self) -> BulkRoom {
+        let free = self.inner.bulk_slots.available_permits();
+        BulkRoom { free: u32::try_from(free).unwrap_or(u32::MAX), busy: free < self.inner.bulk_capacity }
+    }
+
     fn in_flight_receipts(&self) -> Vec<String> {
         match self.inner.in_flight.lock() {
             Ok(in_flight) => in_flight.values().cloned().collect(),
@@ -326,11 +337,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// The permits `slots` has free, as a receive's batch size.
-fn free(slots: &Semaphore) -> u32 {
-    u32::try_from(slots.available_permits()).unwrap_or(u32::MAX)
 }
 
 /// Serves `/metrics` (Prometheus text) and `/healthz` on `listener` until `shutdown`.

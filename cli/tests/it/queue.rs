@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipeline::queue::{BULK_TURN, Delivery, JobQueue, Lane, Lanes, LocalJobQueue, Outgoing, SqsJobQueue};
+use pipeline::queue::{BULK_TURN, BulkRoom, Delivery, JobQueue, Lane, Lanes, LocalJobQueue, Outgoing, SqsJobQueue};
 use tempfile::TempDir;
 
 use crate::support::db;
@@ -201,7 +201,7 @@ async fn lanes_serve_live_work_first(live: Arc<dyn JobQueue>, bulk: Arc<dyn JobQ
     // While live work waits, one receive in BULK_TURN goes to bulk work.
     let mut lanes_seen = Vec::new();
     for _ in 0..20 {
-        let got = lanes.receive_lanes(1, 1, NO_WAIT, HIDE).await.expect("receive");
+        let got = lanes.receive_lanes(1, &|| BulkRoom::idle(1), NO_WAIT, HIDE).await.expect("receive");
         assert_eq!(got.len(), 1, "a message was waiting");
         assert_eq!(got[0].body.starts_with("bulk"), got[0].lane == Lane::Bulk, "{:?}", got[0]);
         lanes.delete(&got[0].receipt).await.expect("delete on its own queue");
@@ -212,13 +212,16 @@ async fn lanes_serve_live_work_first(live: Arc<dyn JobQueue>, bulk: Arc<dyn JobQ
     assert_eq!(bulk.approximate_depth().await.expect("depth"), 30 - bulk_taken as u64);
 
     // With no room for bulk work, only live work comes, even with bulk waiting.
-    let rest = lanes.receive_lanes(10, 0, NO_WAIT, HIDE).await.expect("receive");
+    let rest = lanes.receive_lanes(10, &|| BulkRoom::idle(0), NO_WAIT, HIDE).await.expect("receive");
     assert_eq!(rest.len(), bulk_taken, "the live remainder: twenty sent, the rest received");
     assert!(rest.iter().all(|d| d.lane == Lane::Live), "{rest:?}");
-    assert!(lanes.receive_lanes(10, 0, NO_WAIT, HIDE).await.expect("receive").is_empty(), "bulk stayed put");
+    assert!(
+        lanes.receive_lanes(10, &|| BulkRoom::idle(0), NO_WAIT, HIDE).await.expect("receive").is_empty(),
+        "bulk stayed put"
+    );
 
     // Live empty: bulk fills the batch up to its cap.
-    let batch = lanes.receive_lanes(10, 4, NO_WAIT, HIDE).await.expect("receive");
+    let batch = lanes.receive_lanes(10, &|| BulkRoom::idle(4), NO_WAIT, HIDE).await.expect("receive");
     assert_eq!(batch.len(), 4, "the bulk cap holds");
     assert!(batch.iter().all(|d| d.lane == Lane::Bulk));
 

@@ -3,9 +3,10 @@
 //! new upload behind them.
 //!
 //! [`Lanes::receive_lanes`] serves the live lane first. The bulk lane gets
-//! what live work leaves, within a cap the caller sets (the worker keeps
-//! room for live work that way), and every [`BULK_TURN`]th receive looks at
-//! it first, so bulk work still finishes under a steady stream of uploads.
+//! what live work leaves, within the room the caller gives it (the worker
+//! keeps slots for live work that way), and every [`BULK_TURN`]th receive
+//! looks at it first, so bulk work still finishes under a steady stream of
+//! uploads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +15,23 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Delivery, JobQueue, Outgoing, QueueError, RedriveStatus};
+
+/// What the bulk lane may take now: `free` more messages, while bulk
+/// jobs are `busy` (running, so that more room is coming).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BulkRoom {
+    /// Bulk messages a receive may take now.
+    pub free: u32,
+    /// Whether bulk jobs are running.
+    pub busy: bool,
+}
+
+impl BulkRoom {
+    /// Room for `n` bulk messages, with none running.
+    pub fn idle(n: u32) -> Self {
+        Self { free: n, busy: false }
+    }
+}
 
 /// Which lane a message travels in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -76,37 +94,41 @@ impl Lanes {
         self.bulk.is_some()
     }
 
-    /// Receives at most `max` messages, of which at most `bulk_max` from
-    /// the bulk lane, waiting up to `wait` for any. A failing bulk queue
-    /// never holds up live work: its error is logged and the lane skipped.
+    /// Receives at most `max` messages, waiting up to `wait` for any. Bulk
+    /// messages come only while `room` says the bulk lane has room, and
+    /// `room` is asked again each time the lanes are looked at: bulk jobs
+    /// finish while a receive waits. A failing bulk queue never holds up
+    /// live work: its error is logged and the lane skipped.
     ///
     /// # Errors
     /// When the live queue fails.
     pub async fn receive_lanes(
         &self,
         max: u32,
-        bulk_max: u32,
+        room: &(dyn Fn() -> BulkRoom + Send + Sync),
         wait: Duration,
         visibility: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
         let Some(bulk) = &self.bulk else {
             return self.live.receive(max, wait, visibility).await;
         };
-        let bulk_max = bulk_max.min(max);
-        let bulk_first = bulk_max > 0 && self.turns.fetch_add(1, Ordering::Relaxed).is_multiple_of(BULK_TURN);
+        let turn = self.turns.fetch_add(1, Ordering::Relaxed).is_multiple_of(BULK_TURN);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
+            let BulkRoom { free, busy } = room();
+            let bulk_max = free.min(max);
+            let bulk_first = turn && bulk_max > 0;
             let mut got = Vec::new();
             if bulk_first {
                 got = Self::take_bulk(bulk.as_ref(), bulk_max, visibility).await;
             }
-            let room = max.saturating_sub(len(&got));
-            if room > 0 {
-                got.extend(self.live.receive(room, Duration::ZERO, visibility).await?);
+            let room_left = max.saturating_sub(len(&got));
+            if room_left > 0 {
+                got.extend(self.live.receive(room_left, Duration::ZERO, visibility).await?);
             }
-            let room = max.saturating_sub(len(&got)).min(bulk_max);
-            if !bulk_first && room > 0 {
-                got.extend(Self::take_bulk(bulk.as_ref(), room, visibility).await);
+            let room_left = max.saturating_sub(len(&got)).min(bulk_max);
+            if !bulk_first && room_left > 0 {
+                got.extend(Self::take_bulk(bulk.as_ref(), room_left, visibility).await);
             }
             if !got.is_empty() {
                 return Ok(got);
@@ -115,7 +137,11 @@ impl Lanes {
             if left.is_zero() {
                 return Ok(got);
             }
-            let live = self.live.receive(max, left.min(BULK_LOOK), visibility).await?;
+            // Nothing to take now. Wait on the live lane; while bulk jobs
+            // run, only as long as the live queue's shortest wait, so that
+            // the room they leave is filled at once, not after a long poll.
+            let slice = if busy { self.live.shortest_wait() } else { BULK_LOOK };
+            let live = self.live.receive(max, left.min(slice), visibility).await?;
             if !live.is_empty() {
                 return Ok(live);
             }
@@ -157,7 +183,7 @@ impl JobQueue for Lanes {
     }
 
     async fn receive(&self, max: u32, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
-        self.receive_lanes(max, max, wait, visibility).await
+        self.receive_lanes(max, &move || BulkRoom::idle(max), wait, visibility).await
     }
 
     async fn send_batch(&self, messages: &[Outgoing]) -> Vec<Result<String, QueueError>> {
@@ -197,6 +223,10 @@ impl JobQueue for Lanes {
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {
         let (queue, receipt) = self.route(receipt);
         queue.change_visibility(receipt, timeout).await
+    }
+
+    fn shortest_wait(&self) -> Duration {
+        self.live.shortest_wait()
     }
 
     async fn redrive_limit(&self) -> Result<Option<u32>, QueueError> {

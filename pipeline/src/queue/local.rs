@@ -367,6 +367,11 @@ impl JobQueue for LocalJobQueue {
         Ok(())
     }
 
+    /// A few of its polls: a look at the table is one indexed read.
+    fn shortest_wait(&self) -> Duration {
+        POLL_INTERVAL * 4
+    }
+
     async fn redrive_limit(&self) -> Result<Option<u32>, QueueError> {
         Ok(Some(self.max_receive_count))
     }

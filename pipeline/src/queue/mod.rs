@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-pub use lanes::{BULK_TURN, Lane, Lanes};
+pub use lanes::{BULK_TURN, BulkRoom, Lane, Lanes};
 pub use local::LocalJobQueue;
 pub use sqs::SqsJobQueue;
 
@@ -105,6 +105,13 @@ pub trait JobQueue: Send + Sync + 'static {
     /// per receipt, in order: a batch can succeed for some entries and fail
     /// for others.
     async fn delete_batch(&self, receipts: &[String]) -> Vec<Result<(), QueueError>>;
+
+    /// The shortest wait a receive honours: a receive that must come back
+    /// soon waits this long rather than not at all, so that looking again
+    /// does not become a busy loop. SQS counts its long poll in seconds.
+    fn shortest_wait(&self) -> Duration {
+        Duration::from_secs(1)
+    }
 
     /// Hides a received message for `timeout` from now (0 releases it at once).
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError>;

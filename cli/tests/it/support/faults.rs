@@ -196,6 +196,10 @@ impl JobQueue for FlakyQueue {
         self.inner.change_visibility(receipt, timeout).await
     }
 
+    fn shortest_wait(&self) -> Duration {
+        self.inner.shortest_wait()
+    }
+
     async fn redrive_limit(&self) -> Result<Option<u32>, QueueError> {
         self.inner.redrive_limit().await
     }
