@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 
+from .client import Api
 from .common import cpu_seconds, log, median, percentile, status_kib
 from .events import Events
 from .stack import Stack
@@ -25,17 +27,22 @@ class Problems:
 PROBLEMS = Problems()
 
 
-def settle(stack: Stack, events: Events, label: str, jobs: list[str], timeout: float) -> dict:
-    """Waits for every job's event; checks the ones without one against the API."""
+def settle(stack: Stack, events: Events, label: str, jobs: list[str], timeout: float,
+           owner: Callable[[str], Api] | None = None) -> dict:
+    """Waits for every job's event; checks the ones without one against the API.
+
+    `owner` names the client whose key may read a job (another tenant's job
+    reads as missing); by default the stack's own."""
     got = events.wait(jobs, timeout)
     failed = [j for j, (_, status, _) in got.items() if status != "succeeded"]
     missing = [j for j in jobs if j not in got]
+    lookup = (lambda j: owner(j).job(j)) if owner else stack.api.job
     lost, silent = [], []
     for j in missing:
-        status = stack.api.job(j).get("status")
+        status = lookup(j).get("status")
         (silent if status in ("succeeded", "failed", "dead") else lost).append((j, status))
     for j in failed[:5]:
-        detail = stack.api.job(j)
+        detail = lookup(j)
         PROBLEMS.add(f"{stack.backend}/{label}: job {j} ended {detail.get('status')}: {detail.get('error')}")
     if len(failed) > 5:
         PROBLEMS.add(f"{stack.backend}/{label}: {len(failed) - 5} more jobs failed")
@@ -125,12 +132,23 @@ def sequential_latency(stack: Stack, events: Events, label: str, body: bytes, n:
     }
 
 
-def open_loop(stack: Stack, events: Events, label: str, body: bytes, rate: float, duration: float) -> dict:
-    """Arrivals at a fixed rate, whatever the answers; latency from each scheduled time."""
+def open_loop(stack: Stack, events: Events, label: str, body: bytes, rate: float, duration: float,
+              api: Api | Sequence[Api] | None = None, stop: threading.Event | None = None,
+              settle_timeout: float = 120, senders: int = 64) -> dict:
+    """Arrivals at a fixed rate, whatever the answers; latency from each scheduled time
+    (`p50_ms`...), and from each upload's answer (`accepted_p50_ms`...: the queue,
+    the job and the event, without the upload itself).
+
+    `api`: the client (or clients, taken in turn, one arrival each: several
+    tenants' keys) that uploads; by default the stack's own. `stop`, when
+    set, ends the arrivals before `duration` is up."""
+    clients = [stack.api] if api is None else [api] if isinstance(api, Api) else list(api)
     n = max(1, int(rate * duration))
     start = time.perf_counter() + 0.2
     schedule = [start + i / rate for i in range(n)]
     sent: list[tuple[str, float]] = []
+    accepted: dict[str, float] = {}
+    owners: dict[str, Api] = {}
     late: list[float] = []
     lock = threading.Lock()
     counter = iter(range(n))
@@ -139,38 +157,55 @@ def open_loop(stack: Stack, events: Events, label: str, body: bytes, rate: float
         while True:
             with lock:
                 i = next(counter, None)
-            if i is None:
+            if i is None or (stop is not None and stop.is_set()):
                 return
             wait = schedule[i] - time.perf_counter()
             if wait > 0:
-                time.sleep(wait)
+                if stop is not None:
+                    if stop.wait(wait):
+                        return
+                else:
+                    time.sleep(wait)
             else:
                 with lock:
                     late.append(-wait)
+            client = clients[i % len(clients)]
             try:
-                job = stack.api.upload(body)
+                job = client.upload(body)
             except Exception as err:  # noqa: BLE001
                 PROBLEMS.add(f"{stack.backend}/{label}: upload failed: {err}")
                 continue
+            answered = time.perf_counter()
             with lock:
                 sent.append((job, schedule[i]))
+                accepted[job] = answered
+                owners[job] = client
 
-    threads = [threading.Thread(target=sender) for _ in range(min(64, n))]
+    threads = [threading.Thread(target=sender) for _ in range(min(senders, n))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     sending = time.perf_counter() - start
-    got = settle(stack, events, label, [j for j, _ in sent], 120)
+    got = settle(stack, events, label, [j for j, _ in sent], settle_timeout, owner=owners.__getitem__)
     latencies = [1000 * (got[j][0] - t) for j, t in sent if j in got]
+    from_answer = [1000 * (got[j][0] - accepted[j]) for j, _ in sent if j in got]
+    queued = [got[j][2]["queued_ms"] for j, _ in sent if j in got and "queued_ms" in got[j][2]]
     return {
         "label": label,
         "rate": rate,
         "jobs": n,
+        "sent": len(sent),
         "achieved_rate": len(sent) / sending if sending > 0 else float("nan"),
         "late_sends": len(late),
         "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
         "p99_ms": percentile(latencies, 99),
+        "accepted_p50_ms": percentile(from_answer, 50),
+        "accepted_p95_ms": percentile(from_answer, 95),
+        "accepted_p99_ms": percentile(from_answer, 99),
+        "queued_p50_ms": percentile(queued, 50),
+        "queued_p95_ms": percentile(queued, 95),
     }
 
 

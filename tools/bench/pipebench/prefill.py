@@ -59,18 +59,23 @@ def id_text(value) -> str:
 FRESH_NULL = {"idempotency_key", "request_fingerprint", "replay_of"}
 
 
-def prefill_sqlite(db_path: Path, target: int) -> int:
-    """Copies the newest succeeded job (image, job, variants, audit rows) until `jobs` holds `target` rows."""
+def prefill_sqlite(db_path: Path, target: int, template: str | None = None) -> int:
+    """Copies the newest succeeded job of the smallest image, or the job `template`
+    (its id), with its image, variants and audit rows, until `jobs` holds `target` rows."""
     db = sqlite3.connect(db_path, timeout=60)
     db.row_factory = sqlite3.Row
     have = db.execute("SELECT count(*) FROM jobs").fetchone()[0]
     need = target - have
     if need <= 0:
         return 0
-    job = db.execute(
-        "SELECT j.* FROM jobs j JOIN images i ON i.id = j.image_id WHERE j.status = 'succeeded' "
-        "ORDER BY i.bytes, j.created_at DESC LIMIT 1"
-    ).fetchone()
+    if template is None:
+        job = db.execute(
+            "SELECT j.* FROM jobs j JOIN images i ON i.id = j.image_id WHERE j.status = 'succeeded' "
+            "ORDER BY i.bytes, j.created_at DESC LIMIT 1"
+        ).fetchone()
+    else:
+        # The id column holds the UUID as text or as its 16 bytes.
+        job = db.execute("SELECT * FROM jobs WHERE id IN (?, ?)", (template, uuid.UUID(template).bytes)).fetchone()
     image = db.execute("SELECT * FROM images WHERE id = ?", (job["image_id"],)).fetchone()
     variants = db.execute("SELECT * FROM variants WHERE image_id = ?", (job["image_id"],)).fetchall()
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

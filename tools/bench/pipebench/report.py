@@ -22,23 +22,25 @@ def spread(values: list[float], digits: int = 2) -> str:
     return f"{min(values):.{digits}f}-{max(values):.{digits}f}"
 
 
-def verdict(ok) -> str:
+def verdict(ok, words: tuple[str, str] = ("met", "MISSED")) -> str:
     if ok is None:
         return "n/a"
-    return "met" if ok else "MISSED"
+    return words[0] if ok else words[1]
 
 
 class Rows:
-    """The table's rows: backend, figure, value, runs / detail, target, verdict."""
+    """The table's rows: backend, figure, value, runs / detail, target, verdict
+    (`words`: what a target met and a target missed read as)."""
 
-    def __init__(self) -> None:
+    def __init__(self, words: tuple[str, str] = ("met", "MISSED")) -> None:
         self.rows: list[tuple[str, str, str, str, str, str]] = []
+        self.words = words
 
     def __call__(self, backend, figure, value, runs="", target="", ok=None) -> None:
-        self.rows.append((backend, figure, value, runs, target, verdict(ok) if target else ""))
+        self.rows.append((backend, figure, value, runs, target, verdict(ok, self.words) if target else ""))
 
     def table(self) -> str:
-        head = ("backend", "figure", "value (median)", "runs / detail", "target", "met?")
+        head = ("backend", "figure", "value (median)", "runs / detail", "target", "met?" if self.words[0] == "met" else "/".join(self.words))
         widths = [max(len(str(x[i])) for x in [head, *self.rows]) for i in range(len(head))]
         lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
         for r_ in self.rows:
