@@ -12,6 +12,7 @@
 //! - [`variants`]: one row per encoded output of an image and a preset version.
 //! - [`jobs`]: one row per processing attempt chain, with its [`jobs::JobStatus`].
 //! - [`queue_messages`]: the embedded backend's durable queue.
+//! - [`queue_fair_groups`]: each fair-share group's last key on the queue table.
 //! - [`job_audit`]: what operators did to jobs (replays, redrives).
 //! - [`operator_cursors`]: where a resumable operator run stopped.
 //! - [`tenants`]: who owns images, jobs and keys, with their quotas.
@@ -27,6 +28,7 @@ pub mod job_audit;
 pub mod jobs;
 pub mod operator_cursors;
 pub mod prelude;
+pub mod queue_fair_groups;
 pub mod queue_messages;
 pub mod tenant_daily_uploads;
 pub mod tenants;

@@ -25,6 +25,7 @@ mod m20261204_000011_client_fields_and_retention;
 mod m20261206_000012_delivery;
 mod m20261207_000013_webhook_outbox;
 mod m20261207_000014_fair_queue;
+mod m20261207_000015_fair_groups;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000012_delivery::Migration),
             Box::new(m20261207_000013_webhook_outbox::Migration),
             Box::new(m20261207_000014_fair_queue::Migration),
+            Box::new(m20261207_000015_fair_groups::Migration),
         ]
     }
 }

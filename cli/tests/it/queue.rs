@@ -186,6 +186,36 @@ async fn tenants_share_the_table_queue_fairly_on_postgres() {
     tenants_share_the_queue(&table_queue(&db::postgres().await, 5).await).await;
 }
 
+/// A tenant that sends its twenty jobs all at once (an uploader with twenty
+/// requests in flight) gets no more of the queue than one sending in turn:
+/// the concurrent sends take consecutive places, so the quiet tenants' jobs
+/// sent after them still go next.
+async fn a_parallel_tenant_shares_the_queue(queue: &LocalJobQueue) {
+    let sends = (0..20).map(|i| async move {
+        queue.send(&Outgoing::new(format!("a{i}"), Some("tenant-a"))).await.expect("send");
+    });
+    futures::future::join_all(sends).await;
+    queue.send(&Outgoing::new("b0", Some("tenant-b"))).await.expect("send");
+    queue.send(&Outgoing::new("c0", Some("tenant-c"))).await.expect("send");
+
+    let order = drain_one_by_one(queue).await;
+
+    let place = |body: &str| order.iter().position(|b| b == body).expect("delivered");
+    assert_eq!(order.len(), 22, "{order:?}");
+    assert!(place("b0") < 3 && place("c0") < 4, "the quiet tenants go next, not after twenty: {order:?}");
+}
+
+#[tokio::test]
+async fn a_parallel_tenant_shares_the_table_queue_fairly_on_sqlite() {
+    let dir = TempDir::new().expect("tempdir");
+    a_parallel_tenant_shares_the_queue(&table_queue(&db::sqlite(&dir), 5).await).await;
+}
+
+#[tokio::test]
+async fn a_parallel_tenant_shares_the_table_queue_fairly_on_postgres() {
+    a_parallel_tenant_shares_the_queue(&table_queue(&db::postgres().await, 5).await).await;
+}
+
 /// The lanes over a live and a bulk queue: live first, bulk at its floor
 /// while live work waits, nothing of bulk past its cap, everything of bulk
 /// once live is empty, and every receipt acknowledged on its own queue.

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use entities::queue_fair_groups;
 use entities::queue_messages::{self, Column};
 use sea_orm::sea_query::{Alias, CommonTableExpression, LockBehavior, LockType, Query, WithClause};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait,
@@ -191,48 +192,63 @@ impl LocalJobQueue {
 impl LocalJobQueue {
     /// The fair key of a message `group` sends at `now`: start-time fair
     /// queueing, with the key as the virtual clock. The clock reads the key
-    /// of the next message due (or, with none visible, the highest key
-    /// queued, so that a drained backlog doesn't turn the clock back). A
-    /// group's message goes one past its group's last queued key, or at the
-    /// clock, whichever is later: a quiet tenant's upload goes next, and a
-    /// noisy tenant's thousand queue behind its own backlog. Two index
-    /// lookups; concurrent sends of one group may share a key, which only
-    /// ties them (the id decides).
+    /// of the next message due, or with none visible the highest key any
+    /// group took on this queue, so that a drained backlog doesn't turn the
+    /// clock back. A group's message goes one past its group's last key, or
+    /// at the clock, whichever is later: a quiet tenant's upload goes next,
+    /// and a noisy tenant's thousand queue behind its own backlog.
+    ///
+    /// The group's key is taken by one upsert of its `queue_fair_groups`
+    /// row, so concurrent sends of one group take consecutive keys: a
+    /// tenant uploading in parallel gets no more messages per key than one
+    /// uploading in turn. (The clock is read before, so two groups' sends
+    /// may read the same clock; that only ties them, and the id decides.)
     async fn fair_key(&self, group: Option<&str>, now: i64) -> Result<i64, QueueError> {
-        let key_of = |select: sea_orm::Select<queue_messages::Entity>| {
-            select.select_only().column(Column::FairKey).into_tuple::<i64>().one(&self.db)
-        };
-        let next_due = key_of(
-            queue_messages::Entity::find()
-                .filter(Column::Queue.eq(&self.name))
-                .filter(Column::VisibleAtMs.lte(now))
-                .order_by_asc(Column::FairKey)
-                .order_by_asc(Column::Id),
-        )
-        .await
-        .map_err(db_error)?;
+        let next_due = queue_messages::Entity::find()
+            .select_only()
+            .column(Column::FairKey)
+            .filter(Column::Queue.eq(&self.name))
+            .filter(Column::VisibleAtMs.lte(now))
+            .order_by_asc(Column::FairKey)
+            .order_by_asc(Column::Id)
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
         let clock = match next_due {
             Some(key) => key,
-            None => key_of(
-                queue_messages::Entity::find().filter(Column::Queue.eq(&self.name)).order_by_desc(Column::FairKey),
-            )
-            .await
-            .map_err(db_error)?
-            .unwrap_or(0),
+            None => queue_fair_groups::Entity::find()
+                .select_only()
+                .column_as(queue_fair_groups::Column::LastKey.max(), "last_key")
+                .filter(queue_fair_groups::Column::Queue.eq(&self.name))
+                .into_tuple::<Option<i64>>()
+                .one(&self.db)
+                .await
+                .map_err(db_error)?
+                .flatten()
+                .unwrap_or(0),
         };
-        let in_group = match group {
-            Some(group) => Column::FairGroup.eq(group),
-            None => Column::FairGroup.is_null(),
-        };
-        let last = key_of(
-            queue_messages::Entity::find()
-                .filter(Column::Queue.eq(&self.name))
-                .filter(in_group)
-                .order_by_desc(Column::FairKey),
+        let last_key = Expr::col((queue_fair_groups::Entity, queue_fair_groups::Column::LastKey));
+        let taken = queue_fair_groups::Entity::insert(queue_fair_groups::ActiveModel {
+            queue: Set(self.name.clone()),
+            fair_group: Set(group.unwrap_or_default().to_owned()),
+            last_key: Set(clock),
+        })
+        .on_conflict(
+            OnConflict::columns([queue_fair_groups::Column::Queue, queue_fair_groups::Column::FairGroup])
+                .value(
+                    queue_fair_groups::Column::LastKey,
+                    Func::greatest([
+                        last_key.add(1),
+                        Expr::col((Alias::new("excluded"), queue_fair_groups::Column::LastKey)),
+                    ]),
+                )
+                .to_owned(),
         )
+        .exec_with_returning(&self.db)
         .await
         .map_err(db_error)?;
-        Ok(last.map_or(clock, |last| Ord::max(clock, last + 1)))
+        Ok(taken.last_key)
     }
 }
 
