@@ -148,7 +148,16 @@ fn router(state: SharedState, request_timeout: Duration, upload_cors: CorsLayer)
                 .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
                     let request_id =
                         request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+                    let span = tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id
+                    );
+                    // A caller's trace continues here (W3C `traceparent`).
+                    let traceparent = request.headers().get(pipeline::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
+                    pipeline::trace::continue_from(&span, traceparent);
+                    span
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 // A bug answers 500 (problem+json), never a dropped connection.

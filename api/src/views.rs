@@ -74,6 +74,12 @@ pub(crate) struct JobView {
     /// already had (the same SHA-256): nothing was stored or processed again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     deduplicated: bool,
+    /// The job's trace (W3C trace id, 32 hex digits), when the service
+    /// exports traces: the one trace that holds the upload, the processing
+    /// and the outcome event. Absent when tracing is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9a-f]{32}$", example = "4bf92f3577b34da6a3ce929d0e0e4736")]
+    trace_id: Option<String>,
 }
 
 /// A job's error: a stable code and a human-readable message.
@@ -106,6 +112,7 @@ impl From<jobs::Model> for JobView {
             updated_at: job.updated_at,
             finished_at: job.finished_at,
             deduplicated: false,
+            trace_id: job.trace_parent.as_deref().and_then(pipeline::trace::trace_id),
         }
     }
 }

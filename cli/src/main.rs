@@ -138,7 +138,12 @@ fn command() -> clap::Command {
 async fn main() -> ExitCode {
     let matches = command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
-    match run(cli).await {
+    // Off the runtime: the exporter's HTTP client is a blocking one.
+    let tracing = tokio::task::spawn_blocking(telemetry::init).await.unwrap_or_default();
+    let result = run(cli).await;
+    // Spans still buffered go out before the process does.
+    tokio::task::spawn_blocking(move || tracing.shutdown()).await.ok();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -148,7 +153,6 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    telemetry::init();
     // Before any client is built: one crypto provider for every TLS stack.
     pipeline::tls::install_crypto_provider();
     if matches!(cli.command, Command::Run | Command::Worker) {

@@ -1,16 +1,21 @@
-//! Logging: JSON in containers (`LOG_FORMAT=json`), human-readable otherwise.
+//! Logging and traces: JSON in containers (`LOG_FORMAT=json`), readable
+//! lines otherwise; spans over OTLP when the `OTEL_*` variables ask
+//! (`pipeline::trace`).
 
-use tracing_subscriber::EnvFilter;
+use pipeline::trace::{Telemetry, Tracing};
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default filter.
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,aws_config=warn,aws_smithy_runtime=warn,tower_http=info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        builder.json().flatten_event(true).with_current_span(true).init();
-    } else {
-        builder.init();
+/// The log filter unless `RUST_LOG` sets one.
+const DEFAULT_FILTER: &str = "info,sqlx=warn,aws_config=warn,aws_smithy_runtime=warn,tower_http=info";
+
+/// Installs the global subscriber; the tracer it returns flushes at exit.
+pub fn init() -> Tracing {
+    match Telemetry::from_env(DEFAULT_FILTER).init() {
+        Ok(tracing) => tracing,
+        Err(err) => {
+            // Logs are still wanted when the exporter can't be built.
+            eprintln!("warning: {err}; logging without traces");
+            let _ = Telemetry { export: pipeline::trace::Export::Off, ..Telemetry::from_env(DEFAULT_FILTER) }.init();
+            Tracing::default()
+        }
     }
 }

@@ -90,6 +90,9 @@ pub struct Model {
     /// With an idempotency key: a digest of what the request asked for, so
     /// the same key with a different request can be refused.
     pub request_fingerprint: Option<String>,
+    /// The W3C `traceparent` of the span the job was created in (the
+    /// upload's request, or an operator's replay), when tracing is on.
+    pub trace_parent: Option<String>,
 }
 
 /// Relations of [`Model`].

@@ -35,6 +35,8 @@ pub struct Model {
     /// so each group's backlog interleaves with the others' instead of
     /// queueing in front of them.
     pub fair_key: i64,
+    /// The W3C `traceparent` the message was sent with, when tracing is on.
+    pub trace_parent: Option<String>,
 }
 
 /// `queue_messages` has no relations.

@@ -52,6 +52,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When the receiver accepted it.
     pub delivered_at: Option<DateTimeUtc>,
+    /// The W3C `traceparent` of the publish that recorded the delivery,
+    /// sent as its `traceparent` header; none when tracing is off.
+    pub trace_parent: Option<String>,
 }
 
 /// No relations: a delivery outlives the image its event names.

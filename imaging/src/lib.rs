@@ -266,7 +266,7 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
     let target_edge = if presets.iter().any(|p| p.fit == Fit::Cover) { u32::MAX } else { target_edge };
     let mut timings = Timings::default();
     let started = std::time::Instant::now();
-    let decoded = decode::decode(input, limits, target_edge, &clock)?;
+    let decoded = tracing::info_span!("decode").in_scope(|| decode::decode(input, limits, target_edge, &clock))?;
     timings.decode = started.elapsed();
     clock.check()?;
     let (full_w, full_h) = decoded.full_size;
@@ -290,7 +290,8 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
         let (width, height) = (width.min(current.width), height.min(current.height));
         let started = std::time::Instant::now();
         if (width, height) != (current.width, current.height) {
-            current = current.resize(width, height)?;
+            current = tracing::info_span!("resize", preset = %preset.name, width, height)
+                .in_scope(|| current.resize(width, height))?;
             clock.check()?;
         }
         let cropped;
@@ -308,7 +309,8 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
             Some(variant) => variant.data.clone(),
             None => {
                 let started = std::time::Instant::now();
-                let data = encode::encode(out, preset, clock.remaining())?;
+                let data = tracing::info_span!("encode", preset = %preset.name, format = preset.format.as_str())
+                    .in_scope(|| encode::encode(out, preset, clock.remaining()))?;
                 timings.encode += started.elapsed();
                 clock.check()?;
                 encoded.push((key, i));

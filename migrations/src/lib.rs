@@ -26,6 +26,7 @@ mod m20261206_000012_delivery;
 mod m20261207_000013_webhook_outbox;
 mod m20261207_000014_fair_queue;
 mod m20261207_000015_fair_groups;
+mod m20261207_000016_trace_context;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000013_webhook_outbox::Migration),
             Box::new(m20261207_000014_fair_queue::Migration),
             Box::new(m20261207_000015_fair_groups::Migration),
+            Box::new(m20261207_000016_trace_context::Migration),
         ]
     }
 }

@@ -170,6 +170,10 @@ pub struct Event {
     pub env: String,
     /// When the job reached this state.
     pub occurred_at: DateTime<Utc>,
+    /// The job's trace (W3C trace id, 32 hex digits), when tracing is on:
+    /// the trace that holds its upload, its processing and this publish.
+    #[serde(default)]
+    pub trace_id: Option<String>,
 }
 
 impl Event {
@@ -276,6 +280,7 @@ impl Event {
             summary: None,
             env,
             occurred_at: finished,
+            trace_id: job.trace_parent.as_deref().and_then(crate::trace::trace_id),
         }
     }
 
@@ -301,6 +306,7 @@ impl Event {
             summary: None,
             env,
             occurred_at: at,
+            trace_id: current_trace_id(),
         }
     }
 
@@ -324,8 +330,14 @@ impl Event {
             summary: Some(summary),
             env,
             occurred_at: Utc::now(),
+            trace_id: current_trace_id(),
         }
     }
+}
+
+/// The trace of the current span: the deletion's request, the operator's run.
+fn current_trace_id() -> Option<String> {
+    crate::trace::current().as_deref().and_then(crate::trace::trace_id)
 }
 
 #[cfg(test)]

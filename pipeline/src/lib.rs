@@ -36,6 +36,7 @@
 //! - [`tls`]: the one TLS crypto provider every client uses.
 //! - [`tenants`]: who owns images, jobs and keys.
 //! - [`quota`]: per-tenant uploads per day and bytes stored, counted exactly.
+//! - [`trace`]: logging, OpenTelemetry, and the trace context a job carries.
 //! - [`retention`]: removing originals past their retention, and superseded variants.
 
 pub mod api_keys;
@@ -60,6 +61,7 @@ pub mod settings;
 pub mod store;
 pub mod tenants;
 pub mod tls;
+pub mod trace;
 
 pub use backends::Backends;
 pub use settings::Settings;

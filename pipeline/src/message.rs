@@ -48,6 +48,7 @@ impl JobMessage {
     /// The message for a job row, sent in its tenant's fair-share group.
     pub fn outgoing(job: &entities::jobs::Model) -> crate::queue::Outgoing {
         crate::queue::Outgoing::new(Self::for_job(job).to_body(), Some(&job.tenant_id.to_string()))
+            .traced(job.trace_parent.clone())
     }
 
     /// Parses a body received from the queue.

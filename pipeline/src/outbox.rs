@@ -35,6 +35,7 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::delivery::Delivery;
@@ -178,6 +179,8 @@ impl Outbox {
                     last_error: Set(None),
                     created_at: Set(now),
                     delivered_at: Set(None),
+                    // The span that records it: the job's commit.
+                    trace_parent: Set(crate::trace::current()),
                 })
             })
             .collect();
@@ -317,7 +320,13 @@ impl Outbox {
         let Some(webhook) = self.webhooks.iter().find(|w| w.target() == row.target) else {
             return Ok(Round::default());
         };
-        let result = webhook.send(&row.event_id.to_string(), &row.body).await;
+        // Each attempt is a span of the job's trace, and the receiver
+        // continues from it (`traceparent`).
+        let span =
+            tracing::info_span!("webhook", target = %row.target, attempt = row.attempts, event_id = %row.event_id);
+        crate::trace::continue_from(&span, row.trace_parent.as_deref());
+        let traceparent = crate::trace::traceparent_of(&span).or_else(|| row.trace_parent.clone());
+        let result = webhook.send(&row.event_id.to_string(), &row.body, traceparent.as_deref()).instrument(span).await;
         let now = Utc::now();
         match result {
             Ok(()) => {

@@ -6,7 +6,7 @@ use chrono::Utc;
 use entities::jobs::{self, JobStatus};
 use pipeline::jobs::{self as repo, NewUpload};
 use pipeline::keys;
-use pipeline::message::{CreatedObject, JobMessage};
+use pipeline::message::CreatedObject;
 use uuid::Uuid;
 
 use crate::Worker;
@@ -19,7 +19,8 @@ const UPLOAD_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 impl Worker {
     /// Turns a client's direct upload into a job, once per bucket, key and
     /// ETag: a repeated notification finds the job the first one created.
-    pub(crate) async fn job_for_object(&self, object: &CreatedObject) -> Result<Option<JobMessage>, Failure> {
+    /// Returns the job to run, as it stands.
+    pub(crate) async fn job_for_object(&self, object: &CreatedObject) -> Result<Option<jobs::Model>, Failure> {
         if !object.key.starts_with(keys::UPLOADS_PREFIX) {
             tracing::info!(key = %object.key, "object outside the uploads prefix; ignoring");
             return Ok(None);
@@ -33,7 +34,7 @@ impl Worker {
         }
         let dedupe = object.dedupe_key();
         if let Some(job) = repo::find_job_by_idempotency_key(db, &dedupe).await? {
-            return Ok(Some(JobMessage::for_job(&job)));
+            return Ok(Some(job));
         }
         let image_id = Uuid::now_v7();
         // Keep the original outside the uploads prefix, which the bucket's
@@ -62,15 +63,15 @@ impl Worker {
             pipeline::quota::add_bytes(job.tenant_id, i64::try_from(object.size).unwrap_or(i64::MAX)).exec(db).await?;
         }
         tracing::info!(job_id = %job.id, key = %object.key, "job created from an S3 upload");
-        Ok(Some(JobMessage::for_job(&job)))
+        Ok(Some(job))
     }
 
     /// A presigned upload arrived: keep the original outside the uploads
     /// prefix and let the job start. A repeated notification, or one for a
     /// job that already moved on, leads to the job as it stands.
-    async fn start_presigned_job(&self, job: jobs::Model, object: &CreatedObject) -> Result<JobMessage, Failure> {
+    async fn start_presigned_job(&self, job: jobs::Model, object: &CreatedObject) -> Result<jobs::Model, Failure> {
         if job.status != JobStatus::AwaitingUpload {
-            return Ok(JobMessage::for_job(&job));
+            return Ok(job);
         }
         self.inner.backends.store.copy(&object.key, &keys::original(job.image_id)).await?;
         let bytes = i64::try_from(object.size).unwrap_or(i64::MAX);
@@ -80,7 +81,7 @@ impl Worker {
             None => repo::find_job(&self.inner.backends.db, job.id).await?.unwrap_or(job),
         };
         tracing::info!(job_id = %job.id, key = %object.key, "presigned upload arrived");
-        Ok(JobMessage::for_job(&job))
+        Ok(job)
     }
 
     /// Fails the jobs whose presigned upload never came (their URL expired

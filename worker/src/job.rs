@@ -39,6 +39,17 @@ struct Received {
     sent_at: Option<chrono::DateTime<Utc>>,
 }
 
+/// A job's span: a child of the message's when the message carried the
+/// job's trace, else of the span the job was created in (`trace_parent`):
+/// the presigned path, where the message is S3's event.
+macro_rules! job_span {
+    ($job_id:expr, $trace_parent:expr) => {{
+        let span = tracing::info_span!("job", job_id = %$job_id);
+        pipeline::trace::continue_from(&span, $trace_parent);
+        span
+    }};
+}
+
 /// How long the worker that finished a job has to announce it before a
 /// redelivery of its message announces it instead.
 const PUBLISH_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
@@ -147,7 +158,9 @@ impl Worker {
             message_id = %delivery.message_id,
             job_id = job_id.map(tracing::field::display),
             receive_count = delivery.receive_count,
+            lane = delivery.lane.as_str(),
         );
+        pipeline::trace::continue_from(&span, delivery.trace.as_deref());
         async {
             // A panic anywhere in the job is contained here and counts as a
             // transient failure of this message only; so does a job past its
@@ -184,7 +197,10 @@ impl Worker {
     /// in `Delete` stops the rest, which its redelivery finds again.
     async fn run(&self, incoming: Incoming, terms: fate::Delivery) -> Settled {
         let objects = match incoming {
-            Incoming::Job(message) => return self.settle(self.process(&message).await, terms).await,
+            Incoming::Job(message) => {
+                let span = job_span!(message.job_id, None);
+                return async { self.settle(self.process(&message).await, terms).await }.instrument(span).await;
+            }
             Incoming::S3TestEvent => {
                 tracing::info!("S3 test event; acknowledging");
                 Vec::new()
@@ -193,12 +209,15 @@ impl Worker {
         };
         let mut settled = Settled { outcome: Outcome::Nothing, plan: fate::plan(Outcome::Nothing, terms), code: None };
         for object in objects {
-            let handled = match self.job_for_object(&object).await {
-                Ok(Some(message)) => self.process(&message).await,
-                Ok(None) => Handled::nothing(),
-                Err(failure) => Handled::failed(failure),
+            settled = match self.job_for_object(&object).await {
+                Ok(Some(job)) => {
+                    let span = job_span!(job.id, job.trace_parent.as_deref());
+                    let message = JobMessage::for_job(&job);
+                    async { self.settle(self.process(&message).await, terms).await }.instrument(span).await
+                }
+                Ok(None) => self.settle(Handled::nothing(), terms).await,
+                Err(failure) => self.settle(Handled::failed(failure), terms).await,
             };
-            settled = self.settle(handled, terms).await;
             if settled.plan.message != MessageAction::Delete {
                 break;
             }
@@ -318,7 +337,10 @@ impl Worker {
 
     async fn advance(&self, message: &JobMessage) -> Result<Handled, Failure> {
         let job = match self.inner.backends.jobs().claim(message.job_id).await? {
-            Claim::Started(job) => job,
+            Claim::Started(job) => {
+                self.link_to_original(&job).await;
+                job
+            }
             Claim::Finished(job) => {
                 // A redelivery of a finished job: do no work again, but make
                 // sure its event went out (the last run may have crashed
@@ -346,12 +368,28 @@ impl Worker {
         })
     }
 
+    /// A replay is a trace of its own, linked to its original's.
+    async fn link_to_original(&self, job: &jobs::Model) {
+        let Some(original) = job.replay_of else { return };
+        match repo::find_job(&self.inner.backends.db, original).await {
+            Ok(Some(original)) => pipeline::trace::link_to(&tracing::Span::current(), original.trace_parent.as_deref()),
+            Ok(None) => {}
+            Err(err) => tracing::debug!(error = %err, "could not read the replayed job's trace"),
+        }
+    }
+
     /// Downloads, processes, stores and records. Returns the job if this run
     /// moved it to `succeeded` (`None`: a concurrent delivery did).
     async fn make_variants(&self, job: &jobs::Model, message: &JobMessage) -> Result<Option<jobs::Model>, Failure> {
         let metrics = &self.inner.metrics;
         let started = Instant::now();
-        let original = self.inner.backends.store.get(&keys::original(job.image_id)).await?;
+        let original = self
+            .inner
+            .backends
+            .store
+            .get(&keys::original(job.image_id))
+            .instrument(tracing::info_span!("fetch"))
+            .await?;
         metrics.stage(Stage::Download, started.elapsed());
 
         let presets = self.presets_for(message)?;
@@ -371,7 +409,10 @@ impl Worker {
             Err(sea_orm::DbErr::RecordNotFound(_)) => return Ok(None),
             Err(other) => return Err(other.into()),
         };
-        let new_variants = self.store_variants(job.image_id, &placement, output.variants).await?;
+        let new_variants = self
+            .store_variants(job.image_id, &placement, output.variants)
+            .instrument(tracing::info_span!("store"))
+            .await?;
 
         let started = Instant::now();
         // Tagged before the job is recorded, so a succeeded job's original
@@ -390,7 +431,13 @@ impl Worker {
         };
         let written: Vec<String> = new_variants.iter().map(|v| v.object_key.clone()).collect();
         let replaced = replaced_keys(repo::image_variants(&backends.db, job.image_id).await?, &new_variants);
-        let moved = self.inner.backends.jobs().succeed(job.id, facts, new_variants).await?;
+        let moved = self
+            .inner
+            .backends
+            .jobs()
+            .succeed(job.id, facts, new_variants)
+            .instrument(tracing::info_span!("commit"))
+            .await?;
         metrics.stage(Stage::Db, started.elapsed());
         if moved.is_none() {
             self.discard_if_deleted(job, &written).await?;
@@ -446,9 +493,13 @@ impl Worker {
             };
             let _cpu = self.inner.cpu_slots.acquire().await.map_err(stopping)?;
             let limits = self.inner.limits.clone();
+            // The engine's stages (decode, resize, encode) are its children.
+            let span = tracing::info_span!("engine", bytes = original.len());
             tokio::task::spawn_blocking(move || {
-                let sha256 = hex::encode(Sha256::digest(&original));
-                (imaging::process(&original, &presets, &limits), sha256)
+                span.in_scope(|| {
+                    let sha256 = hex::encode(Sha256::digest(&original));
+                    (imaging::process(&original, &presets, &limits), sha256)
+                })
             })
             .await
             .map_err(|e| {
@@ -532,6 +583,16 @@ impl Worker {
         if job.event_published_at.is_some() || !job.status.is_final() {
             return Ok(());
         }
+        let span = tracing::info_span!("publish", job_id = %job.id);
+        // Outside a job's span (the sweep of expired uploads), in the trace
+        // the job was created in.
+        if tracing::Span::current().is_none() {
+            pipeline::trace::continue_from(&span, job.trace_parent.as_deref());
+        }
+        self.publish(job).instrument(span).await
+    }
+
+    async fn publish(&self, job: &jobs::Model) -> Result<(), Failure> {
         let started = Instant::now();
         // A deleted image takes its jobs with it, so a job still recorded
         // has its image; without one there is nothing to announce.

@@ -22,3 +22,4 @@ mod retention;
 mod support;
 mod tenants;
 mod tls;
+mod traces;

@@ -607,6 +607,13 @@ export interface components {
             image_id: string;
             links: components["schemas"]["JobLinks"];
             status: components["schemas"]["JobStatusView"];
+            /**
+             * @description The job's trace (W3C trace id, 32 hex digits), when the service
+             *     exports traces: the one trace that holds the upload, the processing
+             *     and the outcome event. Absent when tracing is off.
+             * @example 4bf92f3577b34da6a3ce929d0e0e4736
+             */
+            trace_id?: string | null;
             /** Format: date-time */
             updated_at: string;
         };

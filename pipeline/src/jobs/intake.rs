@@ -125,6 +125,8 @@ pub(crate) fn queued_job(id: Uuid, tenant_id: Uuid, image_id: Uuid) -> jobs::Act
         presets: Set(None),
         api_key_id: Set(None),
         request_fingerprint: Set(None),
+        // The span it is created in: the upload's request, an operator's run.
+        trace_parent: Set(crate::trace::current()),
     }
 }
 

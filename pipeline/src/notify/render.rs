@@ -223,6 +223,7 @@ mod tests {
             summary: None,
             env: "production".into(),
             occurred_at: Utc.with_ymd_and_hms(2026, 11, 26, 10, 24, 11).single().unwrap_or_default(),
+            trace_id: None,
         }
     }
 

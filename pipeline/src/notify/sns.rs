@@ -53,6 +53,10 @@ impl SnsNotifier {
             let array = serde_json::to_string(&presets).map_err(|e| NotifyError(e.to_string()))?;
             attributes.push(("preset", string("String.Array", array)?));
         }
+        // The publish's own span, so a subscriber continues the job's trace.
+        if let Some(traceparent) = crate::trace::current() {
+            attributes.push((crate::trace::TRACEPARENT, string("String", traceparent)?));
+        }
         Ok(attributes)
     }
 }
@@ -63,7 +67,7 @@ fn failed<E: std::error::Error + 'static, R: std::fmt::Debug>(err: aws_sdk_sns::
 
 #[async_trait]
 impl Notifier for SnsNotifier {
-    #[tracing::instrument(skip_all, fields(job_id = ?event.job_id, event = event.event.as_str()))]
+    #[tracing::instrument(name = "sns", skip_all, fields(job_id = ?event.job_id, event = event.event.as_str()))]
     async fn publish(&self, event: &Event) -> Result<(), NotifyError> {
         let attributes = Self::attributes(event)?;
         let (subject, _) = render::email(event, self.base_url.as_deref());

@@ -138,17 +138,21 @@ impl Webhook {
         serde_json::to_string(&self.payload(event)?).ok()
     }
 
-    /// One attempt: POSTs `body` as event `id`, signed afresh.
+    /// One attempt: POSTs `body` as event `id`, signed afresh, with the
+    /// `traceparent` header when the event is traced.
     ///
     /// # Errors
     /// How it failed, as a short code (`http-503`, `timeout`, `connect`,
     /// `request`). Never the URL: webhook URLs carry secret tokens.
-    pub async fn send(&self, id: &str, body: &str) -> Result<(), String> {
+    pub async fn send(&self, id: &str, body: &str, traceparent: Option<&str>) -> Result<(), String> {
         let mut request = self
             .client
             .post(&self.url)
             .header("idempotency-key", id)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(traceparent) = traceparent {
+            request = request.header(crate::trace::TRACEPARENT, traceparent);
+        }
         if !self.keys.is_empty() {
             let timestamp = chrono::Utc::now().timestamp();
             request = request

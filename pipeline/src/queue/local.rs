@@ -184,6 +184,7 @@ impl LocalJobQueue {
                 sent_at: DateTime::from_timestamp_millis(message.sent_at_ms),
                 group: message.fair_group,
                 lane: Lane::Live,
+                trace: message.trace_parent,
             })
             .collect())
     }
@@ -302,6 +303,7 @@ impl JobQueue for LocalJobQueue {
             visible_at_ms: Set(now),
             fair_group: Set(message.group.clone()),
             fair_key: Set(fair_key),
+            trace_parent: Set(message.trace.clone()),
             ..Default::default()
         })
         .exec(&self.db)

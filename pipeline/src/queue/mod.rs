@@ -36,6 +36,8 @@ pub struct Delivery {
     pub group: Option<String>,
     /// The lane it was received from: [`Lanes`] sets it.
     pub lane: Lane,
+    /// The W3C `traceparent` it was sent with, if any.
+    pub trace: Option<String>,
 }
 
 /// One message to send: its body and the fair-share group it counts
@@ -47,17 +49,27 @@ pub struct Outgoing {
     pub body: String,
     /// The fair-share group: the tenant's id. `None` shares one group.
     pub group: Option<String>,
+    /// The W3C `traceparent` the receiver continues: beside the body, as an
+    /// SQS message attribute or a column of the queue table.
+    pub trace: Option<String>,
 }
 
 impl Outgoing {
-    /// A message in `group`.
+    /// A message in `group`, outside any trace.
     pub fn new(body: impl Into<String>, group: Option<&str>) -> Self {
-        Self { body: body.into(), group: group.map(str::to_owned) }
+        Self { body: body.into(), group: group.map(str::to_owned), trace: None }
     }
 
-    /// The message a received delivery was, so that moving it keeps its group.
+    /// The same message, continuing the trace `traceparent` names.
+    #[must_use]
+    pub fn traced(self, traceparent: Option<String>) -> Self {
+        Self { trace: traceparent, ..self }
+    }
+
+    /// The message a received delivery was, so that moving it keeps its
+    /// group and its trace.
     pub fn again(delivery: &Delivery) -> Self {
-        Self { body: delivery.body.clone(), group: delivery.group.clone() }
+        Self { body: delivery.body.clone(), group: delivery.group.clone(), trace: delivery.trace.clone() }
     }
 }
 

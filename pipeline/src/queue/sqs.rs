@@ -1,16 +1,19 @@
 //! [`JobQueue`] on Amazon SQS.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use chrono::DateTime;
 
 use super::{Delivery, JobQueue, Lane, Outgoing, QueueError, RedriveStatus};
+use crate::trace::TRACEPARENT;
 
 /// The job queue on SQS. It only translates calls; decisions are the worker's.
 #[derive(Clone, Debug)]
@@ -42,6 +45,15 @@ fn unavailable<E: std::error::Error>(err: E) -> QueueError {
     QueueError::Unavailable(DisplayErrorContext(err).to_string())
 }
 
+/// The message attribute that carries a message's trace context: W3C's
+/// `traceparent`, the name OpenTelemetry's messaging conventions use. (SQS's
+/// own `AWSTraceHeader` system attribute is X-Ray's format.)
+fn trace_attributes(message: &Outgoing) -> Option<HashMap<String, MessageAttributeValue>> {
+    let traceparent = message.trace.as_ref()?;
+    let value = MessageAttributeValue::builder().data_type("String").string_value(traceparent).build().ok()?;
+    Some(HashMap::from([(TRACEPARENT.to_owned(), value)]))
+}
+
 /// SQS caps a long poll at 20 seconds and a visibility timeout at 12 hours.
 fn seconds(duration: Duration, max: u64) -> i32 {
     i32::try_from(duration.as_secs().min(max)).unwrap_or(i32::MAX)
@@ -61,6 +73,7 @@ impl JobQueue for SqsJobQueue {
             .queue_url(&self.queue_url)
             .message_body(&message.body)
             .set_message_group_id(message.group.clone())
+            .set_message_attributes(trace_attributes(message))
             .send()
             .await
             .map_err(unavailable)?;
@@ -78,6 +91,7 @@ impl JobQueue for SqsJobQueue {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .message_attribute_names(TRACEPARENT)
             .send()
             .await
             .map_err(unavailable)?;
@@ -99,6 +113,7 @@ impl JobQueue for SqsJobQueue {
                     group: text(MessageSystemAttributeName::MessageGroupId),
                     body: m.body.unwrap_or_default(),
                     lane: Lane::Live,
+                    trace: m.message_attributes.as_ref().and_then(|a| a.get(TRACEPARENT)?.string_value.clone()),
                 }
             })
             .collect())
@@ -113,6 +128,7 @@ impl JobQueue for SqsJobQueue {
                     .id(i.to_string())
                     .message_body(&message.body)
                     .set_message_group_id(message.group.clone())
+                    .set_message_attributes(trace_attributes(message))
                     .build()
             })
             .collect();
