@@ -66,6 +66,14 @@ impl Default for Metrics {
             "API keys looked up in the database, by result (found, not_found)",
             key_lookups.clone(),
         );
+        // The bounded series exist from the start, at zero (routes and
+        // statuses appear with their first request).
+        for result in ["hit", "miss"] {
+            drop(cache.get_or_create(&CacheLabels { result }));
+        }
+        for result in ["found", "not_found"] {
+            drop(key_lookups.get_or_create(&CacheLabels { result }));
+        }
         Self { registry, requests, latency, cache, key_lookups }
     }
 }

@@ -29,6 +29,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Self; 7] =
+        [Self::Succeeded, Self::Failed, Self::Dead, Self::Retried, Self::Duplicate, Self::Unparseable, Self::Ignored];
+
     /// The label value: snake_case, as Prometheus names go.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,6 +74,18 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Every stage.
+    pub const ALL: [Self; 8] = [
+        Self::Download,
+        Self::Decode,
+        Self::Resize,
+        Self::Encode,
+        Self::Placeholder,
+        Self::Upload,
+        Self::Db,
+        Self::Publish,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -195,6 +211,26 @@ impl Default for Metrics {
             "Webhook delivery attempts by result; expired ones wait in `image-service webhooks failed`",
             webhooks.clone(),
         );
+        // Every series of a bounded label set exists from the start, at
+        // zero: a rate or an alert over it then has a series to read before
+        // the first job, and the dashboard's panels show 0, not "no data".
+        // (Failure codes are known only when one fails.)
+        for outcome in Outcome::ALL.into_iter().filter(|o| !o.failed()) {
+            drop(jobs.get_or_create(&OutcomeLabels { outcome: outcome.as_str(), code: String::new() }));
+        }
+        for stage in Stage::ALL {
+            drop(stages.get_or_create(&StageLabels { stage: stage.as_str() }));
+        }
+        for lane in [pipeline::queue::Lane::Live, pipeline::queue::Lane::Bulk] {
+            drop(queue_lag.get_or_create(&LaneLabels { lane: lane.as_str() }));
+            drop(received.get_or_create(&LaneLabels { lane: lane.as_str() }));
+        }
+        for within_objective in ["true", "false"] {
+            drop(events.get_or_create(&ObjectiveLabels { within_objective }));
+        }
+        for result in ["delivered", "retried", "expired"] {
+            drop(webhooks.get_or_create(&WebhookLabels { result }));
+        }
         Self {
             registry,
             jobs,

@@ -8,6 +8,7 @@ mod api_product;
 mod cli;
 mod client;
 mod client_fields;
+mod dashboards;
 mod deletion;
 mod delivery;
 mod e2e;
