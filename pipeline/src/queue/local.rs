@@ -385,9 +385,14 @@ impl JobQueue for LocalJobQueue {
         Ok(())
     }
 
-    /// A few of its polls: a look at the table is one indexed read.
+    /// One of its polls: a look at the table is one indexed read, the same
+    /// a waiting receive makes every poll anyway. While bulk jobs run, the
+    /// lanes wait on the live lane only this long before they look for bulk
+    /// room again, so this is also how long a freed bulk slot can stay
+    /// empty: at 100 ms, a reprocess of small images ran at 63 jobs/s alone
+    /// against 89/s beside live uploads, whose arrivals ended the waits early.
     fn shortest_wait(&self) -> Duration {
-        POLL_INTERVAL * 4
+        POLL_INTERVAL
     }
 
     async fn redrive_limit(&self) -> Result<Option<u32>, QueueError> {
