@@ -152,6 +152,9 @@ module "compute" {
   rate_limit_burst             = var.rate_limit_burst
   tenant_rate_limit_per_second = var.tenant_rate_limit_per_second
   tenant_rate_limit_burst      = var.tenant_rate_limit_burst
+  # Traces through the sidecars to X-Ray (docs/operations.md, "Traces on AWS").
+  traces_enabled       = var.traces_enabled
+  trace_sampling_ratio = var.trace_sampling_ratio
   # The same choices as the bucket's lifecycle rules (module.storage): one list, both sides.
   originals_retention_days    = var.originals_retention_days
   originals_retention_choices = var.originals_retention_choices

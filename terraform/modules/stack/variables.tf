@@ -162,6 +162,18 @@ variable "tenant_rate_limit_burst" {
   default     = 200
 }
 
+variable "traces_enabled" {
+  description = "Traces of api and worker to X-Ray through the collector sidecars (docs/operations.md, \"Traces on AWS\"); false: no OTEL_* variables, no traces pipeline, no X-Ray grant."
+  type        = bool
+  default     = true
+}
+
+variable "trace_sampling_ratio" {
+  description = "OTEL_TRACES_SAMPLER_ARG of api and worker: the share of new traces recorded, 0..1."
+  type        = number
+  default     = 0.05
+}
+
 # --- Originals retention (issue #20) ---------------------------------------------------------
 
 variable "originals_retention_days" {

@@ -72,6 +72,11 @@ CONTRACT_ENV = {
     "CORS_ALLOWED_ORIGINS",
     "TRUSTED_PROXY_HEADER",
     "HTTP_HEADER_READ_TIMEOUT_SECS",
+    # OpenTelemetry's standard names, which the binary reads (docs/operations.md, "Traces").
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_SERVICE_NAME",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
 }
 SECRET_ENV = {"ADMIN_API_KEY", "PGPASSWORD", "DELIVERY_SIGNING_KEY", "DATABASE_APP_PASSWORD"}
 ENVS = ["envs/staging", "envs/production"]
@@ -906,6 +911,8 @@ def test_api_and_worker_reach_redis_and_nothing_else_does(tree):
 def test_container_environment_uses_contract_names_and_no_secrets(tree):
     local = tree.locals("modules/compute/ecs")
     names = env_names(local["common_environment"]) | env_names(local["api_environment"]) | env_names(local["worker_environment"])
+    # The services merge the trace settings in from their own local (test_traces.py).
+    names |= env_names(local["trace_environment"])
     assert names <= CONTRACT_ENV, names - CONTRACT_ENV
     assert not names & SECRET_ENV
     assert {

@@ -25,7 +25,15 @@ POLICY_TEMPLATES = TERRAFORM / "modules" / "iam" / "policies"
 
 # Actions AWS defines without any resource type: a statement can only grant them on "*".
 # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerregistry.html
-ACTIONS_WITHOUT_RESOURCE_TYPES = {"ecr:GetAuthorizationToken"}
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsx-ray.html (the
+# collector sidecars' trace grant, modules/compute/ecs/metrics.tf)
+ACTIONS_WITHOUT_RESOURCE_TYPES = {
+    "ecr:GetAuthorizationToken",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+}
 
 # Buckets allowed SSE-S3 instead of the service KMS key, with the reason (checkov CKV_AWS_145).
 SSE_S3_BUCKETS = {("modules/storage", "logs"): "ALB and S3 access-log delivery support SSE-S3 only"}

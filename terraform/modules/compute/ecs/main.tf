@@ -88,9 +88,24 @@ locals {
   )
   delivery_secret = local.delivery_signing ? [{ name = "DELIVERY_SIGNING_KEY", valueFrom = var.delivery_signing_key_secret_arn }] : []
 
+  # Traces (docs/operations.md, "Traces on AWS"): each service posts OTLP/HTTP to the collector
+  # sidecar of its own task (metrics.tf), which sends the spans on to X-Ray. Only the services run
+  # a sidecar, so the one-off tasks don't trace. Without traces_enabled none of these is set, and
+  # the binary installs no tracing layer at all.
+  trace_environment = {
+    for role in ["api", "worker"] : role => var.traces_enabled ? {
+      OTEL_EXPORTER_OTLP_ENDPOINT = "http://${local.otlp_endpoint}"
+      OTEL_SERVICE_NAME           = "image-${role}"
+      # A new trace is recorded at this ratio; a request whose caller's traceparent is sampled is
+      # recorded whatever it says, so one upload stays one trace from the client to the event.
+      OTEL_TRACES_SAMPLER     = "parentbased_traceidratio"
+      OTEL_TRACES_SAMPLER_ARG = tostring(var.trace_sampling_ratio)
+    } : {}
+  }
+
   # Only the services link to the API; the one-off tasks stay independent of the ALB, so the
   # migrate task definition can still be applied on its own before it (docs/deploy.md, step 6).
-  api_environment = merge(local.common_environment, local.delivery_environment, {
+  api_environment = merge(local.common_environment, local.delivery_environment, local.trace_environment.api, {
     LISTEN_ADDR = "0.0.0.0:${local.api_port}"
     # The ALB appends the address it saw to X-Forwarded-For: the rightmost entry is the client
     # the per-address limit of callers without a key counts (docs/operations.md).
@@ -109,7 +124,7 @@ locals {
     TENANT_RATE_LIMIT_BURST      = tostring(var.tenant_rate_limit_burst)
   })
 
-  worker_environment = merge(local.common_environment, local.delivery_environment, {
+  worker_environment = merge(local.common_environment, local.delivery_environment, local.trace_environment.worker, {
     PUBLIC_BASE_URL        = local.public_base_url
     METRICS_ADDR           = "0.0.0.0:${local.metrics}"
     WORKER_CONCURRENCY     = tostring(var.worker.concurrency)

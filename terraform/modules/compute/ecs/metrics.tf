@@ -6,6 +6,12 @@
 # compose scrapes the very same endpoint with Prometheus.
 # https://aws-otel.github.io/docs/getting-started/container-insights/ecs-prometheus
 # https://github.com/open-telemetry/opentelemetry-collector-contrib/tree/main/exporter/awsemfexporter
+#
+# The same sidecar carries the services' traces to X-Ray (docs/operations.md, "Traces on AWS"):
+# its otlp receiver takes the spans the binary posts over OTLP/HTTP, and the awsxray exporter
+# sends them as segment documents with PutTraceSegments. The binary speaks plain OpenTelemetry
+# (OTEL_* variables, set in main.tf) and knows nothing of X-Ray either.
+# https://github.com/open-telemetry/opentelemetry-collector-contrib/tree/main/exporter/awsxrayexporter
 
 locals {
   # What each role's collector scrapes: the api serves /metrics on its listener (the ALB answers
@@ -44,9 +50,42 @@ locals {
     ])
   }
 
+  # Where the services send their spans: the task's localhost only. A task's containers share one
+  # network namespace (awsvpc), so the service reaches the collector there, and nothing outside the
+  # task can (no port mapping, and no security group opens 4318).
+  otlp_http_port = 4318
+  otlp_endpoint  = "localhost:${local.otlp_http_port}"
+
+  # What the collector adds for traces: nothing at all while traces_enabled is false.
+  traces_collector = var.traces_enabled ? {
+    receivers = {
+      otlp = { protocols = { http = { endpoint = local.otlp_endpoint } } }
+    }
+    processors = {
+      # Spans leave within a second or so, in the calls of up to 50 segments PutTraceSegments
+      # takes; the metrics' 60 s batch would hold a trace back a minute, and lose more at a stop.
+      "batch/traces" = { timeout = "1s", send_batch_size = 50 }
+    }
+    exporters = {
+      # No region and no ids to convert, as for awsemf: the exporter takes the task's region
+      # (ECS sets AWS_REGION in every container), and X-Ray accepts the W3C trace ids the binary
+      # makes (random ones, no X-Ray id generator) from ADOT collector 0.34.0 on; the exporter only
+      # rewrites them in X-Ray's spelling. index_all_attributes stays off (the default): span
+      # attributes become segment metadata, not annotations, which X-Ray caps at 50 per trace;
+      # the job resource and every event already carry the trace id to look a trace up by.
+      # https://aws.amazon.com/about-aws/whats-new/2023/10/aws-x-ray-w3c-format-trace-ids-distributed-tracing/
+      # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-environment-variables.html
+      awsxray = {}
+    }
+    pipelines = {
+      # resourcedetection adds the task's ECS attributes, which the segments carry as their aws.ecs.
+      traces = { receivers = ["otlp"], processors = ["resourcedetection", "batch/traces"], exporters = ["awsxray"] }
+    }
+  } : { receivers = {}, processors = {}, exporters = {}, pipelines = {} }
+
   adot_config = {
     for role, target in local.metrics_targets : role => yamlencode({
-      receivers = {
+      receivers = merge(local.traces_collector.receivers, {
         prometheus = {
           config = {
             # One sample a minute: CloudWatch's standard resolution, and the alarms' finest period.
@@ -62,13 +101,13 @@ locals {
             }]
           }
         }
-      }
-      processors = {
+      })
+      processors = merge(local.traces_collector.processors, {
         # The task id names each task's log stream.
         resourcedetection = { detectors = ["env", "ecs"] }
         batch             = { timeout = "60s" }
-      }
-      exporters = {
+      })
+      exporters = merge(local.traces_collector.exporters, {
         awsemf = {
           namespace       = var.metrics_namespace
           log_group_name  = var.metrics_log_group.name
@@ -80,11 +119,11 @@ locals {
           dimension_rollup_option = "NoDimensionRollup"
           metric_declarations     = local.metric_declarations[role]
         }
-      }
+      })
       service = {
-        pipelines = {
+        pipelines = merge(local.traces_collector.pipelines, {
           metrics = { receivers = ["prometheus"], processors = ["resourcedetection", "batch"], exporters = ["awsemf"] }
-        }
+        })
       }
     })
   }
@@ -112,6 +151,8 @@ locals {
 
   # Role names from the iam module's ARNs (arn:aws:iam::ACCOUNT:role/NAME).
   metrics_roles = { for role in keys(local.metrics_targets) : role => regex("[^/]+$", var.task_role_arns[role]) }
+  # The same roles, while their collectors send traces.
+  traces_roles = var.traces_enabled ? local.metrics_roles : {}
 }
 
 # The collectors write EMF events to the one metrics log group: that is all they may do. EMF
@@ -130,4 +171,25 @@ resource "aws_iam_role_policy" "metrics" {
   name   = "emf-metrics"
   role   = each.value
   policy = data.aws_iam_policy_document.metrics.json
+}
+
+# The collectors send the services' spans to X-Ray: PutTraceSegments is the exporter's call;
+# PutTelemetryRecords (the exporter's own health reports) and the sampling reads (for X-Ray's
+# central sampling rules) complete the set a trace sender holds, as in AWS's
+# AWSXRayDaemonWriteAccess. None of them has a resource type: X-Ray only takes "*" for them.
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsx-ray.html
+data "aws_iam_policy_document" "traces" {
+  statement {
+    sid       = "SendTraces"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "traces" {
+  for_each = local.traces_roles
+
+  name   = "xray-traces"
+  role   = each.value
+  policy = data.aws_iam_policy_document.traces.json
 }

@@ -320,6 +320,23 @@ variable "adot_collector_image" {
   }
 }
 
+variable "traces_enabled" {
+  description = "Whether api and worker send traces to X-Ray through their collector sidecars (OTEL_* variables, the collectors' traces pipeline, the task roles' X-Ray grant). false: none of the three exists, and the binary traces nothing."
+  type        = bool
+  default     = true
+}
+
+variable "trace_sampling_ratio" {
+  description = "OTEL_TRACES_SAMPLER_ARG of api and worker: the share of new traces recorded (parentbased_traceidratio; a caller's sampled traceparent is followed whatever this says). X-Ray bills each trace recorded."
+  type        = number
+  default     = 0.05
+
+  validation {
+    condition     = var.trace_sampling_ratio >= 0 && var.trace_sampling_ratio <= 1
+    error_message = "trace_sampling_ratio must be between 0 and 1 (0.05 records one new trace in 20)."
+  }
+}
+
 variable "metrics_namespace" {
   description = "CloudWatch namespace the sidecars publish the services' metrics to (the observability module's)."
   type        = string

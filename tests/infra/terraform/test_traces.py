@@ -1,0 +1,296 @@
+"""Traces on AWS (docs/operations.md, "Traces on AWS"): the services post OTLP/HTTP to the ADOT
+sidecar of their own task, whose traces pipeline sends the spans to X-Ray.
+
+modules/compute/ecs is evaluated with tools/lib/harness/tfeval.py, so each test reads what
+`terraform plan` would hand ECS: the container definitions (the service's environment, the
+collector's AOT_CONFIG_CONTENT parsed as the collector parses it) and the role policies, with
+traces_enabled and trace_sampling_ratio at their defaults or set as a caller would set them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from tfhcl import REPO, SAMPLE_ARNS, TERRAFORM, attr
+
+sys.path.insert(0, str(REPO / "tools" / "lib"))
+
+from harness import tfeval  # noqa: E402
+
+COMPUTE = TERRAFORM / "modules" / "compute" / "ecs"
+OPERATIONS_DOC = REPO / "docs" / "operations.md"
+PRODUCTION = TERRAFORM / "envs" / "production"
+ROLES = ("api", "worker")
+NAME = "image-service-test"
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+SIDECAR = "adot-collector"
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"}
+
+VARIABLES = {
+    "name": NAME,
+    "app_env": "staging",
+    "vpc_id": "vpc-0123456789abcdef0",
+    "public_subnet_ids": ["subnet-public-a", "subnet-public-b"],
+    "private_subnet_ids": ["subnet-private-a", "subnet-private-b"],
+    "security_group_ids": {"alb": "sg-alb", "api": "sg-api", "worker": "sg-worker", "ops": "sg-ops"},
+    "kms_key_arn": SAMPLE_ARNS["kms_key_arn"],
+    "certificate_arn": f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/test",
+    "access_logs_bucket": f"{NAME}-logs",
+    "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{NAME}:1.0.0",
+    "cpu_architecture": "X86_64",
+    "task_role_arns": {role: f"arn:aws:iam::{ACCOUNT}:role/{NAME}-{role}" for role in ("api", "worker", "replay")},
+    "execution_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{NAME}-task-execution",
+    "log_group_names": {role: f"/ecs/{NAME}/{role}" for role in ("api", "worker", "ops")},
+    "config": {
+        "s3_bucket": f"{NAME}-media",
+        "s3_kms_key_id": SAMPLE_ARNS["kms_key_arn"],
+        "sqs_queue_url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{NAME}-jobs",
+        "sqs_dlq_url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{NAME}-jobs-dlq",
+        "sqs_bulk_queue_url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{NAME}-jobs-bulk",
+        "sqs_bulk_dlq_url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{NAME}-jobs-bulk-dlq",
+        "sns_topic_arn": SAMPLE_ARNS["topic_arn"],
+        "sns_chat_topic_arn": SAMPLE_ARNS["chat_topic_arn"],
+        "database_url": "postgres://app@db.internal:5432/images?sslmode=verify-full",
+        "owner_database_url": "postgres://owner@db.internal:5432/images?sslmode=verify-full",
+        "db_app_role": "image_app",
+        "redis_url": "rediss://cache.internal:6379",
+    },
+    "db_secret_arn": SAMPLE_ARNS["db_secret_arn"],
+    "db_app_secret_arn": SAMPLE_ARNS["db_app_secret_arn"],
+    "admin_api_key_secret_arn": SAMPLE_ARNS["admin_api_key_secret_arn"],
+    "delivery_signing_key_secret_arn": SAMPLE_ARNS["delivery_signing_key_secret_arn"],
+    "delivery_base_url": "https://cdn.example.com",
+    # Set, so that no container waits on the ALB's DNS name (known only after apply).
+    "public_base_url": "https://images.example.com",
+    "metrics_namespace": f"ImageService/{NAME}",
+    "metrics_log_group": {
+        "name": f"/ecs/{NAME}/metrics",
+        "arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/{NAME}/metrics",
+    },
+}
+STAND_INS = {"data.aws_region.current.region": REGION}
+
+
+def _regex(pattern: str, string: str) -> str:
+    """Terraform's regex() for a pattern without capture groups (the whole match; no match is an
+    error), the only form metrics_roles uses. tfeval has no regex() of its own yet."""
+    compiled = re.compile(pattern)
+    if compiled.groups:
+        raise tfeval.EvalError(f"regex({pattern!r}): capture groups are not modelled here")
+    found = compiled.search(string)
+    if found is None:
+        raise tfeval.EvalError(f"regex({pattern!r}, {string!r}): no match")
+    return found.group(0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def terraform_regex():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(tfeval.FUNCTIONS, "regex", _regex)
+        yield
+
+
+def compute(**variables) -> tfeval.Module:
+    return tfeval.Module(COMPUTE, dict(VARIABLES, **variables), "", STAND_INS)
+
+
+@pytest.fixture(scope="module")
+def module() -> tfeval.Module:
+    return compute()
+
+
+@pytest.fixture(scope="module")
+def off() -> tfeval.Module:
+    return compute(traces_enabled=False)
+
+
+def containers(module: tfeval.Module, family: str) -> dict[str, dict]:
+    """The containers of a task definition by name, as ECS gets them."""
+    if family in ROLES:
+        definition = module.resource("aws_ecs_task_definition", family)
+    else:  # the one-off tasks, one for_each resource
+        definition = module.resource("aws_ecs_task_definition", "ops")[family]
+    rendered = json.loads(tfeval.known(definition.attr("container_definitions"), f"{definition.ref}.container_definitions"))
+    return {c["name"]: c for c in rendered}
+
+
+def environment(container: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("environment", [])}
+
+
+def service_env(module: tfeval.Module, role: str) -> dict[str, str]:
+    return environment(containers(module, role)[role])
+
+
+def collector_config(module: tfeval.Module, role: str) -> dict:
+    """The sidecar's configuration, parsed from AOT_CONFIG_CONTENT as the collector reads it."""
+    return yaml.safe_load(environment(containers(module, role)[SIDECAR])["AOT_CONFIG_CONTENT"])
+
+
+def receiver_address(config: dict) -> tuple[str, int]:
+    endpoint = config["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    parts = urlsplit(f"//{endpoint}")
+    return parts.hostname, parts.port
+
+
+def statements(doc: tfeval.Instance) -> list[tfeval.Instance]:
+    return doc.attr("statement")
+
+
+# --- The collector ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_collector_takes_otlp_over_http_on_the_tasks_localhost_only(module, role):
+    """The services post OTLP/HTTP (protobuf); the receiver listens on localhost, which the task's
+    containers share (awsvpc), so nothing outside the task can send it spans."""
+    config = collector_config(module, role)
+    otlp = config["receivers"]["otlp"]
+    assert set(otlp["protocols"]) == {"http"}, "OTLP/HTTP only: the binary does not speak gRPC"
+    assert receiver_address(config) == ("localhost", module.local("otlp_http_port"))
+    assert module.local("otlp_http_port") == 4318  # OTLP/HTTP's own port
+    sidecar = containers(module, role)[SIDECAR]
+    assert "portMappings" not in sidecar, "the receiver must not be mapped out of the task"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_collector_sends_the_spans_it_receives_to_xray(module, role):
+    config = collector_config(module, role)
+    traces = config["service"]["pipelines"]["traces"]
+    assert traces["receivers"] == ["otlp"] and traces["exporters"] == ["awsxray"], traces
+    assert set(traces["processors"]) <= set(config["processors"]), traces
+    batches = [p for p in traces["processors"] if p.split("/")[0] == "batch"]
+    assert batches, "spans go in batches"
+    # Not the metrics' batch: a trace held back a minute is late, and more of it dies at a stop.
+    for batch in batches:
+        assert batch not in config["service"]["pipelines"]["metrics"]["processors"], batch
+        assert int(config["processors"][batch]["timeout"].removesuffix("s")) <= 5, config["processors"][batch]
+    # The region is the task's (AWS_REGION, which ECS sets), as for awsemf: neither names one.
+    assert "region" not in (config["exporters"]["awsxray"] or {}) and "region" not in config["exporters"]["awsemf"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_metrics_side_of_the_collector_is_the_same_with_traces_on_or_off(module, off, role):
+    on_config, off_config = collector_config(module, role), collector_config(off, role)
+    traces = on_config["service"]["pipelines"]["traces"]
+    added = {
+        "receivers": set(traces["receivers"]),
+        "exporters": set(traces["exporters"]),
+        # resourcedetection is shared with the metrics pipeline; the traces' batch is their own.
+        "processors": set(traces["processors"]) - set(on_config["service"]["pipelines"]["metrics"]["processors"]),
+    }
+    stripped = {kind: {k: v for k, v in on_config[kind].items() if k not in added[kind]} for kind in added}
+    stripped["service"] = {"pipelines": {k: v for k, v in on_config["service"]["pipelines"].items() if k != "traces"}}
+    assert stripped == off_config
+    metrics = off_config["service"]["pipelines"]["metrics"]
+    assert (metrics["receivers"], metrics["exporters"]) == (["prometheus"], ["awsemf"]), metrics
+
+
+# --- The services ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_service_posts_its_spans_to_its_own_collectors_receiver(module, role):
+    """OTEL_EXPORTER_OTLP_ENDPOINT is the base URL: the binary posts to <it>/v1/traces."""
+    endpoint = urlsplit(service_env(module, role)["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    assert endpoint.scheme == "http", "the receiver has no TLS: it is the task's localhost"
+    assert endpoint.path in ("", "/"), endpoint
+    assert (endpoint.hostname, endpoint.port) == receiver_address(collector_config(module, role))
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_service_names_itself_and_samples_at_the_variables_ratio(tree, module, role):
+    env = service_env(module, role)
+    assert env["OTEL_SERVICE_NAME"] == f"image-{role}"
+    assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    (default,) = tree.variables("modules/compute/ecs")["trace_sampling_ratio"]["default"]
+    assert float(env["OTEL_TRACES_SAMPLER_ARG"]) == default
+    for ratio, written in ((0.25, "0.25"), (1, "1"), (0, "0")):
+        assert service_env(compute(trace_sampling_ratio=ratio), role)["OTEL_TRACES_SAMPLER_ARG"] == written, ratio
+
+
+@pytest.mark.parametrize(("ratio", "valid"), [(0, True), (0.05, True), (1, True), (-0.01, False), (1.5, False)])
+def test_the_sampling_ratio_must_be_a_share(ratio, valid):
+    evaluated = compute(trace_sampling_ratio=ratio)
+    (validation,) = [b for b in evaluated.variable_blocks["trace_sampling_ratio"].blocks if b.kind == "validation"]
+    assert tfeval.Scope(evaluated, {}).eval(validation.attributes["condition"]) is valid
+
+
+@pytest.mark.parametrize("family", ["migrate", "replay"])
+def test_the_one_off_tasks_trace_nothing(module, family):
+    """They run no sidecar, so nothing would receive their spans."""
+    (container,) = containers(module, family).values()
+    assert not {k for k in environment(container) if k.startswith("OTEL_")}, family
+
+
+# --- IAM ---------------------------------------------------------------------------------------
+
+
+def test_the_task_roles_may_send_traces_to_xray(module):
+    """Granted like the EMF writes: one inline policy on each task role whose collector sends
+    them. X-Ray's trace actions have no resource type, hence "*"."""
+    policies = module.resource("aws_iam_role_policy", "traces")
+    emf = module.resource("aws_iam_role_policy", "metrics")
+    assert set(policies) == set(emf) == set(ROLES)
+    for role, policy in policies.items():
+        assert policy.attr("role") == emf[role].attr("role") == f"{NAME}-{role}", role
+        rendered = policy.attr("policy")
+        assert isinstance(rendered, tfeval.Unknown) and rendered.ref == "data.aws_iam_policy_document.traces.json", rendered
+    doc = module.resource("aws_iam_policy_document", "traces", data=True)
+    (statement,) = statements(doc)
+    assert "effect" not in statement.block.attributes  # Allow, the default
+    assert set(statement.attr("actions")) == XRAY_ACTIONS
+    assert statement.attr("resources") == ["*"]
+
+
+# --- Off ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_with_traces_off_no_variable_pipeline_or_grant_is_left(off, role):
+    env = service_env(off, role)
+    assert not {k for k in env if k.startswith("OTEL_")}, env
+    config = collector_config(off, role)
+    assert "otlp" not in config["receivers"] and "awsxray" not in config["exporters"]
+    assert set(config["service"]["pipelines"]) == {"metrics"}
+    assert not [p for p in config["processors"] if p not in config["service"]["pipelines"]["metrics"]["processors"]]
+    assert off.resource("aws_iam_role_policy", "traces") == {}
+    assert set(off.resource("aws_iam_role_policy", "metrics")) == set(ROLES), "metrics stay on"
+
+
+# --- Plumbing and docs -----------------------------------------------------------------------
+
+
+def test_the_stack_passes_both_settings_and_the_env_roots_keep_the_defaults(tree):
+    """Like the rate limits: variables of the stack with the compute module's defaults. The env
+    roots don't declare them (tfvars.sh writes every variable of the production root)."""
+    call = tree.module_calls("modules/stack")["compute"]
+    compute_vars, stack_vars = tree.variables("modules/compute/ecs"), tree.variables("modules/stack")
+    for variable in ("traces_enabled", "trace_sampling_ratio"):
+        assert attr(call, variable) == f"${{var.{variable}}}", variable
+        assert stack_vars[variable]["default"] == compute_vars[variable]["default"], variable
+    assert compute_vars["traces_enabled"]["default"] == [True]
+    assert compute_vars["trace_sampling_ratio"].get("validation"), "0..1"
+    # What production deploys with its example tfvars, through envs/production and the stack.
+    root = tfeval.load(PRODUCTION, tfeval.tfvars(PRODUCTION / "terraform.tfvars.example"), {})
+    deployed = root.module("stack").module("compute")
+    (default,) = compute_vars["trace_sampling_ratio"]["default"]
+    for role in ROLES:
+        env = deployed.local(f"{role}_environment")
+        assert env["OTEL_SERVICE_NAME"] == f"image-{role}"
+        assert float(env["OTEL_TRACES_SAMPLER_ARG"]) == default
+
+
+def test_the_docs_name_the_receiver_and_the_variables():
+    text = OPERATIONS_DOC.read_text(encoding="utf-8")
+    section = text[text.index("### Traces on AWS") :]
+    section = section[: section.index("\n## ")]
+    for needle in ("localhost:4318", "trace_sampling_ratio", "traces_enabled", "X-Ray"):
+        assert needle in section, needle
