@@ -140,6 +140,8 @@ impl Operator {
     /// # Errors
     /// When there is no dead-letter queue, or a queue or database call fails
     /// (messages not yet moved stay in the dead-letter queue).
+    // One span per run; the messages it moves keep their jobs' traces.
+    #[tracing::instrument(name = "replay_dlq", skip_all)]
     pub async fn replay_dlq(
         &self,
         mode: DlqMode,
@@ -262,6 +264,9 @@ impl Operator {
     ///
     /// # Errors
     /// When a database or queue call fails; jobs enqueued so far stay enqueued.
+    // The run is a trace of its own: the jobs it makes continue it, and
+    // each links to the job it replays.
+    #[tracing::instrument(name = "replay_jobs", skip_all)]
     pub async fn replay_jobs(
         &self,
         filter: &JobFilter,
@@ -356,6 +361,8 @@ impl Operator {
     /// # Errors
     /// Unknown preset, or a failed database or queue call (rerun with `resume`).
     #[allow(clippy::too_many_arguments)]
+    // The run is a trace of its own, which the jobs it makes continue.
+    #[tracing::instrument(name = "reprocess", skip_all)]
     pub async fn reprocess(
         &self,
         preset: &str,

@@ -298,3 +298,50 @@ async fn one_upload_is_one_trace_on_aws() {
     assert_eq!(publisher.name, "sns", "SNS's publish span");
     assert_eq!(trace.parent_of(publisher).name, "publish");
 }
+
+#[tokio::test]
+async fn a_replay_is_a_new_trace_linked_to_its_original() {
+    let collector = Collector::start().await;
+    let tracing = Arc::new(collector.install().await);
+    let dir = TempDir::new().expect("temp dir");
+    let settings = base_settings(dir.path(), db::sqlite(&dir));
+    let app = TestApp::spawn(&settings).await;
+    // A job that fails for good, in the client's trace.
+    let response = app
+        .http
+        .post(format!("{}/v1/images", app.address))
+        .header("content-type", "image/jpeg")
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .body(std::fs::read(crate::support::testdata("truncated_prog.jpg")).expect("testdata"))
+        .send()
+        .await
+        .expect("upload");
+    app.accepted(response).await;
+    app.worker.drain().await.expect("drain");
+
+    let operator = pipeline::replay::Operator::new(
+        app.backends.clone(),
+        settings.presets().expect("presets"),
+        settings.app_env.clone(),
+    );
+    let failed = pipeline::jobs::JobFilter {
+        statuses: vec![entities::jobs::JobStatus::Failed],
+        ..pipeline::jobs::JobFilter::default()
+    };
+    let summary = operator.replay_jobs(&failed, None, false, &pipeline::replay::Silent).await.expect("replay");
+    assert_eq!(summary.counts.get("enqueued"), Some(&1), "{summary:?}");
+    app.worker.drain().await.expect("drain the replay");
+
+    let flushing = tracing.clone();
+    tokio::task::spawn_blocking(move || flushing.flush()).await.expect("flush");
+    let spans = collector.spans.lock().expect("spans").clone();
+    let replay_run = spans.iter().find(|s| s.name == "replay_jobs").expect("the operator's run is a span");
+    let run_trace = hex::encode(&replay_run.trace_id);
+    assert_ne!(run_trace, CLIENT_TRACE, "a replay starts a trace of its own");
+    let replayed = spans
+        .iter()
+        .find(|s| s.name == "job" && hex::encode(&s.trace_id) == run_trace)
+        .expect("the replayed job runs in the replay's trace");
+    let linked: Vec<String> = replayed.links.iter().map(|l| hex::encode(&l.trace_id)).collect();
+    assert_eq!(linked, [CLIENT_TRACE], "and links to the original's");
+}
