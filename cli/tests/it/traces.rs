@@ -5,11 +5,9 @@
 //! id shows in the job resource and the event, and the event's carriers
 //! (the webhook's header, SNS's message attribute) continue the trace.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_sqs::types::MessageSystemAttributeName;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use pipeline::Settings;
@@ -136,6 +134,20 @@ impl Trace {
     }
 }
 
+/// Uploads `file` as a client in the trace of `CLIENT_SPAN` would.
+async fn traced_upload(app: &TestApp, file: &str, content_type: &str) -> uuid::Uuid {
+    let response = app
+        .http
+        .post(format!("{}/v1/images", app.address))
+        .header("content-type", content_type)
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .body(std::fs::read(crate::support::testdata(file)).expect("testdata"))
+        .send()
+        .await
+        .expect("upload");
+    app.accepted(response).await
+}
+
 /// Uploads with the client's `traceparent`, runs the worker (its first
 /// store write fails, so the job runs twice) until the job succeeds, and
 /// checks the trace it exported. Returns the trace and the job resource.
@@ -148,17 +160,7 @@ async fn upload_and_trace(
     let mut backends = app.backends.clone();
     backends.store = Arc::new(FlakyStore::new(backends.store.clone(), 1, false));
     let worker = worker::Worker::new(backends, settings).await.expect("worker");
-    let bytes = std::fs::read(crate::support::testdata("orient3.jpg")).expect("testdata");
-    let response = app
-        .http
-        .post(format!("{}/v1/images", app.address))
-        .header("content-type", "image/jpeg")
-        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
-        .body(bytes)
-        .send()
-        .await
-        .expect("upload");
-    let id = app.accepted(response).await;
+    let id = traced_upload(app, "orient3.jpg", "image/jpeg").await;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let job = loop {
@@ -274,25 +276,9 @@ async fn one_upload_is_one_trace_on_aws() {
 
     // The event on the topic carries the trace: in its body, and as the
     // publish span's `traceparent` message attribute.
-    let received = aws
-        .sqs
-        .receive_message()
-        .queue_url(&aws.events_queue_url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(5)
-        .message_attribute_names("All")
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .send()
-        .await
-        .expect("receive events");
-    let messages = received.messages.unwrap_or_default();
-    assert_eq!(messages.len(), 1, "one event");
-    let event: serde_json::Value = serde_json::from_str(messages[0].body().unwrap_or_default()).expect("event json");
-    assert_eq!(event["trace_id"], CLIENT_TRACE, "the event names its trace: {event}");
-    let attributes: HashMap<String, String> = messages[0]
-        .message_attributes()
-        .map(|a| a.iter().filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned()))).collect())
-        .unwrap_or_default();
+    let events = aws.take_events_with_attributes(1).await;
+    let (event, attributes) = &events[0];
+    assert_eq!(event.trace_id.as_deref(), Some(CLIENT_TRACE), "the event names its trace: {event:?}");
     let traceparent = attributes.get("traceparent").expect("a traceparent message attribute");
     let publisher = named_span(&trace, traceparent);
     assert_eq!(publisher.name, "sns", "SNS's publish span");
@@ -307,16 +293,7 @@ async fn a_replay_is_a_new_trace_linked_to_its_original() {
     let settings = base_settings(dir.path(), db::sqlite(&dir));
     let app = TestApp::spawn(&settings).await;
     // A job that fails for good, in the client's trace.
-    let response = app
-        .http
-        .post(format!("{}/v1/images", app.address))
-        .header("content-type", "image/jpeg")
-        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
-        .body(std::fs::read(crate::support::testdata("truncated_prog.jpg")).expect("testdata"))
-        .send()
-        .await
-        .expect("upload");
-    app.accepted(response).await;
+    traced_upload(&app, "truncated_prog.jpg", "image/jpeg").await;
     app.worker.drain().await.expect("drain");
 
     let operator = pipeline::replay::Operator::new(

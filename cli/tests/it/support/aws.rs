@@ -208,6 +208,18 @@ impl AwsFixture {
     /// Waits for exactly `n` events on the subscribed queue (then checks no
     /// more come). Each is returned with its `event` message attribute.
     pub async fn take_events(&self, n: usize) -> Vec<(Event, String)> {
+        let events = self.take_events_with_attributes(n).await;
+        events
+            .into_iter()
+            .map(|(event, mut attributes)| (event, attributes.remove("event").unwrap_or_default()))
+            .collect()
+    }
+
+    /// The same, each event with its string message attributes by name.
+    pub async fn take_events_with_attributes(
+        &self,
+        n: usize,
+    ) -> Vec<(Event, std::collections::HashMap<String, String>)> {
         let mut events = Vec::new();
         let mut empty_polls = 0;
         while events.len() < n || empty_polls < 1 {
@@ -233,13 +245,11 @@ impl AwsFixture {
             }
             for message in messages {
                 let event: Event = serde_json::from_str(message.body().unwrap_or_default()).expect("event json");
-                let kind = message
+                let attributes = message
                     .message_attributes()
-                    .and_then(|a| a.get("event"))
-                    .and_then(|v| v.string_value())
-                    .unwrap_or_default()
-                    .to_owned();
-                events.push((event, kind));
+                    .map(|a| a.iter().filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned()))).collect())
+                    .unwrap_or_default();
+                events.push((event, attributes));
                 self.sqs
                     .delete_message()
                     .queue_url(&self.events_queue_url)
