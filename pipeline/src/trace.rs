@@ -149,9 +149,7 @@ impl Telemetry {
         let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
         let registry = tracing_subscriber::registry().with(self.filter).with(otel);
         let installed = if self.json {
-            registry
-                .with(fmt.json().flatten_event(true).with_current_span(true).event_format(json::WithTraceIds::new()))
-                .try_init()
+            registry.with(fmt.json().event_format(json::WithTraceIds::new())).try_init()
         } else {
             registry.with(fmt).try_init()
         };

@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "lib"))
 
 from pipebench.client import Api  # noqa: E402
-from pipebench.common import log, median, percentile  # noqa: E402
+from pipebench.common import log, median  # noqa: E402
 from pipebench.corpus import make_images  # noqa: E402
 from pipebench.events import Events  # noqa: E402
 from pipebench.load import PROBLEMS, closed_loop, open_loop, settle  # noqa: E402
@@ -461,10 +461,9 @@ def main() -> int:
     print()
     print(report(results["rounds"], args, capacity))
     print()
-    lost = len(PROBLEMS.items)
-    print(f"problems: {lost}" + ("" if not lost else "\n  " + "\n  ".join(PROBLEMS.items)))
+    status = PROBLEMS.report()
     print(f"logs and results.json: {work}")
-    return 1 if lost else 0
+    return status
 
 
 if __name__ == "__main__":

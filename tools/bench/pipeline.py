@@ -128,10 +128,9 @@ def main() -> int:
     print()
     print(report(results, args, budget, engine))
     print()
-    lost = len(PROBLEMS.items)
-    print(f"problems: {lost}" + ("" if not lost else "\n  " + "\n  ".join(PROBLEMS.items)))
+    status = PROBLEMS.report()
     print(f"logs and results.json: {work}")
-    return 1 if lost else 0
+    return status
 
 
 if __name__ == "__main__":

@@ -158,10 +158,9 @@ def main() -> int:
     if exported["off"] != 0:
         PROBLEMS.add("tracing off: the sink received exports")
     print()
-    problems = len(PROBLEMS.items)
-    print(f"problems: {problems}" + ("" if not problems else "\n  " + "\n  ".join(PROBLEMS.items)))
+    status = PROBLEMS.report()
     print(f"logs: {work}")
-    return 1 if problems else 0
+    return status
 
 
 if __name__ == "__main__":

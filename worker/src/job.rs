@@ -40,14 +40,12 @@ struct Received {
 }
 
 /// A job's span: a child of the message's when the message carried the
-/// job's trace, else of the span the job was created in (`trace_parent`):
-/// the presigned path, where the message is S3's event.
-macro_rules! job_span {
-    ($job_id:expr, $trace_parent:expr) => {{
-        let span = tracing::info_span!("job", job_id = %$job_id);
-        pipeline::trace::continue_from(&span, $trace_parent);
-        span
-    }};
+/// job's trace (`trace_parent` None), else of the span the job was created
+/// in: the presigned path, where the message is S3's event.
+fn job_span(job_id: Uuid, trace_parent: Option<&str>) -> tracing::Span {
+    let span = tracing::info_span!("job", job_id = %job_id);
+    pipeline::trace::continue_from(&span, trace_parent);
+    span
 }
 
 /// How long the worker that finished a job has to announce it before a
@@ -198,7 +196,7 @@ impl Worker {
     async fn run(&self, incoming: Incoming, terms: fate::Delivery) -> Settled {
         let objects = match incoming {
             Incoming::Job(message) => {
-                let span = job_span!(message.job_id, None);
+                let span = job_span(message.job_id, None);
                 return async { self.settle(self.process(&message).await, terms).await }.instrument(span).await;
             }
             Incoming::S3TestEvent => {
@@ -211,7 +209,7 @@ impl Worker {
         for object in objects {
             settled = match self.job_for_object(&object).await {
                 Ok(Some(job)) => {
-                    let span = job_span!(job.id, job.trace_parent.as_deref());
+                    let span = job_span(job.id, job.trace_parent.as_deref());
                     let message = JobMessage::for_job(&job);
                     async { self.settle(self.process(&message).await, terms).await }.instrument(span).await
                 }
@@ -368,9 +366,13 @@ impl Worker {
         })
     }
 
-    /// A replay is a trace of its own, linked to its original's.
+    /// A replay is a trace of its own, linked to its original's. Untraced,
+    /// there is nothing to link, and the original is not read.
     async fn link_to_original(&self, job: &jobs::Model) {
         let Some(original) = job.replay_of else { return };
+        if pipeline::trace::current().is_none() {
+            return;
+        }
         match repo::find_job(&self.inner.backends.db, original).await {
             Ok(Some(original)) => pipeline::trace::link_to(&tracing::Span::current(), original.trace_parent.as_deref()),
             Ok(None) => {}

@@ -23,6 +23,12 @@ class Problems:
         log("PROBLEM: " + text)
         self.items.append(text)
 
+    def report(self) -> int:
+        """Prints how many there were, and each; returns the run's exit status."""
+        n = len(self.items)
+        print(f"problems: {n}" + ("" if not n else "\n  " + "\n  ".join(self.items)))
+        return 1 if n else 0
+
 
 PROBLEMS = Problems()
 
