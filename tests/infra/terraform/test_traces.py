@@ -31,7 +31,14 @@ NAME = "image-service-test"
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 SIDECAR = "adot-collector"
-XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"}
+# The X-Ray calls each collector component makes, by what turns them on (the component's README):
+# the awsxray exporter sends segments, and its own health counts only with `telemetry` enabled
+# (off by default); only an awsxray receiver proxies X-Ray SDKs' central-sampling reads.
+# https://github.com/open-telemetry/opentelemetry-collector-contrib/tree/main/exporter/awsxrayexporter
+# https://github.com/open-telemetry/opentelemetry-collector-contrib/tree/main/receiver/awsxrayreceiver
+XRAY_EXPORTER_CALLS = {"xray:PutTraceSegments"}
+XRAY_TELEMETRY_CALLS = {"xray:PutTelemetryRecords"}
+XRAY_SAMPLING_CALLS = {"xray:GetSamplingRules", "xray:GetSamplingTargets"}
 
 VARIABLES = {
     "name": NAME,
@@ -246,8 +253,42 @@ def test_the_task_roles_may_send_traces_to_xray(module):
     doc = module.resource("aws_iam_policy_document", "traces", data=True)
     (statement,) = statements(doc)
     assert "effect" not in statement.block.attributes  # Allow, the default
-    assert set(statement.attr("actions")) == XRAY_ACTIONS
     assert statement.attr("resources") == ["*"]
+
+
+def xray_calls(config: dict) -> set[str]:
+    """The X-Ray actions a collector with this configuration calls."""
+    calls = set()
+    for name, settings in config["exporters"].items():
+        if name.split("/")[0] == "awsxray":
+            calls |= XRAY_EXPORTER_CALLS
+            if ((settings or {}).get("telemetry") or {}).get("enabled", False):
+                calls |= XRAY_TELEMETRY_CALLS
+    if any(name.split("/")[0] == "awsxray" for name in config["receivers"]):
+        calls |= XRAY_SAMPLING_CALLS
+    return calls
+
+
+def test_the_xray_grant_is_exactly_what_the_collectors_call(module):
+    """Read from the collector configuration the tasks ship: PutTraceSegments alone, since the
+    exporter's telemetry is off and no awsxray receiver proxies sampling reads (the binary
+    samples itself). A component that starts another call fails here until it is granted."""
+    (statement,) = statements(module.resource("aws_iam_policy_document", "traces", data=True))
+    granted = set(statement.attr("actions"))
+    for role in ROLES:
+        assert xray_calls(collector_config(module, role)) == granted, role
+    assert granted == XRAY_EXPORTER_CALLS
+
+
+def test_the_xray_calls_follow_the_collector_settings_that_start_them():
+    """The rule above, on configurations that would need more: telemetry on, an awsxray receiver."""
+    exporter_only = {"exporters": {"awsxray": None}, "receivers": {"otlp": {}}}
+    with_telemetry = {"exporters": {"awsxray": {"telemetry": {"enabled": True}}}, "receivers": {}}
+    with_receiver = {"exporters": {"awsxray": {}}, "receivers": {"awsxray": {}}}
+    assert xray_calls(exporter_only) == XRAY_EXPORTER_CALLS
+    assert xray_calls(with_telemetry) == XRAY_EXPORTER_CALLS | XRAY_TELEMETRY_CALLS
+    assert xray_calls(with_receiver) == XRAY_EXPORTER_CALLS | XRAY_SAMPLING_CALLS
+    assert xray_calls({"exporters": {"awsemf": {}}, "receivers": {}}) == set()
 
 
 # --- Off ---------------------------------------------------------------------------------------

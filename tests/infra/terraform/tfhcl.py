@@ -26,13 +26,11 @@ POLICY_TEMPLATES = TERRAFORM / "modules" / "iam" / "policies"
 # Actions AWS defines without any resource type: a statement can only grant them on "*".
 # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerregistry.html
 # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsx-ray.html (the
-# collector sidecars' trace grant, modules/compute/ecs/metrics.tf)
+# collector sidecars' trace grant, modules/compute/ecs/metrics.tf). Only the actions granted are
+# listed: an entry here lets any policy hold that action on "*" unnoticed.
 ACTIONS_WITHOUT_RESOURCE_TYPES = {
     "ecr:GetAuthorizationToken",
     "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
 }
 
 # Buckets allowed SSE-S3 instead of the service KMS key, with the reason (checkov CKV_AWS_145).

@@ -173,15 +173,20 @@ resource "aws_iam_role_policy" "metrics" {
   policy = data.aws_iam_policy_document.metrics.json
 }
 
-# The collectors send the services' spans to X-Ray: PutTraceSegments is the exporter's call;
-# PutTelemetryRecords (the exporter's own health reports) and the sampling reads (for X-Ray's
-# central sampling rules) complete the set a trace sender holds, as in AWS's
-# AWSXRayDaemonWriteAccess. None of them has a resource type: X-Ray only takes "*" for them.
+# The collectors send the services' spans to X-Ray, and PutTraceSegments is the only X-Ray call
+# the awsxray exporter makes as configured here. Not the rest of AWSXRayDaemonWriteAccess:
+# - PutTelemetryRecords carries the exporter's own health counts only when its `telemetry`
+#   setting is enabled, and it is off by default (awsxray = {} above);
+# - GetSamplingRules and GetSamplingTargets serve X-Ray's central sampling, which the binary does
+#   not use: it samples itself (OTEL_TRACES_SAMPLER, main.tf), and the collector has no awsxray
+#   receiver to proxy those reads for an X-Ray SDK.
+# PutTraceSegments has no resource type: X-Ray only takes "*" for it.
+# https://github.com/open-telemetry/opentelemetry-collector-contrib/tree/main/exporter/awsxrayexporter#exporter-configuration
 # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsx-ray.html
 data "aws_iam_policy_document" "traces" {
   statement {
     sid       = "SendTraces"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"]
+    actions   = ["xray:PutTraceSegments"]
     resources = ["*"]
   }
 }
