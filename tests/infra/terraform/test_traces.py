@@ -237,6 +237,51 @@ def test_the_one_off_tasks_trace_nothing(module, family):
     assert not {k for k in environment(container) if k.startswith("OTEL_")}, family
 
 
+# --- Stopping: the collector outlives the service ---------------------------------------------
+
+
+@pytest.mark.parametrize("traces", [True, False], ids=["traces-on", "traces-off"])
+@pytest.mark.parametrize("role", ROLES)
+def test_each_service_starts_after_its_collector_and_so_stops_before_it(module, off, role, traces):
+    """ECS reverses a START dependency at a stop: the service gets SIGTERM first, and the
+    collector only once the service has exited, so the spans flushed at exit are still received.
+    The sidecar runs for metrics whether traces are on or not, so the order holds in both."""
+    by_name = containers(module if traces else off, role)
+    service, sidecar = by_name[role], by_name[SIDECAR]
+    assert service["dependsOn"] == [{"containerName": SIDECAR, "condition": "START"}]
+    # Not HEALTHY: the collector is not essential, and no health of it may hold the service back
+    # (it has no healthCheck to report one, either).
+    assert sidecar["essential"] is False and "healthCheck" not in sidecar
+    assert "dependsOn" not in sidecar, "a dependency back would be a cycle ECS refuses"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_service_stop_timeout_leaves_time_to_flush_its_spans(module, role):
+    """The binary's flush at exit is bounded by trace_flush_secs; stopTimeout is the time ECS gives
+    before SIGKILL, and must hold the service's own shutdown work and then that flush."""
+    service = containers(module, role)[role]
+    flush = module.local("trace_flush_secs")
+    if role == "api":
+        # Requests still open at SIGTERM (the ALB drained the task before it), then the flush.
+        assert service["stopTimeout"] == module.local("api_drain_secs") + flush
+        assert module.local("api_drain_secs") > 0
+    else:
+        # The jobs in flight get the whole shutdown deadline; the margin after it is the flush's.
+        deadline = int(service_env(module, role)["SHUTDOWN_DEADLINE_SECS"])
+        assert service["stopTimeout"] - deadline >= flush
+    assert service["stopTimeout"] <= 120, "ECS's largest stopTimeout"
+
+
+@pytest.mark.parametrize(("margin", "valid"), [(5, True), (10, True), (4, False), (0, False)])
+def test_a_worker_stop_margin_shorter_than_the_flush_fails_the_plan(margin, valid):
+    evaluated = compute(stop_timeout_margin_secs=margin)
+    definition = evaluated.resource("aws_ecs_task_definition", "worker")
+    (lifecycle,) = [b for b in definition.block.blocks if b.kind == "lifecycle"]
+    conditions = [b.attributes["condition"] for b in lifecycle.blocks if b.kind == "precondition"]
+    scope = tfeval.Scope(evaluated, {})
+    assert all(scope.eval(c) for c in conditions) is valid, margin
+
+
 # --- IAM ---------------------------------------------------------------------------------------
 
 

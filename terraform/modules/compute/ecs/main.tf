@@ -16,6 +16,25 @@ locals {
   # deadline to finish in-flight jobs, plus a margin to flush and exit; ECS caps it at 120 s.
   # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html
   worker_stop_timeout = var.shutdown_deadline_secs + var.stop_timeout_margin_secs
+  # At exit the binary sends the spans it still holds, and waits at most this long for that:
+  # the shutdown timeout of opentelemetry_sdk's TracerProvider (0.33: 5 s). Each service's
+  # stopTimeout leaves it this time after its own work, or the task's last spans die in SIGKILL.
+  trace_flush_secs = 5
+  # The api gets SIGTERM only after the ALB has drained it for the deregistration delay (alb.tf),
+  # so few requests are still open then: they get this long, and the flush the rest.
+  api_drain_secs   = 25
+  api_stop_timeout = local.api_drain_secs + local.trace_flush_secs
+
+  # Each service's container starts after the collector sidecar of its task (metrics.tf), which
+  # every api and worker task runs, for metrics and traces alike. ECS stops containers in the
+  # reverse order of their dependencies: at a stop or scale-in the service gets SIGTERM first and
+  # the collector only once the service has exited, so the spans the service flushes at exit
+  # still find a receiver, and the collector then sends them on. START, not HEALTHY: the
+  # collector is not essential, and the service must never wait on its health to start.
+  # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDependency.html
+  collector_dependency = {
+    for role, container in local.adot_containers : role => [{ containerName = container.name, condition = "START" }]
+  }
 
   # Links in events (worker) and in API answers. Without an explicit hostname the ALB's own name is
   # the only address this module knows; its certificate is for the API hostname, so operators set
@@ -141,7 +160,8 @@ locals {
     environment            = [for k in sort(keys(local.api_environment)) : { name = k, value = local.api_environment[k] }]
     secrets                = concat(local.database_secret, local.admin_secret, local.delivery_secret)
     mountPoints            = local.tmp_mount
-    stopTimeout            = 30
+    stopTimeout            = local.api_stop_timeout
+    dependsOn              = local.collector_dependency.api
     logConfiguration = {
       logDriver = "awslogs"
       options = {
@@ -162,6 +182,7 @@ locals {
     secrets                = concat(local.database_secret, local.delivery_secret)
     mountPoints            = local.tmp_mount
     stopTimeout            = local.worker_stop_timeout
+    dependsOn              = local.collector_dependency.worker
     logConfiguration = {
       logDriver = "awslogs"
       options = {
@@ -282,6 +303,12 @@ resource "aws_ecs_task_definition" "worker" {
     precondition {
       condition     = local.worker_stop_timeout >= 2 && local.worker_stop_timeout <= 120
       error_message = "SHUTDOWN_DEADLINE_SECS + margin must fit ECS's stopTimeout range (2..120 s)."
+    }
+
+    # The margin after the shutdown deadline is when the worker flushes its spans.
+    precondition {
+      condition     = var.stop_timeout_margin_secs >= local.trace_flush_secs
+      error_message = "stop_timeout_margin_secs must leave the worker the time it takes to flush its spans at exit (local.trace_flush_secs)."
     }
 
     precondition {

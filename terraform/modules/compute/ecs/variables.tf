@@ -164,7 +164,7 @@ variable "shutdown_deadline_secs" {
 }
 
 variable "stop_timeout_margin_secs" {
-  description = "Extra seconds ECS waits beyond the shutdown deadline before SIGKILL."
+  description = "Extra seconds ECS waits beyond the shutdown deadline before SIGKILL: the worker flushes its spans then, so at least that flush's bound (5 s)."
   type        = number
   default     = 5
 }
