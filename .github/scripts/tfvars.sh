@@ -13,7 +13,7 @@
 #
 # Lists arrive as JSON arrays ('["oncall@example.com"]'); unset means [].
 # Maps arrive as JSON objects ('{"k2026a": "-----BEGIN PUBLIC KEY-----\n…"}'); unset means {}.
-# Numbers unset take the env root's defaults, written out here.
+# Numbers and booleans unset take the env root's defaults, written out here.
 set -euo pipefail
 
 die() { echo "::error::$*" >&2; exit 1; }
@@ -71,6 +71,15 @@ jq -e 'type == "array" and length > 0 and all(.[]; type == "number" and . >= 1 a
   <<<"$retention_choices" >/dev/null 2>&1 \
   || die "TF_ORIGINALS_RETENTION_CHOICES must be a JSON array of whole days, e.g. [30, 90, 365]"
 
+# Traces (docs/operations.md, "Traces on AWS"): unset keeps them on, at the env root's ratio. The
+# ratio's range (0..1) is the Terraform variable's own validation.
+traces_enabled="${TRACES_ENABLED:-true}"
+[[ "$traces_enabled" == "true" || "$traces_enabled" == "false" ]] \
+  || die "TF_TRACES_ENABLED must be true or false, got '$traces_enabled'"
+sampling_ratio="${TRACE_SAMPLING_RATIO:-0.05}"
+jq -e 'type == "number"' <<<"$sampling_ratio" >/dev/null 2>&1 \
+  || die "TF_TRACE_SAMPLING_RATIO must be a number from 0 to 1, e.g. 0.05, got '$sampling_ratio'"
+
 jq -n \
   --arg region "$REGION" \
   --arg certificate_arn "$CERTIFICATE_ARN" \
@@ -88,4 +97,6 @@ jq -n \
   --arg delivery_signing_key_name "$signing_key" \
   --arg delivery_domain_name "$delivery_domain" \
   --arg delivery_certificate_arn "$delivery_certificate" \
+  --argjson traces_enabled "$traces_enabled" \
+  --argjson trace_sampling_ratio "$sampling_ratio" \
   '$ARGS.named'

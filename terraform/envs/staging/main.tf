@@ -26,6 +26,11 @@ module "stack" {
   originals_retention_choices = var.originals_retention_choices
   stale_variants_grace_hours  = var.stale_variants_grace_hours
 
+  # Traces to X-Ray (docs/operations.md, "Traces on AWS"): tfvars may turn them off or change the
+  # share of new traces recorded.
+  traces_enabled       = var.traces_enabled
+  trace_sampling_ratio = var.trace_sampling_ratio
+
   api_task = {
     cpu           = 256
     memory        = 512

@@ -91,3 +91,15 @@ variable "delivery_certificate_arn" {
   type        = string
   default     = ""
 }
+
+variable "traces_enabled" {
+  description = "Traces of api and worker to X-Ray through their collector sidecars (docs/operations.md, \"Traces on AWS\"); false: no OTEL_* variables, no traces pipeline, no X-Ray grant. Metrics are not affected."
+  type        = bool
+  default     = true
+}
+
+variable "trace_sampling_ratio" {
+  description = "OTEL_TRACES_SAMPLER_ARG of api and worker: the share of new traces recorded, 0..1 (a caller's sampled traceparent is followed whatever this says). X-Ray bills each trace recorded."
+  type        = number
+  default     = 0.05
+}

@@ -152,7 +152,11 @@ SAMPLE_INPUTS = {
     "DELIVERY_SIGNING_KEY_NAME": "k2026a",
     "DELIVERY_DOMAIN_NAME": "cdn.example.com",
     "DELIVERY_CERTIFICATE_ARN": "arn:aws:acm:us-east-1:123456789012:certificate/cdn",
+    "TRACES_ENABLED": "true",
+    "TRACE_SAMPLING_RATIO": "0.1",
 }
+# The inputs without which tfvars.sh refuses to write anything.
+REQUIRED_INPUTS = {"IMAGE_TAG", "REGION", "CERTIFICATE_ARN"}
 
 
 def tfvars(**overrides):
@@ -185,6 +189,31 @@ def test_tfvars_sets_every_production_variable_and_the_required_ones_from_inputs
     assert written["delivery_signing_key_name"] == "k2026a"
 
 
+def test_tfvars_writes_the_env_roots_default_for_every_setting_left_unset():
+    """An unset GitHub variable reads as "": each variable then gets the default variables.tf
+    declares, written out by the script (a plan given the file must not differ from one without)."""
+    unset = {name: "" for name in SAMPLE_INPUTS if name not in REQUIRED_INPUTS}
+
+    result = tfvars(**unset)
+
+    assert result.returncode == 0, result.stderr
+    written = json.loads(result.stdout)
+    for (name,), body in blocks(read("envs", "production"), "variable").items():
+        default = attribute(body, "default")
+        if default is None or name == "region":  # region is the required REGION
+            continue
+        assert written[name] == json.loads(default), f"{name}: wrote {written[name]!r}, variables.tf says {default}"
+
+
+def test_tfvars_passes_the_trace_settings_as_terraform_types():
+    result = tfvars(TRACES_ENABLED="false", TRACE_SAMPLING_RATIO="0.25")
+
+    assert result.returncode == 0, result.stderr
+    written = json.loads(result.stdout)
+    assert written["traces_enabled"] is False
+    assert written["trace_sampling_ratio"] == 0.25
+
+
 def test_tfvars_without_cdn_settings_writes_no_keys_and_no_domain():
     unset = {name: "" for name in SAMPLE_INPUTS if name.startswith("DELIVERY_")}
 
@@ -209,6 +238,10 @@ def test_tfvars_without_cdn_settings_writes_no_keys_and_no_domain():
         ({"DELIVERY_SIGNING_KEY_NAME": ""}, "TF_DELIVERY_SIGNING_KEY_NAME must be one of the names"),
         ({"DELIVERY_CERTIFICATE_ARN": ""}, "TF_DELIVERY_DOMAIN_NAME and TF_DELIVERY_CERTIFICATE_ARN together"),
         ({"DELIVERY_CERTIFICATE_ARN": "arn:aws:acm:eu-west-1:123456789012:certificate/cdn"}, "in us-east-1"),
+        ({"TRACES_ENABLED": "yes"}, "TF_TRACES_ENABLED must be true or false"),
+        ({"TRACES_ENABLED": "True"}, "TF_TRACES_ENABLED must be true or false"),
+        ({"TRACE_SAMPLING_RATIO": "5%"}, "TF_TRACE_SAMPLING_RATIO must be a number"),
+        ({"TRACE_SAMPLING_RATIO": '"0.05"'}, "TF_TRACE_SAMPLING_RATIO must be a number"),
     ],
 )
 def test_tfvars_refuses_missing_or_malformed_inputs(overrides, reason):

@@ -25,7 +25,7 @@ from harness import tfeval  # noqa: E402
 
 COMPUTE = TERRAFORM / "modules" / "compute" / "ecs"
 OPERATIONS_DOC = REPO / "docs" / "operations.md"
-PRODUCTION = TERRAFORM / "envs" / "production"
+ENVS = ("envs/staging", "envs/production")
 ROLES = ("api", "worker")
 NAME = "image-service-test"
 ACCOUNT = "123456789012"
@@ -354,24 +354,48 @@ def test_with_traces_off_no_variable_pipeline_or_grant_is_left(off, role):
 # --- Plumbing and docs -----------------------------------------------------------------------
 
 
-def test_the_stack_passes_both_settings_and_the_env_roots_keep_the_defaults(tree):
-    """Like the rate limits: variables of the stack with the compute module's defaults. The env
-    roots don't declare them (tfvars.sh writes every variable of the production root)."""
-    call = tree.module_calls("modules/stack")["compute"]
+@pytest.mark.parametrize("variable", ["traces_enabled", "trace_sampling_ratio"])
+def test_both_settings_are_plumbed_from_the_env_roots_with_one_default(tree, variable):
+    """Each env root declares them (so tfvars, and the release's GitHub variables through
+    tfvars.sh, can set them) and passes them to the stack, which passes them to compute; every
+    level has the same default, and the range check stays compute's alone."""
     compute_vars, stack_vars = tree.variables("modules/compute/ecs"), tree.variables("modules/stack")
-    for variable in ("traces_enabled", "trace_sampling_ratio"):
-        assert attr(call, variable) == f"${{var.{variable}}}", variable
-        assert stack_vars[variable]["default"] == compute_vars[variable]["default"], variable
+    assert attr(tree.module_calls("modules/stack")["compute"], variable) == f"${{var.{variable}}}"
+    assert stack_vars[variable]["default"] == compute_vars[variable]["default"]
+    for env in ENVS:
+        declared = tree.variables(env)[variable]
+        assert declared["default"] == compute_vars[variable]["default"], env
+        assert declared["type"] == compute_vars[variable]["type"], env
+        assert declared.get("description"), env
+        assert attr(tree.module_calls(env)["stack"], variable) == f"${{var.{variable}}}", env
     assert compute_vars["traces_enabled"]["default"] == [True]
     assert compute_vars["trace_sampling_ratio"].get("validation"), "0..1"
-    # What production deploys with its example tfvars, through envs/production and the stack.
-    root = tfeval.load(PRODUCTION, tfeval.tfvars(PRODUCTION / "terraform.tfvars.example"), {})
-    deployed = root.module("stack").module("compute")
-    (default,) = compute_vars["trace_sampling_ratio"]["default"]
+
+
+def deployed(env: str, **overrides) -> tfeval.Module:
+    """modules/compute/ecs as the env root instantiates it with its example tfvars and overrides."""
+    root = TERRAFORM / "envs" / env
+    variables = dict(tfeval.tfvars(root / "terraform.tfvars.example"), **overrides)
+    return tfeval.load(root, variables, {}).module("stack").module("compute")
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_what_an_env_root_is_given_reaches_the_services(tree, env):
+    """Evaluated through envs/<env>, the stack and compute: the example tfvars give the default
+    ratio, a ratio in tfvars becomes each service's OTEL_TRACES_SAMPLER_ARG, and
+    traces_enabled = false leaves no OTEL_* variable and no X-Ray grant."""
+    (default,) = tree.variables(f"envs/{env}")["trace_sampling_ratio"]["default"]
+    example = deployed(env)
+    sampled = deployed(env, trace_sampling_ratio=0.25)
+    off_in_tfvars = deployed(env, traces_enabled=False)
     for role in ROLES:
-        env = deployed.local(f"{role}_environment")
-        assert env["OTEL_SERVICE_NAME"] == f"image-{role}"
-        assert float(env["OTEL_TRACES_SAMPLER_ARG"]) == default
+        env_vars = example.local(f"{role}_environment")
+        assert env_vars["OTEL_SERVICE_NAME"] == f"image-{role}"
+        assert float(env_vars["OTEL_TRACES_SAMPLER_ARG"]) == default
+        assert sampled.local(f"{role}_environment")["OTEL_TRACES_SAMPLER_ARG"] == "0.25"
+        assert not {k for k in off_in_tfvars.local(f"{role}_environment") if k.startswith("OTEL_")}, role
+    assert set(example.resource("aws_iam_role_policy", "traces")) == set(ROLES)
+    assert off_in_tfvars.resource("aws_iam_role_policy", "traces") == {}
 
 
 def test_the_docs_name_the_receiver_and_the_variables():
