@@ -6,39 +6,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use tempfile::TempDir;
 
-/// Kills the role when the test ends, however it ends.
-struct Role(Child);
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::binary::{Role, command, free_address, get_when_up};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn free_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").to_string()
-}
-
-fn binary(dir: &TempDir, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_image-service"));
-    command
-        .args(args)
-        .env("DATA_DIR", dir.path())
-        .env("RUST_LOG", "warn")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(Stdio::null());
-    command
 }
 
 /// `image_api_*` and `image_worker_*` names in the files under `dir` whose
@@ -92,18 +66,6 @@ fn is_exported(name: &str, exported: &BTreeSet<String>) -> bool {
             .any(|suffix| name.strip_suffix(suffix).is_some_and(|family| exported.contains(family)))
 }
 
-async fn scrape(url: &str) -> String {
-    for _ in 0..300 {
-        if let Ok(response) = reqwest::get(url).await
-            && response.status().is_success()
-        {
-            return response.text().await.expect("body");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never answered");
-}
-
 #[tokio::test]
 async fn every_metric_the_dashboard_rules_and_alarms_use_is_exported() {
     let mut used = BTreeSet::new();
@@ -113,20 +75,20 @@ async fn every_metric_the_dashboard_rules_and_alarms_use_is_exported() {
     assert!(used.len() >= 8, "the dashboard, rules and alarms name the service's metrics: {used:?}");
 
     let dir = TempDir::new().expect("temp dir");
-    let migrated = binary(&dir, &["migrate"]).status().expect("migrate runs");
+    let migrated = command(&dir, &["migrate"]).status().expect("migrate runs");
     assert!(migrated.success());
     let (api_address, worker_address) = (free_address(), free_address());
-    let _api = Role(binary(&dir, &["api"]).env("LISTEN_ADDR", &api_address).spawn().expect("api starts"));
-    let _worker = Role(binary(&dir, &["worker"]).env("METRICS_ADDR", &worker_address).spawn().expect("worker starts"));
+    let _api = Role(command(&dir, &["api"]).env("LISTEN_ADDR", &api_address).spawn().expect("api starts"));
+    let _worker = Role(command(&dir, &["worker"]).env("METRICS_ADDR", &worker_address).spawn().expect("worker starts"));
 
     // Routes and statuses appear with their first request; every other
     // series exists from the start.
-    let health = scrape(&format!("http://{api_address}/healthz")).await;
+    let health = get_when_up(&format!("http://{api_address}/healthz")).await;
     assert!(!health.is_empty());
     let unknown = reqwest::get(format!("http://{api_address}/v1/jobs/{}", uuid::Uuid::nil())).await.expect("request");
     assert_eq!(unknown.status(), 401, "no key");
-    let mut scraped = exported(&scrape(&format!("http://{api_address}/metrics")).await);
-    scraped.extend(exported(&scrape(&format!("http://{worker_address}/metrics")).await));
+    let mut scraped = exported(&get_when_up(&format!("http://{api_address}/metrics")).await);
+    scraped.extend(exported(&get_when_up(&format!("http://{worker_address}/metrics")).await));
 
     let missing: Vec<&String> = used.iter().filter(|name| !is_exported(name, &scraped)).collect();
     assert!(missing.is_empty(), "used but not exported: {missing:?}\nexported: {scraped:?}");

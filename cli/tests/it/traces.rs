@@ -322,3 +322,108 @@ async fn a_replay_is_a_new_trace_linked_to_its_original() {
     let linked: Vec<String> = replayed.links.iter().map(|l| hex::encode(&l.trace_id)).collect();
     assert_eq!(linked, [CLIENT_TRACE], "and links to the original's");
 }
+
+/// The JSON log lines in `path` (one object per line).
+fn json_log(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).expect("the log");
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("a JSON log line ({e}): {line}")))
+        .collect()
+}
+
+/// The line whose message is `message`, from its log.
+fn line_saying<'a>(lines: &'a [serde_json::Value], message: &str) -> &'a serde_json::Value {
+    lines
+        .iter()
+        .find(|line| line["message"] == message)
+        .unwrap_or_else(|| panic!("a line saying {message:?} in {lines:#?}"))
+}
+
+/// Checks that `line` names the trace and the exported span it was logged in.
+fn names_its_span(trace: &Trace, line: &serde_json::Value) {
+    assert_eq!(line["trace_id"], CLIENT_TRACE, "the line names the upload's trace: {line}");
+    let span_id = line["span_id"].as_str().unwrap_or_else(|| panic!("a span_id: {line}"));
+    let span = trace.by_id(span_id).unwrap_or_else(|| panic!("{span_id} is a span of the trace: {:?}", trace.names()));
+    assert_eq!(line["span"]["name"], span.name, "the span the line was logged in: {line}");
+}
+
+/// The operator's way in to "my photo never showed up": with
+/// `LOG_FORMAT=json`, the binary's `api` and `worker` roles write every line
+/// inside a traced span with that span's `trace_id` and `span_id`, so one
+/// trace id finds the upload's lines in both processes' logs, and the spans
+/// they were written in.
+#[tokio::test]
+async fn json_log_lines_name_the_trace_and_span_they_were_written_in() {
+    use crate::support::binary::{Role, command, free_address, get_when_up, migrate_with_key};
+
+    let collector = Collector::start().await;
+    let dir = TempDir::new().expect("temp dir");
+    let key = migrate_with_key(&dir);
+    let traced = |role: &str| {
+        let log = std::fs::File::create(dir.path().join(format!("{role}.log"))).expect("log file");
+        let mut role = command(&dir, &[role]);
+        role.env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &collector.endpoint)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .stderr(log);
+        role
+    };
+    let (api_address, worker_address) = (free_address(), free_address());
+    let _api = Role(traced("api").env("LISTEN_ADDR", &api_address).spawn().expect("api starts"));
+    let _worker = Role(traced("worker").env("METRICS_ADDR", &worker_address).spawn().expect("worker starts"));
+    get_when_up(&format!("http://{api_address}/healthz")).await;
+
+    // An upload that fails for good: the case an operator looks up.
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("http://{api_address}/v1/images"))
+        .bearer_auth(&key)
+        .header("content-type", "image/jpeg")
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .body(std::fs::read(crate::support::testdata("truncated_prog.jpg")).expect("testdata"))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), 202);
+    let accepted: serde_json::Value = response.json().await.expect("the job");
+    let job_url = format!("http://{api_address}/v1/jobs/{}", accepted["id"].as_str().expect("a job id"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let job: serde_json::Value =
+            http.get(&job_url).bearer_auth(&key).send().await.expect("job").json().await.expect("json");
+        if job["status"] == "failed" {
+            assert_eq!(job["trace_id"], CLIENT_TRACE, "{job}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the job never failed: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Both processes export within their 100 ms batch delay; the receive
+    // (`message`) is the last of the worker's spans to end.
+    let mut trace = Trace { spans: Vec::new() };
+    for _ in 0..100 {
+        let spans = collector.spans.lock().expect("spans").clone();
+        trace = Trace { spans: spans.into_iter().filter(|s| hex::encode(&s.trace_id) == CLIENT_TRACE).collect() };
+        if !trace.named("request").is_empty() && !trace.named("message").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let api = json_log(&dir.path().join("api.log"));
+    let accepted = line_saying(&api, "upload accepted");
+    names_its_span(&trace, accepted);
+    let request = trace.named("request").into_iter().find(|s| parent_id(s) == CLIENT_SPAN).expect("the POST's span");
+    let handler = trace.by_id(accepted["span_id"].as_str().unwrap_or_default()).expect("the line's span");
+    let within = span_id(handler) == span_id(request) || trace.descends(handler, request);
+    assert!(within, "logged while the POST was handled: {accepted}");
+
+    let worker = json_log(&dir.path().join("worker.log"));
+    names_its_span(&trace, line_saying(&worker, "job step failed"));
+    names_its_span(&trace, line_saying(&worker, "job ended without variants"));
+    // A line outside any trace names none.
+    let started = line_saying(&worker, "worker started");
+    assert!(started.get("trace_id").is_none() && started.get("span_id").is_none(), "{started}");
+}

@@ -2,6 +2,7 @@
 //! the app on port 0, and event sinks.
 
 pub mod aws;
+pub mod binary;
 pub mod db;
 pub mod faults;
 
