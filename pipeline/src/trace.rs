@@ -143,9 +143,19 @@ impl Telemetry {
             Export::Off => None,
             export => Some(provider(export)?),
         };
-        let otel = provider
-            .as_ref()
-            .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("image-service")).with_location(false));
+        // What every span costs, sampled or not, is kept to building it:
+        // nothing else in the process reads OpenTelemetry's current context
+        // (the carriers read the span's own), so entering a span need not
+        // activate it, and busy/idle timings and thread attributes would
+        // add clock reads and allocations to every poll and every span.
+        let otel = provider.as_ref().map(|p| {
+            tracing_opentelemetry::layer()
+                .with_tracer(p.tracer("image-service"))
+                .with_location(false)
+                .with_context_activation(false)
+                .with_tracked_inactivity(false)
+                .with_threads(false)
+        });
         let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
         let registry = tracing_subscriber::registry().with(self.filter).with(otel);
         let installed = if self.json {
