@@ -309,6 +309,9 @@ variable "tags" {
   default     = {}
 }
 
+# The digest was not pulled here (no registry is reachable from the build machine). It is the
+# multi-architecture index digest of ADOT v0.48.0 that other public deployments pin, on Public ECR
+# and on Docker Hub alike (compared on 2026-12-07). Confirm it with imagetools before a first deploy.
 variable "adot_collector_image" {
   description = "AWS Distro for OpenTelemetry collector image of the metrics sidecars, pinned by digest (a public tag can move; the service image is pinned by its immutable ECR tag instead). Check a new one with `docker buildx imagetools inspect IMAGE`."
   type        = string
