@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,9 +87,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, help="uploads per measurement; default 1000, quick 100")
     parser.add_argument("--rounds", type=int, help="rounds of the three conditions; default 7, quick 1")
     parser.add_argument("--out", help="scratch directory (kept); default a new temporary one")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count the instructions the api and worker run, under valgrind's cachegrind "
+                             "(no cache simulation): repeatable where wall time is not, and about 30x slower")
+    parser.add_argument("--conditions", default=",".join(CONDITIONS),
+                        help="the conditions to run, comma-separated (off must be one); default all three")
     args = parser.parse_args()
     args.jobs = args.jobs or (100 if args.quick else 1000)
     args.rounds = args.rounds or (1 if args.quick else 7)
+    args.conditions = tuple(c for c in CONDITIONS if c in args.conditions.split(","))
+    if "off" not in args.conditions:
+        parser.error("--conditions: off is what the others are compared with")
     # What pipebench.Stack reads besides these.
     args.postgres_url, args.keep, args.env = "", False, []
     return args
@@ -102,58 +111,166 @@ def settings(condition: str, sink: Sink) -> dict[str, str]:
     return {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, **sampler[condition]}
 
 
+def service_cpu(run: dict) -> float:
+    """CPU milliseconds per job of the API and the worker (not the harness)."""
+    return run["cpu_ms_per_job"]["api"] + run["cpu_ms_per_job"]["worker"]
+
+
+class Counted:
+    """Runs the binary under cachegrind, one count file per process."""
+
+    def __init__(self, binary: str, work: Path) -> None:
+        if not shutil.which("valgrind"):
+            raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+        self.counts = work / "instructions"
+        self.counts.mkdir(exist_ok=True)
+        self.wrapper = work / "image-service-under-cachegrind"
+        self.wrapper.write_text(
+            "#!/bin/sh\n"
+            f"exec valgrind -q --tool=cachegrind --cache-sim=no --cachegrind-out-file={self.counts}/%p.out "
+            f"{binary} \"$@\"\n")
+        self.wrapper.chmod(0o755)
+
+    def of(self, pid: int) -> int:
+        """The instructions process `pid` ran (its count file, written at exit)."""
+        for line in (self.counts / f"{pid}.out").read_text().splitlines():
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no instruction count for process {pid}")
+
+
+def measure(args: argparse.Namespace, stack: Stack, events: Events, sink: Sink, tiny: bytes,
+            counted: Counted | None) -> tuple[dict[str, list[dict]], dict[str, int]]:
+    """Runs the rounds; returns each condition's runs and the exports the sink got in them."""
+    for name in OTEL:
+        stack.env.pop(name, None)
+    base = dict(stack.env)
+    conditions = args.conditions
+    runs: dict[str, list[dict]] = {c: [] for c in conditions}
+    exported: dict[str, int] = {c: 0 for c in conditions}
+    # A first start that is not measured: the first processes on a new
+    # database do more (about 25% more instructions in the API) than any
+    # after them, which would count against whichever condition came first.
+    stack.env = dict(base)
+    stack.start_api()
+    stack.start_workers(1, None)
+    closed_loop(stack, events, "first-start", [tiny], 50, 8, 300)
+    stack.stop_workers()
+    stack.stop_api()
+    for rnd in range(args.rounds):
+        turn = rnd % len(conditions)
+        for condition in conditions[turn:] + conditions[:turn]:
+            stack.env = dict(base, **settings(condition, sink))
+            stack.start_api()
+            stack.start_workers(1, None)
+            closed_loop(stack, events, f"{condition}-warm", [tiny], 50, 8, 300)
+            before = sink.requests
+            got = closed_loop(stack, events, condition, [tiny], args.jobs, 8, 600)
+            pids = stack.pids()
+            stack.stop_workers()
+            stack.stop_api()
+            if counted:
+                # Less what the same start, warm-up and stop cost without the
+                # measured jobs: start-up differs between the conditions (the
+                # exporter's set-up), and is no cost per job.
+                ran = sum(counted.of(pid) for pid in pids["api"] + pids["worker"])
+                stack.start_api()
+                stack.start_workers(1, None)
+                closed_loop(stack, events, f"{condition}-baseline", [tiny], 50, 8, 300)
+                pids = stack.pids()
+                stack.stop_workers()
+                stack.stop_api()
+                baseline = sum(counted.of(pid) for pid in pids["api"] + pids["worker"])
+                got["instructions_per_job"] = (ran - baseline) / args.jobs
+            exported[condition] += sink.requests - before
+            runs[condition].append(got)
+            counts = f", {got['instructions_per_job'] / 1e6:.3f} M instructions/job" if counted else ""
+            log(f"round {rnd + 1} {condition}: {got['jobs_per_s']:.1f} jobs/s, "
+                f"{service_cpu(got):.2f} CPU ms/job{counts}")
+    return runs, exported
+
+
+def report(runs: dict[str, list[dict]], exported: dict[str, int], counted: bool) -> None:
+    """Prints the tables: medians, paired ratios, instructions, CPU per process."""
+    conditions = list(runs)
+
+    def jobs_per_s(r: dict) -> float:
+        return r["jobs_per_s"]
+
+    def instructions(r: dict) -> float:
+        return r["instructions_per_job"]
+
+    def of(c: str, figure) -> float:
+        return median([figure(r) for r in runs[c]])
+
+    def paired(c: str, figure) -> str:
+        """The median over rounds of the condition's figure over off's in the
+        same round, and their range: the machine's mood shifts between
+        rounds more than within one."""
+        ratios = sorted(figure(r) / figure(o) for r, o in zip(runs[c], runs["off"]))
+        return f"{median(ratios):.3f} ({ratios[0]:.3f}-{ratios[-1]:.3f})"
+
+    print("| condition | jobs/s (median) | vs off | CPU ms/job, API + worker (median) | vs off | exports received |")
+    print("|---|---|---|---|---|---|")
+    for c in conditions:
+        print(f"| {c} | {of(c, jobs_per_s):.1f} | {of(c, jobs_per_s) / of('off', jobs_per_s):.3f} | "
+              f"{of(c, service_cpu):.2f} | {of(c, service_cpu) / of('off', service_cpu):.3f} | {exported[c]} |")
+    print()
+    print("Paired within each round (median of the rounds' ratios to off, and their range):")
+    print()
+    print("| condition | jobs/s vs off | CPU ms/job vs off |")
+    print("|---|---|---|")
+    for c in conditions[1:]:
+        print(f"| {c} | {paired(c, jobs_per_s)} | {paired(c, service_cpu)} |")
+    if counted:
+        print()
+        print("Instructions per measured job, API + worker (cachegrind; start-up, warm-up and stop taken out):")
+        print()
+        print("| condition | millions (median) | vs off | paired vs off (range) |")
+        print("|---|---|---|---|")
+        for c in conditions:
+            ratio = of(c, instructions) / of("off", instructions)
+            print(f"| {c} | {of(c, instructions) / 1e6:.3f} | {ratio:.4f} | {paired(c, instructions)} |")
+    print()
+    print("Where the CPU goes, per process (median CPU ms/job; ratio to off):")
+    print()
+    roles = sorted({role for r in runs["off"] for role in r["cpu_ms_per_job"]})
+    print("| condition | " + " | ".join(roles) + " |")
+    print("|---|" + "---|" * len(roles))
+    for c in conditions:
+        cells = []
+        for role in roles:
+            def cpu(r: dict) -> float:
+                return r["cpu_ms_per_job"][role]
+            cells.append(f"{of(c, cpu):.2f} ({of(c, cpu) / of('off', cpu):.3f})")
+        print(f"| {c} | " + " | ".join(cells) + " |")
+
+
 def main() -> int:
     args = parse_args()
     work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-tracing-"))
     work.mkdir(parents=True, exist_ok=True)
     version = subprocess.run([args.bin, "--version"], capture_output=True, text=True).stdout.strip()
     log(f"binary {args.bin} ({version}); work dir {work}")
+    counted = Counted(args.bin, work) if args.instructions else None
+    if counted:
+        args.bin = str(counted.wrapper)
     events, sink = Events(), Sink()
     tiny, _, _ = make_images(work)
     stack = Stack("embedded", args, work, events, None)
-    for name in OTEL:
-        stack.env.pop(name, None)
-    base = dict(stack.env)
-    runs: dict[str, list[dict]] = {c: [] for c in CONDITIONS}
-    exported: dict[str, int] = {c: 0 for c in CONDITIONS}
     started, load0 = time.time(), os.getloadavg()[0]
     try:
-        for rnd in range(args.rounds):
-            order = CONDITIONS[rnd % 3:] + CONDITIONS[:rnd % 3]
-            for condition in order:
-                stack.env = dict(base, **settings(condition, sink))
-                stack.start_api()
-                stack.start_workers(1, None)
-                closed_loop(stack, events, f"{condition}-warm", [tiny], 50, 8, 300)
-                before = sink.requests
-                got = closed_loop(stack, events, condition, [tiny], args.jobs, 8, 600)
-                stack.stop_workers()
-                stack.stop_api()
-                exported[condition] += sink.requests - before
-                runs[condition].append(got)
-                cpu = sum(got["cpu_ms_per_job"].values())
-                log(f"round {rnd + 1} {condition}: {got['jobs_per_s']:.1f} jobs/s, {cpu:.2f} CPU ms/job")
+        runs, exported = measure(args, stack, events, sink, tiny, counted)
     finally:
         stack.close()
         events.close()
         sink.close()
-
-    def jobs_per_s(c: str) -> float:
-        return median([r["jobs_per_s"] for r in runs[c]])
-
-    def cpu_ms(c: str) -> float:
-        return median([sum(r["cpu_ms_per_job"].values()) for r in runs[c]])
-
     print()
     print(f"binary: {version}; {args.rounds} rounds x {args.jobs} jobs per condition; "
           f"{time.time() - started:.0f} s; load average at start {load0:.1f}")
     print()
-    print("| condition | jobs/s (median) | vs off | CPU ms/job, API + worker (median) | vs off | exports received |")
-    print("|---|---|---|---|---|---|")
-    for c in CONDITIONS:
-        print(f"| {c} | {jobs_per_s(c):.1f} | {jobs_per_s(c) / jobs_per_s('off'):.3f} | {cpu_ms(c):.2f} | "
-              f"{cpu_ms(c) / cpu_ms('off'):.3f} | {exported[c]} |")
-    if exported["on"] == 0:
+    report(runs, exported, counted is not None)
+    if exported.get("on") == 0:
         PROBLEMS.add("tracing on: the sink received no export")
     if exported["off"] != 0:
         PROBLEMS.add("tracing off: the sink received exports")
