@@ -139,6 +139,26 @@ class Counted:
         raise RuntimeError(f"no instruction count for process {pid}")
 
 
+def lifetime(stack: Stack, events: Events, sink: Sink, tiny: bytes, label: str,
+             jobs: int) -> tuple[dict | None, list[int]]:
+    """Starts the API and one worker, warms them up with 50 jobs, pushes
+    `jobs` measured ones (none: no result), and stops them. Returns the
+    measurement, with the exports the sink got during it, and the
+    processes' ids."""
+    stack.start_api()
+    stack.start_workers(1, None)
+    closed_loop(stack, events, f"{label}-warm", [tiny], 50, 8, 300)
+    got = None
+    if jobs:
+        before = sink.requests
+        got = closed_loop(stack, events, label, [tiny], jobs, 8, 600)
+        got["exports"] = sink.requests - before
+    pids = stack.pids()
+    stack.stop_workers()
+    stack.stop_api()
+    return got, pids["api"] + pids["worker"]
+
+
 def measure(args: argparse.Namespace, stack: Stack, events: Events, sink: Sink, tiny: bytes,
             counted: Counted | None) -> tuple[dict[str, list[dict]], dict[str, int]]:
     """Runs the rounds; returns each condition's runs and the exports the sink got in them."""
@@ -152,37 +172,20 @@ def measure(args: argparse.Namespace, stack: Stack, events: Events, sink: Sink, 
     # database do more (about 25% more instructions in the API) than any
     # after them, which would count against whichever condition came first.
     stack.env = dict(base)
-    stack.start_api()
-    stack.start_workers(1, None)
-    closed_loop(stack, events, "first-start", [tiny], 50, 8, 300)
-    stack.stop_workers()
-    stack.stop_api()
+    lifetime(stack, events, sink, tiny, "first-start", 0)
     for rnd in range(args.rounds):
         turn = rnd % len(conditions)
         for condition in conditions[turn:] + conditions[:turn]:
             stack.env = dict(base, **settings(condition, sink))
-            stack.start_api()
-            stack.start_workers(1, None)
-            closed_loop(stack, events, f"{condition}-warm", [tiny], 50, 8, 300)
-            before = sink.requests
-            got = closed_loop(stack, events, condition, [tiny], args.jobs, 8, 600)
-            pids = stack.pids()
-            stack.stop_workers()
-            stack.stop_api()
+            got, pids = lifetime(stack, events, sink, tiny, condition, args.jobs)
+            exported[condition] += got["exports"]
             if counted:
                 # Less what the same start, warm-up and stop cost without the
                 # measured jobs: start-up differs between the conditions (the
                 # exporter's set-up), and is no cost per job.
-                ran = sum(counted.of(pid) for pid in pids["api"] + pids["worker"])
-                stack.start_api()
-                stack.start_workers(1, None)
-                closed_loop(stack, events, f"{condition}-baseline", [tiny], 50, 8, 300)
-                pids = stack.pids()
-                stack.stop_workers()
-                stack.stop_api()
-                baseline = sum(counted.of(pid) for pid in pids["api"] + pids["worker"])
-                got["instructions_per_job"] = (ran - baseline) / args.jobs
-            exported[condition] += sink.requests - before
+                _, baseline = lifetime(stack, events, sink, tiny, f"{condition}-baseline", 0)
+                ran = sum(map(counted.of, pids)) - sum(map(counted.of, baseline))
+                got["instructions_per_job"] = ran / args.jobs
             runs[condition].append(got)
             counts = f", {got['instructions_per_job'] / 1e6:.3f} M instructions/job" if counted else ""
             log(f"round {rnd + 1} {condition}: {got['jobs_per_s']:.1f} jobs/s, "

@@ -69,6 +69,11 @@ impl Collector {
     async fn trace(&self, tracing: &Arc<Tracing>, trace_id: &str) -> Vec<Span> {
         let flushing = tracing.clone();
         tokio::task::spawn_blocking(move || flushing.flush()).await.expect("flush");
+        self.received(trace_id)
+    }
+
+    /// Every span of trace `trace_id` received so far.
+    fn received(&self, trace_id: &str) -> Vec<Span> {
         let spans = self.spans.lock().expect("spans");
         spans.iter().filter(|s| hex::encode(&s.trace_id) == trace_id).cloned().collect()
     }
@@ -404,8 +409,7 @@ async fn json_log_lines_name_the_trace_and_span_they_were_written_in() {
     // (`message`) is the last of the worker's spans to end.
     let mut trace = Trace { spans: Vec::new() };
     for _ in 0..100 {
-        let spans = collector.spans.lock().expect("spans").clone();
-        trace = Trace { spans: spans.into_iter().filter(|s| hex::encode(&s.trace_id) == CLIENT_TRACE).collect() };
+        trace = Trace { spans: collector.received(CLIENT_TRACE) };
         if !trace.named("request").is_empty() && !trace.named("message").is_empty() {
             break;
         }
