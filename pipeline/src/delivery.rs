@@ -510,12 +510,25 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    // create_new: of two processes starting together, one writes and both read its key.
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(mut file) => file.write_all(bytes),
+    // Of processes starting together, one key wins and every one reads it
+    // whole: each writes its own file in full, then links it to `path`,
+    // which only the first link creates. (Creating `path` itself and then
+    // writing it let another process read it empty in between.)
+    let mut own = path.as_os_str().to_owned();
+    own.push(format!(".{}", Uuid::new_v4()));
+    let own = std::path::PathBuf::from(own);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&own)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()));
+    let linked = written.and_then(|()| match std::fs::hard_link(&own, path) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
+        other => other,
+    });
+    let _ = std::fs::remove_file(&own);
+    linked
 }
 
 #[cfg(not(unix))]
@@ -540,6 +553,31 @@ mod tests {
     fn split(url: &str) -> (&str, Option<&str>) {
         let (path, query) = url.split_once('?').map_or((url, None), |(p, q)| (p, Some(q)));
         (path.strip_prefix("https://cdn.example/").expect("under the base"), query)
+    }
+
+    #[test]
+    fn processes_starting_together_share_one_whole_key() {
+        // The api and the worker start together on a new DATA_DIR: each
+        // either makes the key or reads the one the other made, never a
+        // file still being written.
+        for _ in 0..20 {
+            let dir = std::env::temp_dir().join(format!("delivery-key-{}", Uuid::new_v4()));
+            let path = dir.join("key.pem");
+            let start = std::sync::Barrier::new(8);
+            let keys: Vec<String> = std::thread::scope(|scope| {
+                let starters: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            Signer::kept_at("k", &path).expect("a whole key").public_key_base64()
+                        })
+                    })
+                    .collect();
+                starters.into_iter().map(|s| s.join().expect("thread")).collect()
+            });
+            assert!(keys.iter().all(|k| *k == keys[0]), "one key for all: {keys:?}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     #[test]
