@@ -187,14 +187,25 @@ fn presets_that_come_out_the_same_share_one_encode_but_keep_their_own_variant() 
 }
 
 #[test]
-fn avif_is_opt_in() {
+fn avif_variants_are_avif_images_of_the_preset_size_with_alpha_where_the_source_has_it() {
+    // AVIF is encodable in every build, though no default preset asks for it.
     assert!(imaging::default_presets().iter().all(|p| p.format != OutputFormat::Avif));
-    let avif = Preset { format: OutputFormat::Avif, ..Preset::webp("a", 64) };
-    let result = imaging::process(&testdata("dice_rgba.png"), &[avif], &imaging::Limits::default());
-    if cfg!(feature = "avif") {
-        let data = &result.unwrap().variants[0].data;
-        assert_eq!(&data[4..12], b"ftypavif");
-    } else {
-        assert_eq!(result.map(|_| ()).map_err(|e| e.code()), Err("encode-failed"));
+    let avif = |name, edge| Preset { format: OutputFormat::Avif, ..Preset::webp(name, edge) };
+    let cases = [("dice_rgba.png", (200, 150), (64, 48), true), ("orient3.jpg", (1800, 1200), (64, 43), false)];
+    for (file, large, thumb, alpha) in cases {
+        let out = process(&testdata(file), &[avif("large", 2048), avif("thumb", 64)]);
+
+        for (variant, size) in out.variants.iter().zip([large, thumb]) {
+            assert_eq!((variant.width, variant.height), size, "{file} {}", variant.preset);
+            let parsed = common::avif(&variant.data);
+            assert_eq!(parsed.major_brand, "avif", "{file}: {parsed:?}");
+            let coded = if alpha { vec!["av01", "av01"] } else { vec!["av01"] };
+            assert_eq!(parsed.item_types, coded, "{file}: colour, and alpha only where the source has it");
+            assert!(parsed.sizes.iter().all(|s| *s == size) && !parsed.sizes.is_empty(), "{file}: {parsed:?}");
+            let alpha_urn = "urn:mpeg:mpegB:cicp:systems:auxiliary:alpha";
+            assert_eq!(parsed.auxiliary.iter().any(|urn| urn == alpha_urn), alpha, "{file}: {parsed:?}");
+        }
+        // Smaller is fewer bytes: the encoder saw the resized pixels.
+        assert!(out.variants[1].data.len() < out.variants[0].data.len(), "{file}");
     }
 }

@@ -13,7 +13,11 @@ fn containers(format: OutputFormat, data: &[u8]) -> Vec<String> {
         OutputFormat::Jpeg => jpeg_markers(data),
         OutputFormat::Png => png_chunks(data),
         OutputFormat::Webp => webp_chunks(data),
-        OutputFormat::Avif => Vec::new(),
+        OutputFormat::Avif => {
+            let avif = common::avif(data);
+            let items = avif.item_types.iter().map(|t| format!("item:{t}"));
+            avif.top_level.iter().cloned().chain(items).chain(avif.properties).collect()
+        }
     }
 }
 
@@ -65,16 +69,15 @@ fn allowed(format: OutputFormat) -> &'static [&'static str] {
         OutputFormat::Jpeg => &["E0", "DB", "C0", "C2", "C4", "DD", "DA"],
         OutputFormat::Png => &["IHDR", "PLTE", "tRNS", "IDAT", "IEND"],
         OutputFormat::Webp => &["VP8 ", "VP8L", "VP8X", "ALPH"],
-        OutputFormat::Avif => &[],
+        // Boxes, image items and their properties: no `Exif` or `mime`
+        // (XMP) item, and colour signalled as `nclx`, never an ICC profile.
+        OutputFormat::Avif => &["ftyp", "meta", "mdat", "item:av01", "ispe", "pixi", "av1C", "colr:nclx", "auxC"],
     }
 }
 
 fn presets() -> Vec<Preset> {
-    let mut presets = vec![Preset::webp("w", 256), Preset::jpeg("j", 256), Preset::png("p", 128)];
-    if cfg!(feature = "avif") {
-        presets.push(Preset { format: OutputFormat::Avif, ..Preset::webp("a", 64) });
-    }
-    presets
+    let avif = Preset { format: OutputFormat::Avif, ..Preset::webp("a", 64) };
+    vec![Preset::webp("w", 256), Preset::jpeg("j", 256), Preset::png("p", 128), avif]
 }
 
 fn assert_clean(input: &[u8], label: &str) {

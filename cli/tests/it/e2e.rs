@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use aws_sdk_s3::types::ServerSideEncryption;
 use entities::prelude::QueueMessages;
+use pipeline::Settings;
 use pipeline::event::{Event, EventKind};
 use pipeline::keys;
 use sea_orm::{EntityTrait, PaginatorTrait};
@@ -26,13 +27,13 @@ enum Backend {
 
 impl Backend {
     /// Reads a stored object, checking the headers S3 keeps with it.
-    async fn read_object(&self, key: &str) -> Vec<u8> {
+    async fn read_object(&self, key: &str, content_type: &str) -> Vec<u8> {
         match self {
             Self::Aws(aws) => {
                 let head = aws.s3.head_object().bucket(&aws.bucket).key(key).send().await.expect("variant exists");
                 assert_eq!(head.server_side_encryption(), Some(&ServerSideEncryption::AwsKms), "{key} SSE");
                 assert_eq!(head.ssekms_key_id(), Some(aws.kms_key_arn.as_str()), "{key} KMS key");
-                assert_eq!(head.content_type(), Some("image/webp"), "{key} content type");
+                assert_eq!(head.content_type(), Some(content_type), "{key} content type");
                 assert_eq!(head.cache_control(), Some(keys::VARIANT_CACHE_CONTROL), "{key} cache control");
                 let object = aws.s3.get_object().bucket(&aws.bucket).key(key).send().await.expect("variant readable");
                 object.body.collect().await.expect("variant body").to_vec()
@@ -94,19 +95,29 @@ impl Backend {
 }
 
 async fn aws_app() -> (TestApp, Backend, TempDir) {
+    aws_app_with(|_| {}).await
+}
+
+async fn aws_app_with(configure: impl FnOnce(&mut Settings)) -> (TestApp, Backend, TempDir) {
     let dir = TempDir::new().expect("temp dir");
     let aws = AwsFixture::create().await;
     let mut settings = base_settings(dir.path(), db::postgres().await);
     aws.configure(&mut settings);
+    configure(&mut settings);
     let app = TestApp::spawn(&settings).await;
     (app, Backend::Aws(aws), dir)
 }
 
 async fn embedded_app() -> (TestApp, Backend, TempDir) {
+    embedded_app_with(|_| {}).await
+}
+
+async fn embedded_app_with(configure: impl FnOnce(&mut Settings)) -> (TestApp, Backend, TempDir) {
     let dir = TempDir::new().expect("temp dir");
     let sink = WebhookSink::start().await;
     let mut settings = base_settings(dir.path(), db::sqlite(&dir));
     settings.webhook_url = Some(sink.url.clone().into());
+    configure(&mut settings);
     let app = TestApp::spawn(&settings).await;
     (app, Backend::Embedded { sink, objects: settings.storage_dir() }, dir)
 }
@@ -206,7 +217,7 @@ async fn uploads_become_variants_rows_and_one_event_each(app: TestApp, mut backe
             );
             assert_eq!(row["format"], "webp");
             let key = row["key"].as_str().expect("key");
-            let bytes = backend.read_object(key).await;
+            let bytes = backend.read_object(key, "image/webp").await;
             assert_eq!(row["bytes"].as_u64(), Some(bytes.len() as u64));
             assert_eq!(image::guess_format(&bytes).expect("known format"), image::ImageFormat::WebP);
             let decoded = image::load_from_memory(&bytes).expect("variant decodes");
@@ -290,6 +301,54 @@ async fn corrupt_uploads_fail_once_with_a_reason(app: TestApp, mut backend: Back
     assert_eq!(backend.messages_left(&app).await, 0, "poison uploads do not cycle or reach the DLQ");
 }
 
+/// Presets that ask for AVIF beside WebP: the shipped build encodes it.
+const AVIF_AND_WEBP: &str = r#"[{"name":"medium","max_edge":1024,"format":"avif","quality":60},
+    {"name":"thumb","max_edge":256,"format":"webp","quality":60}]"#;
+
+/// The size an AVIF file's image declares (its `ispe` property), read
+/// after checking that the file is AVIF at all.
+fn avif_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[4..12], b"ftypavif", "an AVIF file");
+    let at = bytes.windows(4).position(|w| w == b"ispe").expect("an ispe property") + 8;
+    let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("four bytes"));
+    (word(at), word(at + 4))
+}
+
+async fn avif_presets_become_avif_variants(app: TestApp, mut backend: Backend) {
+    // Arrange
+    let job_id = upload(&app, "orient3.jpg", "image/jpeg", false).await;
+
+    // Act
+    let handled = app.worker.drain().await.expect("worker drains the queue");
+
+    // Assert
+    assert_eq!(handled, 1);
+    let job = app.get_json(&format!("/v1/jobs/{job_id}"), 200).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let image = app.get_json(job["links"]["image"].as_str().expect("image link"), 200).await;
+    let variant = |preset: &str| {
+        let variants = image["variants"].as_array().expect("variants");
+        variants.iter().find(|v| v["preset"] == preset).cloned().unwrap_or_else(|| panic!("{preset}: {image}"))
+    };
+    let avif = variant("medium");
+    assert_eq!((avif["format"].as_str(), avif["mime_type"].as_str()), (Some("avif"), Some("image/avif")), "{avif}");
+    assert_eq!((avif["width"].as_u64(), avif["height"].as_u64()), (Some(1024), Some(683)), "{avif}");
+    let key = avif["key"].as_str().expect("key");
+    assert!(key.ends_with(".avif"), "{key}");
+    let bytes = backend.read_object(key, "image/avif").await;
+    assert_eq!(avif["bytes"].as_u64(), Some(bytes.len() as u64));
+    assert_eq!(avif_size(&bytes), (1024, 683));
+    assert_eq!(variant("thumb")["mime_type"], "image/webp");
+    // A page can offer both: one srcset per media type.
+    let srcset = image["srcset"].as_object().expect("srcset");
+    assert_eq!(srcset.keys().collect::<Vec<_>>(), ["image/avif", "image/webp"], "{image}");
+    assert!(srcset["image/avif"].as_str().is_some_and(|s| s.contains(".avif 1024w")), "{srcset:?}");
+
+    let event = backend.take_events(1).await.remove(0);
+    assert_eq!((event.status.as_str(), event.variants.len()), ("succeeded", 2), "{event:?}");
+    assert_eq!(backend.messages_left(&app).await, 0, "every message acknowledged");
+}
+
 #[tokio::test]
 async fn aws_uploads_become_variants_rows_and_one_event_each() {
     let (app, backend, _dir) = aws_app().await;
@@ -312,4 +371,16 @@ async fn embedded_uploads_become_variants_rows_and_one_event_each() {
 async fn embedded_corrupt_uploads_fail_once_with_a_reason() {
     let (app, backend, _dir) = embedded_app().await;
     corrupt_uploads_fail_once_with_a_reason(app, backend).await;
+}
+
+#[tokio::test]
+async fn aws_avif_presets_become_avif_variants() {
+    let (app, backend, _dir) = aws_app_with(|s| s.presets = Some(AVIF_AND_WEBP.into())).await;
+    avif_presets_become_avif_variants(app, backend).await;
+}
+
+#[tokio::test]
+async fn embedded_avif_presets_become_avif_variants() {
+    let (app, backend, _dir) = embedded_app_with(|s| s.presets = Some(AVIF_AND_WEBP.into())).await;
+    avif_presets_become_avif_variants(app, backend).await;
 }

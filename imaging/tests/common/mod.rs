@@ -126,3 +126,96 @@ pub fn reference_orient(image: &image::RgbaImage, orientation: u8) -> image::Rgb
     dynamic.apply_orientation(image::metadata::Orientation::from_exif(orientation).unwrap());
     dynamic.into_rgba8()
 }
+
+/// What an AVIF file (ISOBMFF, HEIF's image items) holds, read from its
+/// boxes rather than assumed: its brands, its items' types, its item
+/// properties, and the size its primary image declares.
+#[derive(Debug, Default)]
+pub struct Avif {
+    pub major_brand: String,
+    pub top_level: Vec<String>,
+    /// Every item's type, in `iinf` order (`av01` for coded images,
+    /// `Exif` or `mime` for metadata).
+    pub item_types: Vec<String>,
+    /// Every property box in `ipco`, with a `colr` box as `colr:<type>`
+    /// (`nclx` for signalled colour, `prof`/`rICC` for an ICC profile).
+    pub properties: Vec<String>,
+    /// The `auxC` properties' auxiliary types (the alpha plane's URN).
+    pub auxiliary: Vec<String>,
+    /// Every `ispe` (image spatial extents): the size of each coded image,
+    /// the colour one and, with alpha, the alpha plane.
+    pub sizes: Vec<(u32, u32)>,
+}
+
+/// Parses an AVIF file; panics on a box that runs past its parent.
+pub fn avif(data: &[u8]) -> Avif {
+    let mut avif = Avif::default();
+    for (name, body) in boxes(data) {
+        match name.as_str() {
+            "ftyp" => avif.major_brand = String::from_utf8_lossy(&body[..4]).into_owned(),
+            // A full box: version and flags come first.
+            "meta" => read_meta(&body[4..], &mut avif),
+            _ => {}
+        }
+        avif.top_level.push(name);
+    }
+    avif
+}
+
+fn read_meta(data: &[u8], avif: &mut Avif) {
+    for (name, body) in boxes(data) {
+        match name.as_str() {
+            "iinf" => {
+                let version = body[0];
+                let skip = if version == 0 { 6 } else { 8 };
+                for (_, infe) in boxes(&body[skip..]) {
+                    // infe version 2: item_ID u16, protection u16, type.
+                    let at = if infe[0] >= 3 { 4 + 4 + 2 } else { 4 + 2 + 2 };
+                    avif.item_types.push(String::from_utf8_lossy(&infe[at..at + 4]).into_owned());
+                }
+            }
+            "iprp" => {
+                for (child, ipco) in boxes(body) {
+                    if child != "ipco" {
+                        continue;
+                    }
+                    for (property, value) in boxes(ipco) {
+                        match property.as_str() {
+                            "colr" => avif.properties.push(format!("colr:{}", String::from_utf8_lossy(&value[..4]))),
+                            "ispe" => {
+                                let word = |at: usize| u32::from_be_bytes(value[at..at + 4].try_into().unwrap());
+                                avif.sizes.push((word(4), word(8)));
+                                avif.properties.push(property);
+                            }
+                            "auxC" => {
+                                let urn = value[4..].split(|b| *b == 0).next().unwrap_or_default();
+                                avif.auxiliary.push(String::from_utf8_lossy(urn).into_owned());
+                                avif.properties.push(property);
+                            }
+                            _ => avif.properties.push(property),
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The boxes laid end to end in `data`: (type, body).
+fn boxes(mut data: &[u8]) -> Vec<(String, &[u8])> {
+    let mut out = Vec::new();
+    while data.len() >= 8 {
+        let size = u32::from_be_bytes(data[..4].try_into().unwrap()) as usize;
+        let name = String::from_utf8_lossy(&data[4..8]).into_owned();
+        let (header, size) = match size {
+            0 => (8, data.len()),
+            1 => (16, u64::from_be_bytes(data[8..16].try_into().unwrap()) as usize),
+            n => (8, n),
+        };
+        assert!(size >= header && size <= data.len(), "box {name} of {size} bytes runs past its parent");
+        out.push((name, &data[header..size]));
+        data = &data[size..];
+    }
+    out
+}
