@@ -7,7 +7,7 @@
 //    either way, allowed by CORS_ALLOWED_ORIGINS or the bucket's CORS rule);
 // 3. poll the ticket's status_url (signed, no key, CORS `*`) until the job ends;
 // 4. paint the placeholder (the right shape, the dominant colour, the
-//    ThumbHash), then the image through `<img srcset>`.
+//    ThumbHash), then the image through `<picture>` (AVIF, then WebP).
 //
 // document.body.dataset.state follows the steps (idle, uploading,
 // processing, done, error), for people and for tools/browser.
@@ -90,21 +90,35 @@ async function render(image) {
   // Let the browser paint it before any variant is asked for.
   await nextFrame();
 
-  // Then the image, from the srcset of one format (WebP when there is one):
-  // the browser picks the candidate that fits `sizes` at its pixel density.
-  const type = 'image/webp' in image.srcset ? 'image/webp' : Object.keys(image.srcset)[0];
-  const srcset = image.srcset[type];
-  if (srcset) {
+  // Then the image, in a <picture>: one <source> per other format, AVIF
+  // first, and an <img> with the WebP srcset (the format every browser
+  // decodes) for the rest. The browser takes the first type it can decode,
+  // and from it the candidate that fits `sizes` at its pixel density.
+  const sizes = '(max-width: 62rem) calc(100vw - 2rem), 60rem'; // the page's column (index.html)
+  const types = Object.keys(image.srcset);
+  const fallback = types.includes('image/webp') ? 'image/webp' : types[0];
+  if (fallback) {
+    const picture = document.createElement('picture');
+    const preferred = ['image/avif', 'image/webp', 'image/jpeg', 'image/png'];
+    const rank = (type) => (preferred.includes(type) ? preferred.indexOf(type) : preferred.length);
+    for (const type of types.filter((t) => t !== fallback).sort((a, b) => rank(a) - rank(b))) {
+      const source = document.createElement('source');
+      source.type = type;
+      source.srcset = image.srcset[type];
+      source.sizes = sizes;
+      picture.append(source);
+    }
     const img = document.createElement('img');
-    img.srcset = srcset;
-    img.sizes = '(max-width: 62rem) calc(100vw - 2rem), 60rem'; // the page's column (index.html)
-    img.src = fallbackSrc(srcset);
+    img.srcset = image.srcset[fallback];
+    img.sizes = sizes;
+    img.src = fallbackSrc(image.srcset[fallback]);
     img.width = image.width;
     img.height = image.height;
     img.decoding = 'async';
     img.alt = '';
-    img.dataset.type = type;
-    frame.append(img);
+    img.dataset.type = fallback;
+    picture.append(img);
+    frame.append(picture);
   }
 
   // Every variant on its own, as the API lists them.

@@ -19,7 +19,9 @@
 //
 // - the placeholder (the right shape, the dominant colour, the ThumbHash) is
 //   in the page before any variant is requested;
-// - every <img> loaded (naturalWidth > 0), the srcset one from its srcset;
+// - every <img> loaded (naturalWidth > 0), each variant at its own width,
+//   and the <picture> from its AVIF <source> (the service runs WebP and
+//   AVIF presets);
 // - no delivery request carried an Authorization header, and the API key
 //   never reached the browser;
 // - nothing went wrong in the console: no console error, uncaught exception,
@@ -81,8 +83,19 @@ function baseEnv(dataDir, apiPort) {
     PUBLIC_BASE_URL: `http://127.0.0.1:${apiPort}`,
     QUEUE_WAIT_SECS: '1',
     APP_ENV: 'test',
+    PRESETS: JSON.stringify(PRESETS),
   };
 }
+
+// The default WebP presets and two AVIF ones: the page offers both formats
+// in a <picture>, and the browser must decode what the engine wrote.
+const PRESETS = [
+  { name: 'large', max_edge: 2048, format: 'webp', quality: 80 },
+  { name: 'medium', max_edge: 1024, format: 'webp', quality: 80 },
+  { name: 'thumb', max_edge: 256, format: 'webp', quality: 60 },
+  { name: 'medium-avif', max_edge: 1024, format: 'avif', quality: 60 },
+  { name: 'thumb-avif', max_edge: 256, format: 'avif', quality: 50 },
+];
 
 // The all-in-one on its embedded defaults. The upload URL is the API's own,
 // so the API must answer the page's preflight: CORS_ALLOWED_ORIGINS.
@@ -295,12 +308,21 @@ function check(seen, { pageOrigin, uploadOrigin, key }, failures) {
   if (image) {
     if (images.length !== image.variants.length + 1) fail(`${images.length} <img> in the page, want ${image.variants.length + 1}`);
     const main = images.find((i) => i.srcset);
-    const srcset = image.srcset['image/webp'] ?? Object.values(image.srcset)[0];
-    if (!srcset) fail(`the image has no srcset: ${JSON.stringify(image.srcset)}`);
+    // Chromium decodes AVIF, so the <picture> shows a candidate of its
+    // AVIF <source>.
+    const srcset = image.srcset['image/avif'];
+    if (!srcset || !image.srcset['image/webp']) fail(`the image has no AVIF and WebP srcsets: ${JSON.stringify(image.srcset)}`);
     else if (!main) fail('no <img srcset> in the page');
     else if (!srcset.split(',').some((c) => c.trim().split(/\s+/)[0] === main.currentSrc)) {
-      fail(`the srcset <img> showed ${main.currentSrc}, which its srcset does not name`);
+      fail(`the <picture> showed ${main.currentSrc}, which its AVIF srcset does not name`);
     }
+    // Every variant, AVIF ones included, decoded at the size the API gives.
+    for (const v of image.variants) {
+      const shown = images.find((i) => i.alt === v.preset);
+      if (shown && shown.naturalWidth !== v.width) fail(`${v.preset} (${v.mime_type}) decoded ${shown.naturalWidth} px wide, not ${v.width}`);
+    }
+    const formats = new Set(image.variants.map((v) => v.mime_type));
+    if (!formats.has('image/avif')) fail(`no AVIF variant: ${[...formats]}`);
     const requested = new Set(seen.requests.map((r) => r.url));
     for (const v of image.variants) if (!requested.has(v.delivery_url)) fail(`the variant ${v.preset} (${v.delivery_url}) was never requested`);
   }
