@@ -15,6 +15,9 @@ pub(crate) struct Decoded {
     /// The full upright size of the original; `pixels` may be smaller when
     /// the decoder could scale down for free (JPEG's DCT scaling).
     pub full_size: (u32, u32),
+    /// How many frames the original declares: more than 1 for an animated
+    /// GIF or WebP, of which `pixels` is the first.
+    pub frames: u32,
 }
 
 /// Decodes `input` once, after checking its declared size against `limits`.
@@ -32,14 +35,14 @@ pub(crate) fn decode(input: &[u8], limits: &Limits, target_edge: u32, clock: &Cl
         )));
     }
     let format = probe::detect(input)?;
-    probe::check_frames(format, input, limits)?;
+    let frames = probe::check_frames(format, input, limits)?;
     match format {
         Format::Jpeg => {
             let decoded = jpeg::decode(input, limits, target_edge, clock)?;
-            Ok(Decoded { pixels: decoded.pixels, format: format.name(), full_size: decoded.full_size })
+            Ok(Decoded { pixels: decoded.pixels, format: format.name(), full_size: decoded.full_size, frames })
         }
         Format::Heic => decode_heic(input, limits),
-        _ => decode_with_image(input, format, limits),
+        _ => decode_with_image(input, format, limits).map(|decoded| Decoded { frames, ..decoded }),
     }
 }
 
@@ -95,5 +98,5 @@ fn decode_with_image(input: &[u8], format: Format, limits: &Limits) -> Result<De
     }
     let pixels = orient::apply(pixels, orientation);
     let full_size = (pixels.width, pixels.height);
-    Ok(Decoded { pixels, format: format.name(), full_size })
+    Ok(Decoded { pixels, format: format.name(), full_size, frames: 1 })
 }

@@ -22,8 +22,8 @@ pub(crate) fn encode(
     }
 }
 
-fn encode_webp(pixels: &Pixels, preset: &Preset) -> Result<Vec<u8>, ImagingError> {
-    let layout = if pixels.has_alpha { webp::PixelLayout::Rgba } else { webp::PixelLayout::Rgb };
+/// libwebp's settings for a preset, still or animated.
+pub(crate) fn webp_config(preset: &Preset) -> Result<webp::WebPConfig, ImagingError> {
     let mut config =
         webp::WebPConfig::new().map_err(|()| ImagingError::Encode("libwebp rejected its default config".into()))?;
     config.lossless = 0;
@@ -36,6 +36,12 @@ fn encode_webp(pixels: &Pixels, preset: &Preset) -> Result<Vec<u8>, ImagingError
         Effort::Max => 6,
     };
     config.alpha_compression = 1;
+    Ok(config)
+}
+
+fn encode_webp(pixels: &Pixels, preset: &Preset) -> Result<Vec<u8>, ImagingError> {
+    let layout = if pixels.has_alpha { webp::PixelLayout::Rgba } else { webp::PixelLayout::Rgb };
+    let config = webp_config(preset)?;
     let encoded = webp::Encoder::new(&pixels.data, layout, pixels.width, pixels.height)
         .encode_advanced(&config)
         .map_err(|e| ImagingError::Encode(format!("libwebp: {e:?}")))?;

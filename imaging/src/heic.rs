@@ -58,5 +58,5 @@ pub(crate) fn decode(input: &[u8], limits: &Limits) -> Result<Decoded, ImagingEr
     if let Some(profile) = handle.color_profile_raw() {
         colour::rgb_to_srgb(&mut pixels, &profile.data);
     }
-    Ok(Decoded { pixels, format: "heic", full_size: (width, height) })
+    Ok(Decoded { pixels, format: "heic", full_size: (width, height), frames: 1 })
 }

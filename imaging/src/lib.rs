@@ -12,7 +12,8 @@
 //! from the previous one), encode, and sketch a placeholder from the smallest size.
 //!
 //! Policies a caller sees:
-//! - Animated GIF and WebP: the first frame only.
+//! - Animated GIF and WebP: the first frame only, unless a preset asks for
+//!   `animated` output: then an animated WebP of every frame, with its timing.
 //! - Alpha is kept where some pixel is not opaque and dropped otherwise; JPEG
 //!   output composites it over white.
 //! - 16-bit inputs are rounded to the nearest 8-bit value.
@@ -47,6 +48,7 @@
 //!   `avif`, ravif).
 
 pub mod allocator;
+mod animation;
 mod colour;
 mod decode;
 mod encode;
@@ -97,8 +99,12 @@ pub struct Limits {
     /// estimate is over it; the `image` crate's decoders also enforce it.
     pub max_alloc_bytes: u64,
     /// Most frames an animated GIF or WebP may declare (only the first is
-    /// used, but a file with millions of frames is not a photo).
+    /// used unless a preset is animated, but a file with millions of frames
+    /// is not a photo).
     pub max_frames: u32,
+    /// Most pixels an animated preset may decode: frames × canvas, every
+    /// frame being a full canvas. Checked from the headers.
+    pub max_animation_pixels: u64,
     /// Most scans a JPEG may have. A real progressive JPEG has 10 or so
     /// (libjpeg's default script has 10, mozjpeg's a dozen); each scan is a
     /// pass over the whole image, so thousands of them hold a CPU for
@@ -119,6 +125,9 @@ impl Default for Limits {
             // 50 MP of RGBA at 8 bits per channel, twice over, plus headroom.
             max_alloc_bytes: 512 * 1024 * 1024,
             max_frames: 1_000,
+            // 400 frames of 500x500, say: 400 MB of RGBA at most if a preset
+            // keeps them at full size, inside `max_alloc_bytes`.
+            max_animation_pixels: 100_000_000,
             max_scans: 100,
             deadline: Duration::from_secs(30),
         }
@@ -226,7 +235,7 @@ pub struct Timings {
 type EncodeKey = (u32, u32, Option<u32>, OutputFormat, u8, Effort);
 
 /// One preset's resize, and the square it is cropped to for `cover`.
-type SizePlan = ((u32, u32), Option<u32>);
+pub(crate) type SizePlan = ((u32, u32), Option<u32>);
 
 /// Each preset's [`SizePlan`] for an original of `width` × `height`, and
 /// the order to make them in: largest first, so each smaller size is resized
@@ -271,6 +280,9 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
     clock.check()?;
     let (full_w, full_h) = decoded.full_size;
     let pixels = decoded.pixels;
+    // Animated presets of an animated original are made from every frame,
+    // after the still ones.
+    let animate = |preset: &Preset| preset.animated && decoded.frames > 1;
     let source = SourceInfo { format: decoded.format, width: full_w, height: full_h, has_alpha: pixels.has_alpha };
 
     let (plans, order) = cascade(presets, full_w, full_h);
@@ -282,8 +294,11 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
     // crop) and the encoder settings.
     let mut encoded: Vec<(EncodeKey, usize)> = Vec::new();
     let mut current = pixels;
-    for i in order {
+    for &i in &order {
         let preset = &presets[i];
+        if animate(preset) {
+            continue;
+        }
         let ((width, height), crop) = plans[i];
         // Never resize up: the decode may be a little smaller than the plan
         // when it was DCT-scaled to exactly the target.
@@ -326,6 +341,18 @@ fn process_inner(input: &[u8], presets: &[Preset], limits: &Limits) -> Result<Ou
             data,
             same_as,
         });
+    }
+    let wanted: Vec<animation::Wanted<'_>> = order
+        .iter()
+        .filter(|&&i| animate(&presets[i]))
+        .map(|&i| animation::Wanted { index: i, preset: &presets[i], plan: plans[i] })
+        .collect();
+    if !wanted.is_empty() {
+        let made = tracing::info_span!("animation", frames = decoded.frames)
+            .in_scope(|| animation::variants(input, decoded.frames, &wanted, limits, &clock, &mut timings))?;
+        for (i, variant) in made {
+            outputs[i] = Some(variant);
+        }
     }
     // `current` is now the smallest size the cascade made.
     let started = std::time::Instant::now();

@@ -13,8 +13,8 @@ pub enum OutputFormat {
     Jpeg,
     /// Lossless PNG, optimised by oxipng.
     Png,
-    /// Lossy AVIF through rav1e. Opt-in: never in the default presets, and
-    /// only encodable when the crate is built with its `avif` feature.
+    /// Lossy AVIF through rav1e (the `avif` feature, on by default). Never
+    /// in the default presets.
     Avif,
 }
 
@@ -98,6 +98,11 @@ pub struct Preset {
     /// Encoder effort.
     #[serde(default)]
     pub effort: Effort,
+    /// An animated original (GIF or WebP with more than one frame) becomes
+    /// an animated WebP, every frame resized, with its timing. Without it,
+    /// and for a still original, the first frame is the image. WebP only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub animated: bool,
 }
 
 /// Bumped whenever the engine changes its output for the same settings, so
@@ -130,6 +135,7 @@ impl Preset {
             format: OutputFormat::Webp,
             quality: 80,
             effort: Effort::Balanced,
+            animated: false,
         }
     }
 
@@ -153,11 +159,35 @@ impl Preset {
         Self { fit, ..self }
     }
 
+    /// The same preset, animated: see [`Preset::animated`].
+    pub fn animated(self) -> Self {
+        Self { animated: true, ..self }
+    }
+
+    /// Whether the settings make sense together.
+    ///
+    /// # Errors
+    /// What is wrong, naming the preset: an edge of 0, a quality outside
+    /// 1–100, or `animated` on a format other than WebP.
+    pub fn check(&self) -> Result<(), String> {
+        let name = &self.name;
+        if self.max_edge == 0 {
+            return Err(format!("preset {name}: max_edge must be at least 1"));
+        }
+        if !(1..=100).contains(&self.quality) {
+            return Err(format!("preset {name}: quality must be 1 to 100, not {}", self.quality));
+        }
+        if self.animated && self.format != OutputFormat::Webp {
+            return Err(format!("preset {name}: animated output is WebP only, not {}", self.format.as_str()));
+        }
+        Ok(())
+    }
+
     /// A short hash of every setting that changes the output bytes. It is
     /// stored with each variant and is part of its object key, so replay can
     /// find variants made by an older version of a preset.
     pub fn version(&self) -> String {
-        let canonical = format!(
+        let mut canonical = format!(
             "engine={};max_edge={};fit={:?};format={};quality={};effort={:?}",
             revision(self.format),
             self.max_edge,
@@ -166,6 +196,10 @@ impl Preset {
             self.quality,
             self.effort
         );
+        // Only when set, so that every other preset keeps its version.
+        if self.animated {
+            canonical.push_str(";animated");
+        }
         let digest = Sha256::digest(canonical.as_bytes());
         hex::encode(&digest[..4])
     }
@@ -192,8 +226,18 @@ mod tests {
         assert_ne!(base.version(), requality.version());
         assert_ne!(base.version(), resized.version());
         assert_ne!(base.version(), refit.version());
+        assert_ne!(base.version(), base.clone().animated().version());
         assert_eq!(base.version(), Preset::webp("large", 2048).version(), "deterministic");
         assert_eq!(base.version().len(), 8);
+    }
+
+    #[test]
+    fn settings_that_do_not_go_together_are_refused_by_name() {
+        assert_eq!(Preset::webp("moving", 256).animated().check(), Ok(()));
+        let animated_jpeg = Preset::jpeg("moving", 256).animated();
+        assert_eq!(animated_jpeg.check(), Err("preset moving: animated output is WebP only, not jpeg".into()));
+        assert!(Preset { quality: 0, ..Preset::webp("q", 256) }.check().is_err());
+        assert!(Preset::webp("zero", 0).check().is_err());
     }
 
     #[test]

@@ -83,16 +83,17 @@ pub(crate) fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Resu
 
 /// Checks what can be learnt about frames without decoding: their count and,
 /// for GIF, every frame's own declared size (which may exceed the screen's).
-pub(crate) fn check_frames(format: Format, input: &[u8], limits: &Limits) -> Result<(), ImagingError> {
+/// Returns the count: 1 for a still image.
+pub(crate) fn check_frames(format: Format, input: &[u8], limits: &Limits) -> Result<u32, ImagingError> {
     let frames = match format {
         Format::Gif => gif_frames(input, limits)?,
         Format::Webp => webp_frames(input),
-        _ => return Ok(()),
+        _ => return Ok(1),
     };
     if frames > limits.max_frames {
         return Err(ImagingError::TooLarge(format!("{frames} frames exceeds the {}-frame limit", limits.max_frames)));
     }
-    Ok(())
+    Ok(frames.max(1))
 }
 
 /// Walks the GIF block structure, counting image descriptors and checking

@@ -209,3 +209,134 @@ fn avif_variants_are_avif_images_of_the_preset_size_with_alpha_where_the_source_
         assert!(out.variants[1].data.len() < out.variants[0].data.len(), "{file}");
     }
 }
+
+/// A GIF of 40x30 frames in `colours`, each shown for its delay (ms).
+fn animated_gif(frames: &[([u8; 3], u32)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = image::codecs::gif::GifEncoder::new(&mut out);
+        encoder.set_repeat(image::codecs::gif::Repeat::Infinite).unwrap();
+        for &([r, g, b], delay) in frames {
+            let buffer = image::RgbaImage::from_pixel(40, 30, image::Rgba([r, g, b, 255]));
+            let delay = image::Delay::from_numer_denom_ms(delay, 1);
+            encoder.encode_frame(image::Frame::from_parts(buffer, 0, 0, delay)).unwrap();
+        }
+    }
+    out
+}
+
+/// An `ANMF` chunk's frame: the size of the rectangle it covers, and its
+/// duration in milliseconds.
+type AnimationFrame = ((u32, u32), u32);
+
+/// The frames of an animated WebP as its container declares them: the
+/// `ANIM` chunk's loop count, and each `ANMF` chunk's frame.
+fn webp_animation(data: &[u8]) -> Option<(u16, Vec<AnimationFrame>)> {
+    let le24 = |b: &[u8]| u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
+    let (mut pos, mut looping, mut frames) = (12, None, Vec::new());
+    while pos + 8 <= data.len() {
+        let size = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        let body = &data[pos + 8..pos + 8 + size];
+        match &data[pos..pos + 4] {
+            b"ANIM" => looping = Some(u16::from_le_bytes([body[4], body[5]])),
+            b"ANMF" => frames.push(((le24(&body[6..]) + 1, le24(&body[9..]) + 1), le24(&body[12..]))),
+            _ => {}
+        }
+        pos += 8 + size + (size & 1);
+    }
+    looping.map(|l| (l, frames))
+}
+
+/// Every frame of an animated WebP, decoded, with its delay (ms).
+fn webp_frames(data: &[u8]) -> Vec<(image::RgbaImage, u32)> {
+    use image::AnimationDecoder;
+    let decoder = image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(data)).unwrap();
+    decoder
+        .into_frames()
+        .map(|frame| {
+            let frame = frame.unwrap();
+            let (numerator, denominator) = frame.delay().numer_denom_ms();
+            (frame.into_buffer(), numerator / denominator)
+        })
+        .collect()
+}
+
+#[test]
+fn an_animated_preset_makes_an_animated_webp_of_every_frame_with_its_timing() {
+    // Arrange
+    let colours = [([220, 20, 20], 100), ([20, 200, 20], 250), ([20, 20, 230], 400)];
+    let input = animated_gif(&colours);
+    let presets = [Preset::webp("still", 20), Preset::webp("moving", 20).animated()];
+
+    // Act
+    let output = process(&input, &presets);
+
+    // Assert: the animated preset has every frame, resized, with its delay.
+    let moving = &output.variants[1];
+    assert_eq!((moving.preset.as_str(), moving.width, moving.height), ("moving", 20, 15));
+    let (looping, declared) = webp_animation(&moving.data).expect("an ANIM chunk");
+    assert_eq!(looping, 0, "loops for ever, as the GIF does");
+    assert_eq!(declared, [((20, 15), 100), ((20, 15), 250), ((20, 15), 400)]);
+    let decoded = webp_frames(&moving.data);
+    assert_eq!(decoded.len(), 3);
+    for ((frame, delay), ([r, g, b], want)) in decoded.iter().zip(colours) {
+        assert_eq!((frame.dimensions(), *delay), ((20, 15), want));
+        let expected = image::RgbaImage::from_pixel(20, 15, image::Rgba([r, g, b, 255]));
+        let diff = mean_abs_diff(frame, &expected);
+        assert!(diff < 6.0, "frame of {want} ms is {diff} off its colour");
+    }
+    // The still preset is the first frame, as before.
+    let still = &output.variants[0];
+    assert!(webp_animation(&still.data).is_none(), "a still preset stays still");
+    let first = image::RgbaImage::from_pixel(20, 15, image::Rgba([220, 20, 20, 255]));
+    assert!(mean_abs_diff(&decode(&still.data), &first) < 6.0);
+    assert_ne!(still.preset_version, moving.preset_version);
+}
+
+#[test]
+fn a_real_animated_gif_keeps_its_frame_count_and_total_duration() {
+    use image::AnimationDecoder;
+    let input = testdata("anim.gif");
+    let gif: Vec<u32> = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(&input))
+        .unwrap()
+        .into_frames()
+        .map(|f| {
+            let (n, d) = f.unwrap().delay().numer_denom_ms();
+            n / d
+        })
+        .collect();
+
+    let output = process(&input, &[Preset::webp("moving", 128).animated()]);
+
+    // (An `ANMF` frame may cover only what changed; decoded, each frame is
+    // the whole canvas.)
+    let (_, declared) = webp_animation(&output.variants[0].data).expect("animated");
+    assert_eq!(declared.len(), gif.len(), "every frame");
+    let durations: Vec<u32> = declared.iter().map(|(_, ms)| *ms).collect();
+    assert_eq!(durations, gif, "each frame's delay");
+    let decoded = webp_frames(&output.variants[0].data);
+    assert_eq!(decoded.len(), gif.len());
+    assert!(decoded.iter().all(|(frame, _)| frame.dimensions() == (128, 128)));
+}
+
+#[test]
+fn an_animation_over_the_pixel_limit_is_refused_before_decoding_but_its_first_frame_is_not() {
+    // 3 frames of 40x30 are 3,600 pixels.
+    let input = animated_gif(&[([1, 2, 3], 100); 3]);
+    let limits = imaging::Limits { max_animation_pixels: 3_599, ..imaging::Limits::default() };
+    let moving = imaging::process(&input, &[Preset::webp("moving", 20).animated()], &limits);
+    assert_eq!(moving.map(|_| ()).map_err(|e| e.code()), Err("image-too-large"));
+    let still = imaging::process(&input, &[Preset::webp("still", 20)], &limits);
+    assert!(still.is_ok(), "without an animated preset only the first frame is decoded");
+    // And a memory budget too small for the resized frames refuses it too.
+    let limits = imaging::Limits { max_alloc_bytes: 40 * 30 * 4 + 3 * 20 * 15 * 4 - 1, ..imaging::Limits::default() };
+    let moving = imaging::process(&input, &[Preset::webp("moving", 20).animated()], &limits);
+    assert_eq!(moving.map(|_| ()).map_err(|e| e.code()), Err("image-too-large"));
+}
+
+#[test]
+fn an_animated_preset_of_a_still_image_is_a_still_webp() {
+    let output = process(&testdata("dice_rgba.png"), &[Preset::webp("moving", 64).animated()]);
+    assert!(webp_animation(&output.variants[0].data).is_none());
+    assert_eq!(decode(&output.variants[0].data).dimensions(), (64, 48));
+}

@@ -408,7 +408,8 @@ impl Settings {
     /// The configured presets.
     ///
     /// # Errors
-    /// When `PRESETS` is not a valid list of presets, or names one twice.
+    /// When `PRESETS` is not a valid list of presets, names one twice, or
+    /// has one whose settings do not go together ([`imaging::Preset::check`]).
     pub fn presets(&self) -> Result<Vec<imaging::Preset>, String> {
         let Some(json) = &self.presets else {
             return Ok(imaging::default_presets());
@@ -419,6 +420,7 @@ impl Settings {
         if presets.is_empty() || names.windows(2).any(|w| w[0] == w[1]) {
             return Err("PRESETS must name at least one preset, each once".into());
         }
+        presets.iter().try_for_each(imaging::Preset::check).map_err(|e| format!("PRESETS: {e}"))?;
         Ok(presets)
     }
 
@@ -535,6 +537,23 @@ mod tests {
         for (url, shown) in cases {
             assert_eq!(format!("{:?}", SecretUrl::from(url)), format!("SecretUrl({shown})"), "{url}");
         }
+    }
+
+    #[test]
+    fn presets_are_read_with_their_options_and_refused_when_they_do_not_go_together() {
+        let mut settings = Settings::embedded(PathBuf::from("/data"));
+        settings.presets = Some(
+            r#"[{"name":"moving","max_edge":512,"format":"webp","quality":75,"animated":true},
+                {"name":"photo","max_edge":1024,"format":"avif","quality":62,"effort":"fast"}]"#
+                .into(),
+        );
+        let presets = settings.presets().expect("valid presets");
+        assert!(presets[0].animated && !presets[1].animated);
+        assert_eq!((presets[1].format, presets[1].effort), (imaging::OutputFormat::Avif, imaging::Effort::Fast));
+
+        settings.presets =
+            Some(r#"[{"name":"moving","max_edge":512,"format":"jpeg","quality":75,"animated":true}]"#.into());
+        assert_eq!(settings.presets(), Err("PRESETS: preset moving: animated output is WebP only, not jpeg".into()));
     }
 
     #[test]
