@@ -1,7 +1,7 @@
 //! The engine's side of `scripts/bench-compare`.
 //!
 //! ```text
-//! bench run     --format webp|jpeg [--effort fast|balanced|max] [--out DIR] FILE...
+//! bench run     --format webp|jpeg|png|avif [--effort fast|balanced|max] [--quality Q] [--out DIR] FILE...
 //! bench presets [--concurrency N] FILE...
 //! bench dssim   --ext webp|jpg DIR... -- FILE...
 //! bench placeholder [--rounds N] FILE...
@@ -16,7 +16,8 @@
 //! presets, on N threads that take the next file as they finish one.
 //!
 //! `run` reads every file into memory, then times one pass of the standard
-//! job over all of them (longest edge 2048, 1024 and 256, quality 80) and
+//! job over all of them (longest edge 2048, 1024 and 256, quality 80 unless
+//! `--quality`) and
 //! prints one `RESULT` line: images, seconds, output bytes. With `--out` it
 //! writes each 1024 px variant as `DIR/<stem>.1024.<ext>` (after timing).
 //!
@@ -133,6 +134,7 @@ fn presets(args: &[String]) -> Result<(), String> {
 fn run(args: &[String]) -> Result<(), String> {
     let mut format = OutputFormat::Webp;
     let mut effort = Effort::Balanced;
+    let mut quality = 80;
     let mut out_dir: Option<PathBuf> = None;
     let mut files = Vec::new();
     let mut it = args.iter();
@@ -155,6 +157,13 @@ fn run(args: &[String]) -> Result<(), String> {
                     other => return Err(format!("unknown effort {other:?}")),
                 }
             }
+            "--quality" => {
+                quality = it
+                    .next()
+                    .and_then(|q| q.parse().ok())
+                    .filter(|q| (1..=100).contains(q))
+                    .ok_or("--quality 1..100")?;
+            }
             "--out" => out_dir = it.next().map(PathBuf::from),
             file => files.push(PathBuf::from(file)),
         }
@@ -167,7 +176,7 @@ fn run(args: &[String]) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     let presets: Vec<Preset> = [("large", 2048), ("medium", 1024), ("thumb", 256)]
         .into_iter()
-        .map(|(name, edge)| Preset { format, ..Preset::webp(name, edge) }.with_effort(effort))
+        .map(|(name, edge)| Preset { format, quality, ..Preset::webp(name, edge) }.with_effort(effort))
         .collect();
     let limits = Limits::default();
 
