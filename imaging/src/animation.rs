@@ -44,6 +44,10 @@ pub(crate) fn variants(
     // the end of the last frame.
     let mut timestamps = vec![0i32];
     for frame in decoded {
+        // The budget was checked for the frames the headers declare.
+        if timestamps.len() > frames as usize {
+            return Err(ImagingError::Corrupt(format!("more frames than the {frames} the headers declare")));
+        }
         let started = std::time::Instant::now();
         let frame = frame?;
         let (numerator, denominator) = frame.delay().numer_denom_ms();
