@@ -13,12 +13,16 @@ fuzz_target!(|data: &[u8]| {
         max_height: 4096,
         max_pixels: 4_000_000,
         max_alloc_bytes: 128 * 1024 * 1024,
+        max_animation_pixels: 4_000_000,
         ..Limits::default()
     };
     let presets = [
         Preset::webp("w", 64).with_effort(Effort::Fast),
         Preset { format: OutputFormat::Jpeg, ..Preset::webp("j", 32) },
         Preset { format: OutputFormat::Png, ..Preset::webp("p", 16) }.with_effort(Effort::Fast),
+        // Every frame of an animated GIF or WebP, through libwebp's
+        // animation encoder.
+        Preset::webp("a", 16).with_effort(Effort::Fast).animated(),
     ];
     if let Err(err) = imaging::process(data, &presets, &limits) {
         assert_ne!(err.code(), "engine-panic", "{err}");
