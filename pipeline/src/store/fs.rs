@@ -62,7 +62,12 @@ fn io_error(err: std::io::Error) -> StoreError {
     StoreError::Unavailable(err.to_string())
 }
 
-async fn finish(file: tokio::fs::File, temp: &Path, path: &Path) -> Result<(), StoreError> {
+async fn finish(mut file: tokio::fs::File, temp: &Path, path: &Path) -> Result<(), StoreError> {
+    // tokio's `write_all` returns once the last chunk is handed to a
+    // blocking write, and `sync_all` waits for that write but drops its
+    // error: a disk that filled during it would leave a short file to be
+    // renamed into place. `flush` reports it.
+    file.flush().await.map_err(io_error)?;
     file.sync_all().await.map_err(io_error)?;
     drop(file);
     tokio::fs::rename(temp, path).await.map_err(io_error)
