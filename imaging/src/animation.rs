@@ -96,10 +96,7 @@ type Frames<'a> = Box<dyn Iterator<Item = image::ImageResult<Frame>> + 'a>;
 
 /// The canvas size and a decoder of its composited frames.
 fn decoder<'a>(input: &'a [u8], limits: &Limits) -> Result<((u32, u32), Frames<'a>), ImagingError> {
-    let mut decoder_limits = image::Limits::default();
-    decoder_limits.max_image_width = Some(limits.max_width);
-    decoder_limits.max_image_height = Some(limits.max_height);
-    decoder_limits.max_alloc = Some(limits.max_alloc_bytes);
+    let decoder_limits = crate::decode::image_limits(limits);
     match crate::probe::detect(input)? {
         Format::Gif => {
             let mut decoder = GifDecoder::new(Cursor::new(input))?;

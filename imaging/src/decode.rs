@@ -59,6 +59,15 @@ fn decode_heic(_input: &[u8], _limits: &Limits) -> Result<Decoded, ImagingError>
     Err(ImagingError::UnsupportedFormat(Some("HEIC".into())))
 }
 
+/// The `image` crate's own limits, from ours: its decoders enforce them too.
+pub(crate) fn image_limits(limits: &Limits) -> image::Limits {
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_width);
+    decoder_limits.max_image_height = Some(limits.max_height);
+    decoder_limits.max_alloc = Some(limits.max_alloc_bytes);
+    decoder_limits
+}
+
 /// Everything but JPEG and HEIC: the pure-Rust decoders of the `image` crate.
 /// Animated GIF and WebP give their first frame.
 fn decode_with_image(input: &[u8], format: Format, limits: &Limits) -> Result<Decoded, ImagingError> {
@@ -71,11 +80,7 @@ fn decode_with_image(input: &[u8], format: Format, limits: &Limits) -> Result<De
         Format::Jpeg | Format::Heic => return Err(ImagingError::UnsupportedFormat(Some(format.name().into()))),
     };
     let mut reader = ImageReader::with_format(Cursor::new(input), image_format);
-    let mut decoder_limits = image::Limits::default();
-    decoder_limits.max_image_width = Some(limits.max_width);
-    decoder_limits.max_image_height = Some(limits.max_height);
-    decoder_limits.max_alloc = Some(limits.max_alloc_bytes);
-    reader.limits(decoder_limits);
+    reader.limits(image_limits(limits));
 
     let mut decoder = reader.into_decoder()?;
     let (width, height) = decoder.dimensions();
